@@ -1,0 +1,51 @@
+# tidegate — the two commands of the quick start are `make demo` and `make test`.
+# Every target installs what it needs first (scripts/deps.sh is idempotent and fast when warm).
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+SANITIZE ?= OFF
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps configure build test unit integration demo bench format format-check asan clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD_DIR)/build.ninja:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DTIDEGATE_SANITIZE=$(SANITIZE) $(CMAKE_FLAGS)
+
+configure: deps $(BUILD_DIR)/build.ninja
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# All suites: unit and integration tests (integration tests start real processes on 127.0.0.1).
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+unit: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) -L unit
+
+integration: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -L integration
+
+demo: build
+	bash scripts/demo.sh $(BUILD_DIR)/tidegate
+
+bench: build
+	bash benchmarks/run_all.sh $(BUILD_DIR)
+
+asan:
+	$(MAKE) test BUILD_DIR=build-asan BUILD_TYPE=Debug SANITIZE=ON
+
+format:
+	clang-format -i $$(git ls-files '*.cc' '*.h')
+
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf $(BUILD_DIR) build-asan

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tidegate builds, tests and benchmarks with.
+# Idempotent: only packages that are missing are installed, so a warm machine pays nothing.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build ccache pkg-config clang-format curl
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libssl-dev libsqlite3-dev libhiredis-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  prometheus hey wrk
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done"

@@ -1,0 +1,125 @@
+#include "common/http_client.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http.hpp>
+#include <cctype>
+
+namespace tidegate::http {
+
+namespace bhttp = beast::http;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+std::string_view Response::header(std::string_view name) const {
+  auto it = headers.find(name);
+  return it == headers.end() ? std::string_view{} : std::string_view(it->second);
+}
+
+Client::Client(asio::any_io_executor ex, std::string host, std::uint16_t port)
+    : ex_(std::move(ex)), host_(std::move(host)), port_(port) {}
+
+void Client::close() {
+  if (stream_) {
+    beast::error_code ec;
+    stream_->socket().close(ec);
+    stream_.reset();
+  }
+  buffer_.clear();
+}
+
+asio::awaitable<tidegate::Status> Client::connect(double timeout_s) {
+  close();
+  tcp::resolver resolver(ex_);
+  auto [rec, results] = co_await resolver.async_resolve(host_, std::to_string(port_), kTuple);
+  if (rec) co_return Error{"resolve " + host_ + ": " + rec.message()};
+  stream_.emplace(ex_);
+  stream_->expires_after(std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)));
+  auto [ec, ep] = co_await stream_->async_connect(results, kTuple);
+  if (ec) {
+    close();
+    co_return Error{"connect " + host_ + ":" + std::to_string(port_) + ": " + ec.message()};
+  }
+  beast::error_code ignored;
+  stream_->socket().set_option(tcp::no_delay(true), ignored);
+  co_return tidegate::Status::Ok();
+}
+
+asio::awaitable<Result<Response>> Client::send(const ClientRequest& req, DataFn on_data) {
+  if (!stream_) {
+    auto st = co_await connect(req.timeout_s);
+    if (!st) co_return Error{st.message()};
+  }
+  bhttp::request<bhttp::string_body> r{bhttp::string_to_verb(req.method), req.target, 11};
+  r.set(bhttp::field::host, host_ + ":" + std::to_string(port_));
+  for (const auto& [k, v] : req.headers) r.set(k, v);
+  r.body() = req.body;
+  r.prepare_payload();
+  stream_->expires_after(std::chrono::milliseconds(static_cast<long>(req.timeout_s * 1000)));
+  auto [wec, wn] = co_await bhttp::async_write(*stream_, r, kTuple);
+  if (wec) {
+    close();
+    co_return Error{"write: " + wec.message()};
+  }
+  bhttp::response_parser<bhttp::buffer_body> p;
+  p.body_limit(boost::none);
+  auto [hec, hn] = co_await bhttp::async_read_header(*stream_, buffer_, p, kTuple);
+  if (hec) {
+    close();
+    co_return Error{"read header: " + hec.message()};
+  }
+  Response resp;
+  resp.status = p.get().result_int();
+  for (const auto& f : p.get()) {
+    std::string name(f.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    resp.headers[name] = std::string(f.value());
+  }
+  char chunk[16384];
+  while (!p.is_done()) {
+    p.get().body().data = chunk;
+    p.get().body().size = sizeof chunk;
+    auto [ec, n] = co_await bhttp::async_read_some(*stream_, buffer_, p, kTuple);
+    if (ec == bhttp::error::need_buffer) ec = {};
+    const std::size_t got = sizeof chunk - p.get().body().size;
+    if (got > 0) {
+      if (on_data) {
+        if (!on_data(std::string_view(chunk, got))) {
+          close();
+          co_return resp;
+        }
+      } else {
+        resp.body.append(chunk, got);
+      }
+    }
+    if (ec) {
+      close();
+      co_return Error{"read body: " + ec.message()};
+    }
+  }
+  resp.keep_alive = p.get().keep_alive();
+  if (!resp.keep_alive) close();
+  co_return resp;
+}
+
+Result<Response> fetch(const std::string& host, std::uint16_t port, const ClientRequest& req,
+                       DataFn on_data) {
+  asio::io_context ioc;
+  Client client(ioc.get_executor(), host, port);
+  std::optional<Result<Response>> out;
+  asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        out.emplace(co_await client.send(req, std::move(on_data)));
+      },
+      [&](std::exception_ptr e) {
+        if (e && !out) out.emplace(Error{"client failed"});
+      });
+  ioc.run();
+  if (!out) return Error{"no response"};
+  return std::move(*out);
+}
+
+}  // namespace tidegate::http

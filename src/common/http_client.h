@@ -1,0 +1,69 @@
+#pragma once
+// An HTTP/1.1 client on Boost.Beast: one keep-alive connection, one request at a time, with an
+// optional callback that receives the body as it arrives (for SSE streams).
+//
+// Ownership and threads: a Client belongs to the executor it was made with; one coroutine at a
+// time may use it. Failures (connect, timeout, reset, malformed response) are returned as Error
+// values, never thrown. A failed connection is closed; the next request reconnects.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/http_server.h"
+#include "common/result.h"
+
+namespace tidegate::http {
+
+struct Response {
+  unsigned status = 0;
+  std::map<std::string, std::string, std::less<>> headers;  // names lower-cased
+  std::string body;  // empty when a data callback consumed it
+  bool keep_alive = false;
+
+  std::string_view header(std::string_view name) const;
+};
+
+struct ClientRequest {
+  std::string method = "GET";
+  std::string target = "/";
+  std::string body;
+  Headers headers;        // e.g. {"Content-Type","application/json"}; Host defaults
+  double timeout_s = 30;  // default 30 s for the whole exchange
+};
+
+// Receives body bytes as they arrive; return false to stop reading and close the connection.
+using DataFn = std::function<bool(std::string_view)>;
+
+class Client {
+ public:
+  Client(asio::any_io_executor ex, std::string host, std::uint16_t port);
+
+  // Sends `req` (connecting first if needed) and reads the response. With `on_data`, body bytes
+  // go to the callback instead of Response::body.
+  asio::awaitable<Result<Response>> send(const ClientRequest& req, DataFn on_data = {});
+  void close();
+
+ private:
+  asio::awaitable<tidegate::Status> connect(double timeout_s);
+
+  asio::any_io_executor ex_;
+  std::string host_;
+  std::uint16_t port_;
+  std::optional<beast::tcp_stream> stream_;
+  beast::flat_buffer buffer_;
+};
+
+// Blocking one-shot request on a private io_context: for tests and CLI tools, not hot paths.
+Result<Response> fetch(const std::string& host, std::uint16_t port, const ClientRequest& req,
+                       DataFn on_data = {});
+
+}  // namespace tidegate::http

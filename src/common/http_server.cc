@@ -1,0 +1,277 @@
+#include "common/http_server.h"
+
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <cerrno>
+
+#include "common/log.h"
+
+namespace tidegate::http {
+
+namespace bhttp = beast::http;
+using asio::use_awaitable;
+constexpr auto kTuple = asio::as_tuple(use_awaitable);
+
+struct Exchange::Watch {
+  std::function<void()> fn;
+};
+
+Exchange::Exchange(beast::tcp_stream& stream, Request request, std::uint64_t conn_id,
+                   std::string_view server_name)
+    : stream_(stream),
+      request_(std::move(request)),
+      conn_id_(conn_id),
+      server_name_(server_name),
+      keep_alive_(request_.keep_alive()) {}
+
+Exchange::~Exchange() { disarm(); }
+
+void Exchange::disarm() {
+  if (!watch_) return;
+  watch_->fn = nullptr;
+  watch_.reset();
+  // Removes the pending readiness wait, so the next request read is the only read operation.
+  beast::error_code ec;
+  stream_.socket().cancel(ec);
+}
+
+void Exchange::onPeerClosed(std::function<void()> fn) {
+  disarm();
+  watch_ = std::make_shared<Watch>(Watch{std::move(fn)});
+  auto& sock = stream_.socket();
+  sock.async_wait(tcp::socket::wait_read, [w = watch_, &sock](beast::error_code ec) {
+    if (!w->fn) return;  // disarmed: the exchange ended and the socket may be gone
+    if (!ec) {
+      // Readable: either EOF/reset (peer gone) or a pipelined next request (peer still there).
+      char c;
+      ssize_t n = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) return;
+    } else if (ec == asio::error::operation_aborted) {
+      return;
+    }
+    auto fn = std::move(w->fn);
+    w->fn = nullptr;
+    fn();
+  });
+}
+
+void Exchange::setCommon(bhttp::fields& f, const Headers& headers, std::string_view content_type) {
+  f.set(bhttp::field::server, server_name_);
+  if (!content_type.empty()) f.set(bhttp::field::content_type, content_type);
+  for (const auto& [k, v] : headers) f.set(k, v);
+}
+
+asio::awaitable<bool> Exchange::respond(Status status, std::string body,
+                                        std::string_view content_type, const Headers& headers) {
+  responded_ = true;
+  bhttp::response<bhttp::string_body> res{status, request_.version()};
+  setCommon(res, headers, content_type);
+  res.keep_alive(keep_alive_);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  auto [ec, n] = co_await bhttp::async_write(stream_, res, kTuple);
+  if (ec) failed_ = true;
+  co_return !ec;
+}
+
+asio::awaitable<bool> Exchange::startStream(Status status, std::string_view content_type,
+                                            const Headers& headers) {
+  responded_ = true;
+  bhttp::response<bhttp::empty_body> res{status, request_.version()};
+  setCommon(res, headers, content_type);
+  res.keep_alive(keep_alive_);
+  res.chunked(true);
+  bhttp::response_serializer<bhttp::empty_body> sr{res};
+  auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, kTuple);
+  if (ec) failed_ = true;
+  co_return !ec;
+}
+
+asio::awaitable<bool> Exchange::write(std::string_view data) {
+  if (failed_) co_return false;
+  if (data.empty()) co_return true;  // an empty chunk would end the body
+  auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk(asio::buffer(data)), kTuple);
+  if (ec) failed_ = true;
+  co_return !ec;
+}
+
+asio::awaitable<bool> Exchange::finishStream() {
+  if (failed_) co_return false;
+  auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk_last(), kTuple);
+  if (ec) failed_ = true;
+  co_return !ec;
+}
+
+Server::Server(asio::io_context& ioc, ServerOptions options, Handler handler)
+    : ioc_(ioc), options_(std::move(options)), handler_(std::move(handler)), acceptor_(ioc) {}
+
+Server::~Server() { stop(); }
+
+Result<tcp::endpoint> Server::listen(const std::string& host, std::uint16_t port, bool reuse_port) {
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+  if (ec) return Error{"bad listen address '" + host + "': " + ec.message()};
+  tcp::endpoint ep{addr, port};
+  acceptor_.open(ep.protocol(), ec);
+  if (ec) return Error{"open: " + ec.message()};
+  acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (reuse_port) {
+    int one = 1;
+    ::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  }
+  acceptor_.bind(ep, ec);
+  if (ec) return Error{"bind " + host + ":" + std::to_string(port) + ": " + ec.message()};
+  acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Error{"listen: " + ec.message()};
+  return acceptor_.local_endpoint();
+}
+
+void Server::start() { asio::co_spawn(ioc_, acceptLoop(), asio::detached); }
+
+void Server::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  beast::error_code ec;
+  acceptor_.close(ec);
+  for (auto* s : sockets_) s->socket().close(ec);
+}
+
+asio::awaitable<void> Server::acceptLoop() {
+  while (!stopped_) {
+    auto [ec, sock] = co_await acceptor_.async_accept(kTuple);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || stopped_) co_return;
+      // EMFILE and friends: log and keep accepting rather than dying.
+      spdlog::warn("accept: {}", ec.message());
+      continue;
+    }
+    if (sockets_.size() >= options_.max_connections) {
+      spdlog::warn("connection limit {} reached; closing new connection", options_.max_connections);
+      continue;  // `sock` closes as it goes out of scope
+    }
+    sock.set_option(tcp::no_delay(true), ec);
+    asio::co_spawn(ioc_, session(std::move(sock), next_conn_id_++), asio::detached);
+  }
+}
+
+// After an early error response, reads and discards what the client is still sending (bounded in
+// bytes and time) before closing, as nginx's lingering_close does: closing with unread data
+// makes the kernel send a reset, and the client would lose the response.
+asio::awaitable<void> Server::lingeringClose(beast::tcp_stream& stream) {
+  beast::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.expires_after(std::chrono::seconds(2));
+  std::size_t budget = 64 << 20;
+  static char scratch[16384];
+  while (budget > 0) {
+    auto [rec, n] = co_await stream.async_read_some(asio::buffer(scratch), kTuple);
+    if (rec) break;
+    budget -= std::min(budget, n);
+  }
+}
+
+asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id) {
+  beast::tcp_stream stream(std::move(socket));
+  sockets_.insert(&stream);
+  beast::flat_buffer buffer;
+  const auto idle = std::chrono::milliseconds(static_cast<long>(options_.idle_timeout_s * 1000));
+
+  auto reject = [&](Status status, std::string_view message) -> asio::awaitable<void> {
+    bhttp::response<bhttp::string_body> res{status, 11};
+    res.set(bhttp::field::server, options_.server_name);
+    res.set(bhttp::field::content_type, "application/json");
+    res.keep_alive(false);
+    res.body() = openaiError(message, openaiErrorType(status));
+    res.prepare_payload();
+    co_await bhttp::async_write(stream, res, kTuple);
+  };
+
+  try {
+    while (!stopped_) {
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
+      parser.body_limit(options_.max_body_bytes);
+      stream.expires_after(idle);
+      auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+      if (ec) {
+        if (ec == bhttp::error::body_limit) {
+          std::string message =
+              "request body exceeds " + std::to_string(options_.max_body_bytes) + " bytes";
+          co_await reject(Status::payload_too_large, message);
+          co_await lingeringClose(stream);
+        } else if (ec == bhttp::error::header_limit) {
+          co_await reject(Status::request_header_fields_too_large, "request headers too large");
+        } else if (ec.category() ==
+                       bhttp::make_error_code(bhttp::error::end_of_stream).category() &&
+                   ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+          co_await reject(Status::bad_request, "malformed HTTP request: " + ec.message());
+        }
+        break;  // EOF, timeout, reset: just close
+      }
+      stream.expires_never();
+      Exchange ex(stream, parser.release(), id, options_.server_name);
+      bool threw = false;
+      try {
+        co_await handler_(ex);
+      } catch (const std::exception& e) {
+        // co_await is not allowed inside a handler block: answer below.
+        spdlog::error("[c{}] handler failed: {}", id, e.what());
+        threw = true;
+      }
+      if (threw) {
+        if (!ex.responded())
+          co_await ex.respond(Status::internal_server_error,
+                              openaiError("internal error", "server_error"));
+        break;
+      }
+      if (!ex.responded())
+        co_await ex.respond(Status::internal_server_error,
+                            openaiError("handler did not respond", "server_error"));
+      if (ex.closeAfter()) break;
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("[c{}] session failed: {}", id, e.what());
+  }
+  sockets_.erase(&stream);
+  beast::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.socket().close(ec);
+}
+
+std::string openaiError(std::string_view message, std::string_view type, std::string_view param,
+                        std::string_view code) {
+  boost::json::object err;
+  err["message"] = message;
+  err["type"] = type;
+  err["param"] = param.empty() ? boost::json::value(nullptr) : boost::json::value(param);
+  err["code"] = code.empty() ? boost::json::value(nullptr) : boost::json::value(code);
+  boost::json::object o;
+  o["error"] = std::move(err);
+  return boost::json::serialize(o);
+}
+
+std::string_view openaiErrorType(Status status) {
+  switch (status) {
+    case Status::unauthorized:
+      return "authentication_error";
+    case Status::forbidden:
+      return "permission_error";
+    case Status::not_found:
+      return "not_found_error";
+    case Status::too_many_requests:
+      return "rate_limit_error";
+    case Status::service_unavailable:
+      return "service_unavailable";
+    default:
+      return static_cast<unsigned>(status) >= 500 ? "server_error" : "invalid_request_error";
+  }
+}
+
+}  // namespace tidegate::http

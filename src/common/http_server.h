@@ -1,0 +1,134 @@
+#pragma once
+// An HTTP/1.1 server on Boost.Beast with one C++20 coroutine per connection.
+//
+// Ownership and threads: a Server belongs to one io_context and must be used from the thread that
+// runs it (the engine runs one; the gateway runs one Server per worker thread with SO_REUSEPORT).
+// The handler is called once per request with an Exchange and must answer it through the
+// Exchange, either with respond() or with a chunked stream (startStream/write/finishStream). A
+// handler that returns without answering gets a 500; an exception escaping a handler is caught,
+// logged with the connection id, answered with 500 if possible, and the connection closed.
+//
+// Limits (ServerOptions): header and body sizes (431 / 413 in OpenAI error format), an idle
+// deadline per request read, and a cap on open connections (new ones are closed at once).
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+
+namespace tidegate::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+using Status = beast::http::status;
+using Request = beast::http::request<beast::http::string_body>;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct ServerOptions {
+  std::size_t max_body_bytes = 8 << 20;     // default 8 MiB; larger bodies get 413
+  std::size_t max_header_bytes = 64 << 10;  // default 64 KiB; larger headers get 431
+  double idle_timeout_s = 60;               // default 60 s to receive a whole request
+  std::size_t max_connections = 20000;      // default 20,000 open connections
+  std::string server_name = "tidegate";     // `Server` response header
+};
+
+class Exchange {
+ public:
+  Exchange(beast::tcp_stream& stream, Request request, std::uint64_t conn_id,
+           std::string_view server_name);
+  ~Exchange();
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+
+  const Request& request() const { return request_; }
+  Request& request() { return request_; }
+  std::uint64_t connId() const { return conn_id_; }
+
+  // Sends a complete response. Returns false if writing failed (the peer is gone).
+  asio::awaitable<bool> respond(Status status, std::string body,
+                                std::string_view content_type = "application/json",
+                                const Headers& headers = {});
+
+  // Starts a chunked response. Returns false if writing failed.
+  asio::awaitable<bool> startStream(Status status, std::string_view content_type,
+                                    const Headers& headers = {});
+  // Writes one chunk. REQUIRES: startStream() succeeded. Returns false if writing failed.
+  asio::awaitable<bool> write(std::string_view data);
+  // Writes the last chunk. Returns false if writing failed.
+  asio::awaitable<bool> finishStream();
+
+  // Arms a watch on the connection: `fn` runs once, on the connection's executor, if the client
+  // closes the connection (or it fails) before this exchange ends. Lets a long request (a queued
+  // or streaming generation) free its resources as soon as its client leaves.
+  void onPeerClosed(std::function<void()> fn);
+
+  bool responded() const { return responded_; }
+  // True when the connection must close after this exchange (error, or no keep-alive).
+  bool closeAfter() const { return failed_ || !keep_alive_; }
+
+ private:
+  struct Watch;
+  void disarm();
+  void setCommon(beast::http::fields& f, const Headers& headers, std::string_view content_type);
+
+  beast::tcp_stream& stream_;
+  Request request_;
+  std::uint64_t conn_id_;
+  std::string_view server_name_;
+  bool keep_alive_;
+  bool responded_ = false;
+  bool failed_ = false;
+  std::shared_ptr<Watch> watch_;
+};
+
+using Handler = std::function<asio::awaitable<void>(Exchange&)>;
+
+class Server {
+ public:
+  Server(asio::io_context& ioc, ServerOptions options, Handler handler);
+  ~Server();
+
+  // Binds and listens; port 0 picks a free port. Returns the bound endpoint.
+  Result<tcp::endpoint> listen(const std::string& host, std::uint16_t port,
+                               bool reuse_port = false);
+  // Starts accepting. REQUIRES: listen() succeeded.
+  void start();
+  // Stops accepting and closes every open connection (in-flight handlers see write failures).
+  void stop();
+  std::size_t connections() const { return sockets_.size(); }
+
+ private:
+  asio::awaitable<void> acceptLoop();
+  asio::awaitable<void> session(tcp::socket socket, std::uint64_t id);
+  asio::awaitable<void> lingeringClose(beast::tcp_stream& stream);
+
+  asio::io_context& ioc_;
+  ServerOptions options_;
+  Handler handler_;
+  tcp::acceptor acceptor_;
+  std::unordered_set<beast::tcp_stream*> sockets_;
+  std::uint64_t next_conn_id_ = 1;
+  bool stopped_ = false;
+};
+
+// Builds the OpenAI error body {"error":{"message","type","param","code"}}.
+std::string openaiError(std::string_view message, std::string_view type,
+                        std::string_view param = {}, std::string_view code = {});
+// The OpenAI error `type` conventionally used for an HTTP status.
+std::string_view openaiErrorType(Status status);
+
+}  // namespace tidegate::http

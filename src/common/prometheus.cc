@@ -1,0 +1,345 @@
+#include "common/prometheus.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+
+namespace tidegate::prom {
+
+std::string escapeLabelValue(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string escapeHelp(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string formatValue(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    char buf[32];
+    auto [p, ec] = std::to_chars(buf, buf + sizeof buf, static_cast<long long>(v));
+    return std::string(buf, p);
+  }
+  char buf[64];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, p);
+}
+
+void TextWriter::family(std::string_view name, std::string_view type, std::string_view help) {
+  out_ += "# HELP ";
+  out_ += name;
+  out_ += ' ';
+  out_ += escapeHelp(help);
+  out_ += "\n# TYPE ";
+  out_ += name;
+  out_ += ' ';
+  out_ += type;
+  out_ += '\n';
+}
+
+void TextWriter::labels(const Labels& labels, std::string_view extra_name,
+                        std::string_view extra_value) {
+  if (labels.empty() && extra_name.empty()) return;
+  out_ += '{';
+  bool first = true;
+  auto one = [&](std::string_view k, std::string_view v) {
+    if (!first) out_ += ',';
+    first = false;
+    out_ += k;
+    out_ += "=\"";
+    out_ += escapeLabelValue(v);
+    out_ += '"';
+  };
+  for (const auto& [k, v] : labels) one(k, v);
+  if (!extra_name.empty()) one(extra_name, extra_value);
+  out_ += '}';
+}
+
+void TextWriter::sample(std::string_view name, const Labels& l, double value) {
+  sample(name, l, {}, {}, value);
+}
+
+void TextWriter::sample(std::string_view name, const Labels& l, std::string_view extra_name,
+                        std::string_view extra_value, double value) {
+  out_ += name;
+  labels(l, extra_name, extra_value);
+  out_ += ' ';
+  out_ += formatValue(value);
+  out_ += '\n';
+}
+
+Histogram::Histogram(std::vector<double> bounds)
+    : bounds_(std::move(bounds)),
+      buckets_(std::make_unique<std::atomic<std::uint64_t>[]>(bounds_.size() + 1)) {}
+
+void Histogram::observe(double v) {
+  // Buckets are "less or equal" upper bounds.
+  auto idx = static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) -
+                                      bounds_.begin());
+  buckets_[idx].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  sum_.fetch_add(v, std::memory_order_relaxed);
+}
+
+std::vector<std::uint64_t> Histogram::cumulative() const {
+  std::vector<std::uint64_t> out(bounds_.size() + 1);
+  std::uint64_t acc = 0;
+  for (std::size_t i = 0; i <= bounds_.size(); ++i) {
+    acc += buckets_[i].load(std::memory_order_relaxed);
+    out[i] = acc;
+  }
+  return out;
+}
+
+Family<Counter>& Registry::counter(std::string name, std::string help,
+                                   std::vector<std::string> labels) {
+  std::lock_guard lock(mu_);
+  for (auto& f : counters_)
+    if (f.name() == name) return f;
+  auto& f = counters_.emplace_back(std::move(name), std::move(help), std::move(labels),
+                                   [] { return std::make_unique<Counter>(); });
+  order_.push_back({Entry::kCounter, &f});
+  return f;
+}
+
+Family<Gauge>& Registry::gauge(std::string name, std::string help,
+                               std::vector<std::string> labels) {
+  std::lock_guard lock(mu_);
+  for (auto& f : gauges_)
+    if (f.name() == name) return f;
+  auto& f = gauges_.emplace_back(std::move(name), std::move(help), std::move(labels),
+                                 [] { return std::make_unique<Gauge>(); });
+  order_.push_back({Entry::kGauge, &f});
+  return f;
+}
+
+Family<Histogram>& Registry::histogram(std::string name, std::string help,
+                                       std::vector<std::string> labels,
+                                       std::vector<double> bounds) {
+  std::lock_guard lock(mu_);
+  for (auto& f : histograms_)
+    if (f.name() == name) return f;
+  auto& f = histograms_.emplace_back(std::move(name), std::move(help), std::move(labels),
+                                     [bounds] { return std::make_unique<Histogram>(bounds); });
+  order_.push_back({Entry::kHistogram, &f});
+  return f;
+}
+
+void Registry::addCollector(std::function<void(TextWriter&)> collector) {
+  std::lock_guard lock(mu_);
+  collectors_.push_back(std::move(collector));
+}
+
+std::string Registry::render() const {
+  std::lock_guard lock(mu_);
+  TextWriter w;
+  for (const auto& e : order_) {
+    switch (e.kind) {
+      case Entry::kCounter: {
+        auto& f = *static_cast<Family<Counter>*>(e.family);
+        w.family(f.name(), "counter", f.help());
+        f.forEach([&](const Labels& l, const Counter& c) { w.sample(f.name(), l, c.value()); });
+        break;
+      }
+      case Entry::kGauge: {
+        auto& f = *static_cast<Family<Gauge>*>(e.family);
+        w.family(f.name(), "gauge", f.help());
+        f.forEach([&](const Labels& l, const Gauge& g) { w.sample(f.name(), l, g.value()); });
+        break;
+      }
+      case Entry::kHistogram: {
+        auto& f = *static_cast<Family<Histogram>*>(e.family);
+        w.family(f.name(), "histogram", f.help());
+        const std::string bucket = f.name() + "_bucket";
+        f.forEach([&](const Labels& l, const Histogram& h) {
+          auto cum = h.cumulative();
+          for (std::size_t i = 0; i < h.bounds().size(); ++i)
+            w.sample(bucket, l, "le", formatValue(h.bounds()[i]), static_cast<double>(cum[i]));
+          w.sample(bucket, l, "le", "+Inf", static_cast<double>(cum.back()));
+          w.sample(f.name() + "_sum", l, h.sum());
+          // _count from the same snapshot as the +Inf bucket, so the two always agree.
+          w.sample(f.name() + "_count", l, static_cast<double>(cum.back()));
+        });
+        break;
+      }
+    }
+  }
+  for (const auto& c : collectors_) c(w);
+  return w.take();
+}
+
+// --- Parser --------------------------------------------------------------------------------
+
+std::string_view Sample::label(std::string_view name) const {
+  for (const auto& [k, v] : labels)
+    if (k == name) return v;
+  return {};
+}
+
+const Sample* Scrape::find(std::string_view name, const Labels& match) const {
+  for (const auto& s : samples) {
+    if (s.name != name) continue;
+    bool ok = true;
+    for (const auto& [k, v] : match) {
+      if (s.label(k) != v) {
+        ok = false;
+        break;
+      }
+    }
+    if (ok) return &s;
+  }
+  return nullptr;
+}
+
+double Scrape::sum(std::string_view name) const {
+  double total = 0;
+  for (const auto& s : samples)
+    if (s.name == name) total += s.value;
+  return total;
+}
+
+namespace {
+
+bool isNameStart(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
+}
+bool isNameChar(char c) { return isNameStart(c) || (c >= '0' && c <= '9'); }
+
+Result<double> parseValue(std::string_view s) {
+  if (s == "+Inf" || s == "Inf" || s == "+inf" || s == "inf") return HUGE_VAL;
+  if (s == "-Inf" || s == "-inf") return -HUGE_VAL;
+  if (s == "NaN" || s == "nan") return std::nan("");
+  double v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size())
+    return Error{"bad sample value '" + std::string(s) + "'"};
+  return v;
+}
+
+// Parses one sample line into `out`; returns an error message (empty on success).
+std::string parseSampleLine(std::string_view line, Sample& out) {
+  std::size_t i = 0;
+  if (i >= line.size() || !isNameStart(line[i])) return "expected a metric name";
+  while (i < line.size() && isNameChar(line[i])) ++i;
+  out.name.assign(line.substr(0, i));
+  out.labels.clear();
+  if (i < line.size() && line[i] == '{') {
+    ++i;
+    while (true) {
+      while (i < line.size() && line[i] == ' ') ++i;
+      if (i < line.size() && line[i] == '}') {
+        ++i;
+        break;
+      }
+      std::size_t ks = i;
+      if (i >= line.size() || !isNameStart(line[i])) return "expected a label name";
+      while (i < line.size() && isNameChar(line[i])) ++i;
+      std::string key(line.substr(ks, i - ks));
+      if (i >= line.size() || line[i] != '=') return "expected '=' after label " + key;
+      ++i;
+      if (i >= line.size() || line[i] != '"') return "expected '\"' for label " + key;
+      ++i;
+      std::string value;
+      bool closed = false;
+      while (i < line.size()) {
+        char c = line[i++];
+        if (c == '"') {
+          closed = true;
+          break;
+        }
+        if (c == '\\') {
+          if (i >= line.size()) break;
+          char e = line[i++];
+          value += e == 'n' ? '\n' : e;  // \\ -> \, \" -> ", \n -> newline
+        } else {
+          value += c;
+        }
+      }
+      if (!closed) return "unterminated value of label " + key;
+      out.labels.emplace_back(std::move(key), std::move(value));
+      while (i < line.size() && line[i] == ' ') ++i;
+      if (i < line.size() && line[i] == ',') {
+        ++i;
+      } else if (i < line.size() && line[i] == '}') {
+        ++i;
+        break;
+      } else {
+        return "expected ',' or '}' in labels";
+      }
+    }
+  }
+  if (i >= line.size() || (line[i] != ' ' && line[i] != '\t')) return "expected a value";
+  while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+  std::size_t vs = i;
+  while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+  auto v = parseValue(line.substr(vs, i - vs));
+  if (!v) return v.error().message;
+  out.value = *v;
+  // An optional integer timestamp may follow; it is ignored.
+  return {};
+}
+
+}  // namespace
+
+Result<Scrape> parse(std::string_view text) {
+  Scrape scrape;
+  std::size_t line_no = 0;
+  std::size_t pos = 0;
+  Sample sample;
+  while (pos < text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    if (line.empty()) continue;
+    if (line.front() == '#') {
+      // "# TYPE name type" is kept; other comments (HELP, free text) are skipped.
+      if (line.starts_with("# TYPE ")) {
+        auto rest = line.substr(7);
+        auto sp = rest.find(' ');
+        if (sp != std::string_view::npos)
+          scrape.types[std::string(rest.substr(0, sp))] = std::string(rest.substr(sp + 1));
+      }
+      continue;
+    }
+    auto err = parseSampleLine(line, sample);
+    if (!err.empty()) return Error{"line " + std::to_string(line_no) + ": " + err};
+    scrape.samples.push_back(std::move(sample));
+    sample = Sample{};
+  }
+  return scrape;
+}
+
+}  // namespace tidegate::prom

@@ -1,0 +1,136 @@
+#include "support/process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include "common/prometheus.h"
+
+namespace tidegate::testing {
+
+std::string binaryPath() { return TIDEGATE_BINARY; }
+
+ChildProcess::ChildProcess(std::vector<std::string> argv) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    ::dup2(fds[1], STDOUT_FILENO);
+    // Die with the test runner, so no child outlives a crashed test.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  out_fd_ = fds[0];
+}
+
+ChildProcess::~ChildProcess() {
+  if (running()) stop(SIGTERM, std::chrono::seconds(5));
+  if (running()) stop(SIGKILL, std::chrono::seconds(5));
+  if (out_fd_ >= 0) ::close(out_fd_);
+}
+
+bool ChildProcess::running() {
+  if (pid_ <= 0) return false;
+  int st = 0;
+  pid_t r = ::waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) {
+    status_ = st;
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+int ChildProcess::stop(int sig, std::chrono::milliseconds timeout) {
+  if (!running()) return status_;
+  ::kill(pid_, sig);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!running()) return status_;
+    ::usleep(2000);
+  }
+  return -1;
+}
+
+std::string ChildProcess::waitForLine(const std::string& needle,
+                                      std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    std::size_t nl;
+    while ((nl = buffered_.find('\n')) != std::string::npos) {
+      std::string line = buffered_.substr(0, nl);
+      buffered_.erase(0, nl + 1);
+      if (line.find(needle) != std::string::npos) return line;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return "";
+    pollfd p{out_fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return "";
+    char buf[4096];
+    ssize_t n = ::read(out_fd_, buf, sizeof buf);
+    if (n <= 0) return "";
+    buffered_.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+Engine::Engine(const std::vector<std::string>& extra_flags)
+    : proc([&] {
+        std::vector<std::string> argv{binaryPath(), "engine", "--port", "0", "--log-level", "warn"};
+        argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+        return argv;
+      }()) {
+  std::string line = proc.waitForLine("listening on http://", std::chrono::seconds(20));
+  auto colon = line.rfind(':');
+  if (line.empty() || colon == std::string::npos)
+    throw std::runtime_error("engine did not report its port");
+  port = static_cast<std::uint16_t>(std::stoi(line.substr(colon + 1)));
+}
+
+http::Response Engine::get(const std::string& path) const {
+  auto r = http::fetch("127.0.0.1", port, {.method = "GET", .target = path});
+  if (!r) throw std::runtime_error("GET " + path + ": " + r.error().message);
+  return std::move(r).value();
+}
+
+http::Response Engine::post(const std::string& path, const std::string& body) const {
+  return postStream(path, body, {});
+}
+
+http::Response Engine::postStream(const std::string& path, const std::string& body,
+                                  http::DataFn on_data) const {
+  auto r = http::fetch("127.0.0.1", port,
+                       {.method = "POST",
+                        .target = path,
+                        .body = body,
+                        .headers = {{"Content-Type", "application/json"}},
+                        .timeout_s = 60},
+                       std::move(on_data));
+  if (!r) throw std::runtime_error("POST " + path + ": " + r.error().message);
+  return std::move(r).value();
+}
+
+double Engine::metric(const std::string& name, const prom::Labels& match) const {
+  auto text = get("/metrics").body;
+  auto scrape = prom::parse(text);
+  if (!scrape) throw std::runtime_error("metrics do not parse: " + scrape.error().message);
+  const auto* s = scrape->find(name, match);
+  return s ? s->value : -1;
+}
+
+}  // namespace tidegate::testing

@@ -1,0 +1,64 @@
+#pragma once
+// Test support: runs real child processes (the tidegate binary, redis-server, ...) and talks to
+// them over loopback. A ChildProcess is killed (SIGTERM, then SIGKILL) when it goes out of scope,
+// so a failing test leaves no orphans.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/http_client.h"
+#include "common/prometheus.h"
+
+namespace tidegate::testing {
+
+class ChildProcess {
+ public:
+  // Starts `argv[0]` with `argv`; its stdout is captured line by line, stderr is inherited.
+  explicit ChildProcess(std::vector<std::string> argv);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  // Reads stdout until a line contains `needle`; returns that line, or "" on EOF/timeout.
+  std::string waitForLine(const std::string& needle, std::chrono::milliseconds timeout);
+  // Sends `sig`; then waits up to `timeout` for exit. Returns the exit status (or -1).
+  int stop(int sig, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  pid_t pid() const { return pid_; }
+  bool running();
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::string buffered_;
+  int status_ = -1;
+};
+
+// A `tidegate engine` child on 127.0.0.1 with port 0; `port` is read from its first line.
+struct Engine {
+  explicit Engine(const std::vector<std::string>& extra_flags);
+  ChildProcess proc;
+  std::uint16_t port = 0;
+
+  http::Response get(const std::string& path) const;
+  http::Response post(const std::string& path, const std::string& body) const;
+  // POST with the body delivered to `on_data` as it streams.
+  http::Response postStream(const std::string& path, const std::string& body,
+                            http::DataFn on_data) const;
+  // GET /metrics parsed; fails the test if it does not parse.
+  double metric(const std::string& name, const prom::Labels& match = {}) const;
+};
+
+// Polls `cond` every few milliseconds until it is true or `timeout` passes. For waiting on state
+// that another process reaches, never for asserting speed.
+template <class Cond>
+bool eventually(Cond cond, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+std::string binaryPath();
+
+}  // namespace tidegate::testing
+
+#include "support/process_inl.h"
