@@ -3,8 +3,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <thread>
 
 #include "common/log.h"
 #include "engine/server.h"
@@ -84,11 +86,19 @@ int runEngine(EngineFlags& f) {
             << ep->port() << std::endl;
   spdlog::info("serving {} ({} LoRA adapters) on {}:{}, time scale {}", o.servedName(),
                o.lora_modules.size(), ep->address().to_string(), ep->port(), f.time_scale);
+  // On a signal, stop the server and let every coroutine finish (closed sockets fail their
+  // I/O at once), so nothing is left suspended when the server is destroyed. If something still
+  // runs after the grace period, exit without unwinding rather than hang.
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code&, int sig) {
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
     spdlog::info("signal {}: stopping", sig);
     server.stop();
-    ioc.stop();
+    std::thread([] {
+      std::this_thread::sleep_for(std::chrono::seconds(5));
+      spdlog::warn("still busy 5 s after stop; exiting");
+      std::_Exit(1);
+    }).detach();
   });
   ioc.run();
   return 0;

@@ -1,9 +1,24 @@
 // tidegate: one binary, one subcommand per job (ARCHITECTURE.md). Only wiring lives here.
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 
 #include "cli/engine_cmd.h"
 
+namespace {
+// Every subcommand holds thousands of sockets (streams, load generation): lift the soft limit on
+// open files to the hard limit, as servers such as nginx do, instead of failing at 1,024.
+void raiseFileLimit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+}  // namespace
+
 int main(int argc, char** argv) {
+  raiseFileLimit();
   CLI::App app{"tidegate: an elastic LLM inference platform"};
   app.set_version_flag("--version", "tidegate 0.1.0");
   app.require_subcommand(1);

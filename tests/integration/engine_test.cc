@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
+#include <atomic>
 #include <boost/json.hpp>
 #include <cstdio>
 #include <fstream>
@@ -389,6 +390,37 @@ TEST(Engine, GpuUtilisationFollowsLoad) {
                          [&] { return e.post("/v1/chat/completions", chatBody("m", "x", 300)); });
   EXPECT_TRUE(eventually([&] { return e.metric("DCGM_CUSTOM_PROCESS_SM_UTIL") > 50; }));
   EXPECT_EQ(busy.get().status, 200u);
+}
+
+}  // namespace
+}  // namespace tidegate::testing
+
+namespace tidegate::testing {
+namespace {
+
+TEST(Engine, SigtermUnderLoadShutsDownCleanly) {
+  Engine e({"--served-model-name", "m", "--step-ms", "10"});
+  std::atomic<int> events{0};
+  auto streaming = std::async(std::launch::async, [&] {
+    SseParser parser;
+    std::vector<std::string> got;
+    auto r = http::fetch("127.0.0.1", e.port,
+                         {.method = "POST",
+                          .target = "/v1/chat/completions",
+                          .body = chatBody("m", "x", 5000, R"(,"stream":true)"),
+                          .headers = {{"Content-Type", "application/json"}}},
+                         [&](std::string_view d) {
+                           parser.feed(d, got);
+                           events = static_cast<int>(got.size());
+                           return true;
+                         });
+    return r.ok();  // the stream is cut short by the shutdown
+  });
+  ASSERT_TRUE(eventually([&] { return events.load() > 3; }));
+  const int status = e.proc.stop(SIGTERM);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);  // 1 would mean the forced exit after the grace period
+  EXPECT_FALSE(streaming.get());
 }
 
 }  // namespace

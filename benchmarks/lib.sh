@@ -1,0 +1,31 @@
+# Shared helpers for whole-system benchmarks. Source it; it expects BIN (the tidegate binary).
+# Everything runs on 127.0.0.1. The system under test is pinned to CPU 0 and the load generator
+# to CPU 1, so the two do not compete for one core.
+
+SUT_CPU=${SUT_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_engine PORT FLAGS... : starts `tidegate engine` pinned to SUT_CPU, waits for /health.
+start_engine() {
+  local port=$1; shift
+  taskset -c "$SUT_CPU" "$BIN" engine --port "$port" --log-level warn "$@" >/dev/null &
+  PIDS+=($!)
+  for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && return 0; sleep 0.05; done
+  echo "engine on $port did not start" >&2; return 1
+}
+
+# cpu_ticks PID: user+system clock ticks the process has used.
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+
+# wrk_run ARGS...: runs wrk pinned to LOAD_CPU with latency percentiles; prints its output.
+wrk_run() { taskset -c "$LOAD_CPU" wrk --latency "$@"; }
+wrk_rps() { awk '/^Requests\/sec:/ {print $2}'; }
+# wrk_pct P: latency at percentile P (e.g. 50%, 99%) from `wrk --latency` output, in ms.
+wrk_pct() {
+  awk -v p="$1" '$1==p {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}'
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# `make bench`: every whole-system benchmark, each printing a markdown table for
+# docs/benchmarks.md. Needs both cores free for meaningful figures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+echo "## engine capacity"
+bash benchmarks/engine_capacity.sh "$BUILD/tidegate"
