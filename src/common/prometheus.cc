@@ -9,13 +9,15 @@
 
 namespace tidegate::prom {
 
-std::string escapeLabelValue(std::string_view v) {
+namespace {
+// Label values escape backslash, double quote and newline; HELP text the same but the quote.
+std::string escape(std::string_view v, bool quote) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
     if (c == '\\') {
       out += "\\\\";
-    } else if (c == '"') {
+    } else if (c == '"' && quote) {
       out += "\\\"";
     } else if (c == '\n') {
       out += "\\n";
@@ -25,21 +27,10 @@ std::string escapeLabelValue(std::string_view v) {
   }
   return out;
 }
+}  // namespace
 
-std::string escapeHelp(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (char c : v) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
+std::string escapeLabelValue(std::string_view v) { return escape(v, true); }
+std::string escapeHelp(std::string_view v) { return escape(v, false); }
 
 std::string formatValue(double v) {
   if (std::isnan(v)) return "NaN";

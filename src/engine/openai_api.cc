@@ -101,21 +101,29 @@ std::variant<std::string, ApiError> messageContent(const bj::value& v, std::size
   return text;
 }
 
-}  // namespace
-
-std::variant<GenParams, ApiError> parseGeneration(Endpoint endpoint, std::string_view body) {
+// Parses the body into an object and reads its required string `model`.
+std::optional<ApiError> parseObjectWithModel(std::string_view body,
+                                             std::optional<bj::value>& parsed, std::string& model) {
   std::string err;
-  auto parsed = json::parse(body, err);
+  parsed = json::parse(body, err);
   if (!parsed) return bad("malformed JSON in request body: " + err);
   const auto* o = parsed->if_object();
   if (!o) return bad("request body must be a JSON object");
+  const auto* m = o->if_contains("model");
+  if (!m) return bad("missing required field: model", "model");
+  if (!m->is_string()) return wrongType("model", "string", *m);
+  model = std::string(m->get_string());
+  return std::nullopt;
+}
 
+}  // namespace
+
+std::variant<GenParams, ApiError> parseGeneration(Endpoint endpoint, std::string_view body) {
   GenParams p;
   p.endpoint = endpoint;
-  const auto* model = o->if_contains("model");
-  if (!model) return bad("missing required field: model", "model");
-  if (!model->is_string()) return wrongType("model", "string", *model);
-  p.model = std::string(model->get_string());
+  std::optional<bj::value> parsed;
+  if (auto e = parseObjectWithModel(body, parsed, p.model)) return *e;
+  const bj::object* o = &parsed->get_object();
 
   if (endpoint == Endpoint::kChat) {
     const auto* msgs = o->if_contains("messages");
@@ -221,16 +229,10 @@ std::variant<GenParams, ApiError> parseGeneration(Endpoint endpoint, std::string
 }
 
 std::variant<EmbeddingParams, ApiError> parseEmbeddings(std::string_view body) {
-  std::string err;
-  auto parsed = json::parse(body, err);
-  if (!parsed) return bad("malformed JSON in request body: " + err);
-  const auto* o = parsed->if_object();
-  if (!o) return bad("request body must be a JSON object");
   EmbeddingParams p;
-  const auto* model = o->if_contains("model");
-  if (!model) return bad("missing required field: model", "model");
-  if (!model->is_string()) return wrongType("model", "string", *model);
-  p.model = std::string(model->get_string());
+  std::optional<bj::value> parsed;
+  if (auto e = parseObjectWithModel(body, parsed, p.model)) return *e;
+  const bj::object* o = &parsed->get_object();
   const auto* input = o->if_contains("input");
   if (!input) return bad("missing required field: input", "input");
   auto addIds = [&](const bj::array& ids) -> bool {
