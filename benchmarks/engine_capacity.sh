@@ -11,8 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-build/tidegate}
 source benchmarks/lib.sh
-DURATION=${DURATION:-10}
-TMP=$(mktemp -d)
 
 BODY='{"model":"m","messages":[{"role":"user","content":"Hello there"}],"max_tokens":16}'
 cat > "$TMP/chat.lua" <<LUA

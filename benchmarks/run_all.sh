@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 echo "## engine capacity"
 bash benchmarks/engine_capacity.sh "$BUILD/tidegate"
+echo; echo "## tidegate bench vs hey"; bash benchmarks/bench_vs_hey.sh "$BUILD/tidegate"

@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/bench_cmd.h"
 #include "cli/engine_cmd.h"
 
 namespace {
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "tidegate 0.1.0");
   app.require_subcommand(1);
   tidegate::cli::addEngineCommand(app);
+  tidegate::cli::addBenchCommand(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

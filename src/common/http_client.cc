@@ -13,6 +13,29 @@ namespace tidegate::http {
 namespace bhttp = beast::http;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
+std::string_view errorKind(std::string_view message) {
+  return message.substr(0, message.find(':'));
+}
+
+namespace {
+// Names a failed operation's error by kind (see http_client.h).
+std::string describe(std::string_view op, const beast::error_code& ec) {
+  std::string kind;
+  if (ec == beast::error::timeout) {
+    kind = "timeout";
+  } else if (ec == asio::error::eof || ec == asio::error::connection_reset ||
+             ec == asio::error::broken_pipe || ec == bhttp::error::end_of_stream ||
+             ec == bhttp::error::partial_message) {
+    kind = "reset";
+  } else if (ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category()) {
+    kind = "protocol";
+  } else {
+    kind = std::string(op);
+  }
+  return kind + ": " + std::string(op) + ": " + ec.message();
+}
+}  // namespace
+
 std::string_view Response::header(std::string_view name) const {
   auto it = headers.find(name);
   return it == headers.end() ? std::string_view{} : std::string_view(it->second);
@@ -34,13 +57,14 @@ asio::awaitable<tidegate::Status> Client::connect(double timeout_s) {
   close();
   tcp::resolver resolver(ex_);
   auto [rec, results] = co_await resolver.async_resolve(host_, std::to_string(port_), kTuple);
-  if (rec) co_return Error{"resolve " + host_ + ": " + rec.message()};
+  if (rec) co_return Error{"resolve: " + host_ + ": " + rec.message()};
   stream_.emplace(ex_);
   stream_->expires_after(std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)));
   auto [ec, ep] = co_await stream_->async_connect(results, kTuple);
   if (ec) {
     close();
-    co_return Error{"connect " + host_ + ":" + std::to_string(port_) + ": " + ec.message()};
+    co_return Error{std::string(ec == beast::error::timeout ? "timeout" : "connect") +
+                    ": connect " + host_ + ":" + std::to_string(port_) + ": " + ec.message()};
   }
   beast::error_code ignored;
   stream_->socket().set_option(tcp::no_delay(true), ignored);
@@ -61,14 +85,14 @@ asio::awaitable<Result<Response>> Client::send(const ClientRequest& req, DataFn 
   auto [wec, wn] = co_await bhttp::async_write(*stream_, r, kTuple);
   if (wec) {
     close();
-    co_return Error{"write: " + wec.message()};
+    co_return Error{describe("write", wec)};
   }
   bhttp::response_parser<bhttp::buffer_body> p;
   p.body_limit(boost::none);
   auto [hec, hn] = co_await bhttp::async_read_header(*stream_, buffer_, p, kTuple);
   if (hec) {
     close();
-    co_return Error{"read header: " + hec.message()};
+    co_return Error{describe("read", hec)};
   }
   Response resp;
   resp.status = p.get().result_int();
@@ -96,7 +120,7 @@ asio::awaitable<Result<Response>> Client::send(const ClientRequest& req, DataFn 
     }
     if (ec) {
       close();
-      co_return Error{"read body: " + ec.message()};
+      co_return Error{describe("read", ec)};
     }
   }
   resp.keep_alive = p.get().keep_alive();
@@ -115,10 +139,10 @@ Result<Response> fetch(const std::string& host, std::uint16_t port, const Client
         out.emplace(co_await client.send(req, std::move(on_data)));
       },
       [&](std::exception_ptr e) {
-        if (e && !out) out.emplace(Error{"client failed"});
+        if (e && !out) out.emplace(Error{"protocol: client failed"});
       });
   ioc.run();
-  if (!out) return Error{"no response"};
+  if (!out) return Error{"protocol: no response"};
   return std::move(*out);
 }
 

@@ -3,8 +3,11 @@
 // optional callback that receives the body as it arrives (for SSE streams).
 //
 // Ownership and threads: a Client belongs to the executor it was made with; one coroutine at a
-// time may use it. Failures (connect, timeout, reset, malformed response) are returned as Error
-// values, never thrown. A failed connection is closed; the next request reconnects.
+// time may use it. Failures are returned as Error values, never thrown; the message starts with
+// the kind of failure and a colon — `resolve:`, `connect:`, `timeout:`, `reset:` (the peer closed
+// or reset the connection), `read:`/`write:` (other I/O), `protocol:` (malformed response) — so
+// callers can count failures by kind (errorKind()). A failed connection is closed; the next
+// request reconnects.
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -61,6 +64,9 @@ class Client {
   std::optional<beast::tcp_stream> stream_;
   beast::flat_buffer buffer_;
 };
+
+// The kind of a failure returned by Client::send: the text before the first ':'.
+std::string_view errorKind(std::string_view message);
 
 // Blocking one-shot request on a private io_context: for tests and CLI tools, not hot paths.
 Result<Response> fetch(const std::string& host, std::uint16_t port, const ClientRequest& req,

@@ -18,13 +18,14 @@ namespace tidegate::testing {
 
 std::string binaryPath() { return TIDEGATE_BINARY; }
 
-ChildProcess::ChildProcess(std::vector<std::string> argv) {
+ChildProcess::ChildProcess(std::vector<std::string> argv, bool capture_stderr) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
     ::dup2(fds[1], STDOUT_FILENO);
+    if (capture_stderr) ::dup2(fds[1], STDERR_FILENO);
     // Die with the test runner, so no child outlives a crashed test.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     std::vector<char*> args;
@@ -87,6 +88,41 @@ std::string ChildProcess::waitForLine(const std::string& needle,
     if (n <= 0) return "";
     buffered_.append(buf, static_cast<std::size_t>(n));
   }
+}
+
+std::string ChildProcess::readAll(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string out = std::move(buffered_);
+  buffered_.clear();
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return out;
+    pollfd p{out_fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return out;
+    char buf[8192];
+    ssize_t n = ::read(out_fd_, buf, sizeof buf);
+    if (n <= 0) return out;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+int ChildProcess::wait(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (running()) {
+    if (std::chrono::steady_clock::now() >= deadline) return -1;
+    ::usleep(2000);
+  }
+  return status_;
+}
+
+CommandResult runCommand(std::vector<std::string> argv, std::chrono::milliseconds timeout) {
+  ChildProcess p(std::move(argv), /*capture_stderr=*/true);
+  CommandResult r;
+  r.output = p.readAll(timeout);
+  const int st = p.wait(std::chrono::seconds(5));
+  if (st >= 0 && WIFEXITED(st)) r.exit_code = WEXITSTATUS(st);
+  return r;
 }
 
 Engine::Engine(const std::vector<std::string>& extra_flags)

@@ -17,8 +17,9 @@ namespace tidegate::testing {
 
 class ChildProcess {
  public:
-  // Starts `argv[0]` with `argv`; its stdout is captured line by line, stderr is inherited.
-  explicit ChildProcess(std::vector<std::string> argv);
+  // Starts `argv[0]` with `argv`; its stdout is captured (and stderr too if `capture_stderr`,
+  // else inherited).
+  explicit ChildProcess(std::vector<std::string> argv, bool capture_stderr = false);
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
@@ -27,6 +28,10 @@ class ChildProcess {
   std::string waitForLine(const std::string& needle, std::chrono::milliseconds timeout);
   // Sends `sig`; then waits up to `timeout` for exit. Returns the exit status (or -1).
   int stop(int sig, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Reads the rest of the output until the process closes it or `timeout` passes.
+  std::string readAll(std::chrono::milliseconds timeout);
+  // Waits for exit; returns the wait status, or -1 on timeout.
+  int wait(std::chrono::milliseconds timeout);
   pid_t pid() const { return pid_; }
   bool running();
 
@@ -36,6 +41,14 @@ class ChildProcess {
   std::string buffered_;
   int status_ = -1;
 };
+
+struct CommandResult {
+  int exit_code = -1;  // -1: killed or timed out
+  std::string output;  // stdout and stderr, interleaved
+};
+// Runs a command to completion (killing it after `timeout`).
+CommandResult runCommand(std::vector<std::string> argv,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(120));
 
 // A `tidegate engine` child on 127.0.0.1 with port 0; `port` is read from its first line.
 struct Engine {

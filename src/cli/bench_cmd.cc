@@ -1,0 +1,227 @@
+#include "cli/bench_cmd.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "bench/runner.h"
+#include "bench/spec.h"
+#include "bench/stats.h"
+#include "bench/workload.h"
+#include "common/duration.h"
+#include "common/trace.h"
+
+namespace tidegate::cli {
+
+namespace {
+
+struct BenchFlags {
+  std::string url = "http://127.0.0.1:8080";
+  std::string endpoint = "chat";
+  std::string model = "default";
+  std::vector<std::string> headers;
+  std::string api_key;
+  bool stream = true;
+  int concurrency = 0;
+  std::string duration;
+  std::uint64_t requests = 0;
+  double rate = 0;
+  std::string arrival = "poisson";
+  std::string profile;
+  std::string trace;
+  double time_scale = 1;
+  std::string start = "0s";
+  std::uint64_t limit = 0;
+  std::string prompt_tokens = "128";
+  std::string max_tokens = "128";
+  bool ignore_eos = true;
+  std::string timeout = "120s";
+  std::string json_path;
+  std::string csv_path;
+  std::string slo;
+  std::uint64_t seed = 0;
+  std::string progress = "auto";
+  bool quiet = false;
+};
+
+double cpuSeconds() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// Exit code 2 with a message: bad input, reported before any load is sent.
+[[noreturn]] void usageError(const std::string& message) {
+  std::cerr << "tidegate bench: " << message << "\n";
+  throw CLI::RuntimeError(2);
+}
+
+template <class T>
+T orUsageError(Result<T> r) {
+  if (!r) usageError(r.error().message);
+  return std::move(r).value();
+}
+
+int runBench(const BenchFlags& f) {
+  bench::WorkloadConfig w;
+  bench::RunnerConfig rc;
+  rc.target = orUsageError(bench::parseUrl(f.url));
+  if (f.endpoint != "chat" && f.endpoint != "completions")
+    usageError("--endpoint must be chat or completions, got '" + f.endpoint + "'");
+  w.chat = f.endpoint == "chat";
+  rc.path = rc.target.base_path + (w.chat ? "/v1/chat/completions" : "/v1/completions");
+  w.model = f.model;
+  w.stream = rc.stream = f.stream;
+  w.ignore_eos = f.ignore_eos;
+  w.seed = f.seed;
+  w.prompt_tokens = orUsageError(bench::parseDist(f.prompt_tokens, "--prompt-tokens"));
+  w.max_tokens = orUsageError(bench::parseDist(f.max_tokens, "--max-tokens"));
+  rc.timeout_s = orUsageError(parseDuration(f.timeout));
+  if (rc.timeout_s <= 0) usageError("--timeout must be positive");
+
+  rc.headers.emplace_back("Content-Type", "application/json");
+  if (!f.api_key.empty()) rc.headers.emplace_back("Authorization", "Bearer " + f.api_key);
+  for (const auto& h : f.headers) {
+    auto colon = h.find(':');
+    if (colon == std::string::npos || colon == 0)
+      usageError("--header expects 'Name: value', got '" + h + "'");
+    std::string value = h.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+    rc.headers.emplace_back(h.substr(0, colon), value);
+  }
+
+  double duration = 0;
+  if (!f.duration.empty()) {
+    duration = orUsageError(parseDuration(f.duration));
+    if (duration <= 0) usageError("--duration must be positive");
+  }
+  const int shapes = (f.concurrency > 0) + (f.rate > 0) + !f.profile.empty() + !f.trace.empty();
+  if (shapes > 1) usageError("choose one load shape: --concurrency, --rate, --profile or --trace");
+  std::optional<Trace> trace;
+  if (!f.trace.empty()) {
+    trace = orUsageError(loadTrace(f.trace));
+    w.shape = bench::Shape::kTrace;
+    w.trace = &*trace;
+    if (!(f.time_scale > 0)) usageError("--time-scale must be positive");
+    w.time_scale = f.time_scale;
+    w.start_s = orUsageError(parseDuration(f.start));
+    if (f.limit > 0) w.max_requests = f.limit;
+  } else if (!f.profile.empty()) {
+    w.shape = bench::Shape::kProfile;
+    w.profile = orUsageError(bench::parseProfile(f.profile));
+  } else if (f.rate > 0) {
+    w.shape = bench::Shape::kRate;
+    w.rate = f.rate;
+  } else {
+    w.shape = bench::Shape::kClosed;
+    rc.concurrency = f.concurrency > 0 ? f.concurrency : 1;
+  }
+  if (f.arrival != "poisson" && f.arrival != "constant")
+    usageError("--arrival must be poisson or constant, got '" + f.arrival + "'");
+  w.poisson = f.arrival == "poisson";
+  if (f.requests > 0) w.max_requests = f.requests;
+  if (w.shape == bench::Shape::kClosed || w.shape == bench::Shape::kRate) {
+    if (f.requests == 0 && duration == 0)
+      usageError("say how long: --duration (e.g. 2m) or --requests N");
+    if (w.shape == bench::Shape::kClosed) {
+      rc.duration_s = duration;
+    } else {
+      w.duration_s = duration;
+    }
+  } else if (duration > 0) {
+    w.duration_s = duration;  // cuts a profile or trace short
+  }
+  std::vector<bench::SloCheck> slo;
+  if (!f.slo.empty()) slo = orUsageError(bench::parseSlo(f.slo));
+  std::unique_ptr<std::ofstream> json_out, csv_out;
+  if (!f.json_path.empty()) {
+    json_out = std::make_unique<std::ofstream>(f.json_path);
+    if (!*json_out) usageError("cannot write --json " + f.json_path);
+  }
+  if (!f.csv_path.empty()) {
+    csv_out = std::make_unique<std::ofstream>(f.csv_path);
+    if (!*csv_out) usageError("cannot write --csv " + f.csv_path);
+  }
+  if (auto st = bench::probe(rc.target); !st) usageError(st.message());
+  rc.progress = f.progress == "on" || (f.progress == "auto" && ::isatty(STDERR_FILENO));
+
+  bench::Workload workload(w);
+  bench::Recorder recorder;
+  bench::Runner runner(rc, workload, recorder);
+  const double cpu0 = cpuSeconds();
+  const double wall = runner.run();
+  auto summary = bench::summarize(recorder, wall, cpuSeconds() - cpu0);
+  bench::evaluateSlo(summary, slo);
+  if (!f.quiet) std::cout << bench::renderTable(summary) << std::flush;
+  if (json_out) *json_out << boost::json::serialize(bench::toJson(summary)) << "\n";
+  if (csv_out) bench::writeCsv(*csv_out, recorder.records());
+  if (!slo.empty() && !summary.sloMet()) return 3;
+  return 0;
+}
+
+}  // namespace
+
+void addBenchCommand(CLI::App& app) {
+  auto f = std::make_shared<BenchFlags>();
+  auto* cmd = app.add_subcommand(
+      "bench", "Load-test an OpenAI-compatible endpoint: TTFT, inter-token latency, throughput");
+  cmd->add_option("--url", f->url, "Target base URL (http://HOST:PORT[/PREFIX])")
+      ->capture_default_str();
+  cmd->add_option("--endpoint", f->endpoint, "chat (/v1/chat/completions) or completions")
+      ->capture_default_str();
+  cmd->add_option("--model", f->model, "The model every request names")->capture_default_str();
+  cmd->add_option("--header", f->headers, "Extra header 'Name: value' (repeatable), e.g. Host");
+  cmd->add_option("--api-key", f->api_key, "Sends Authorization: Bearer KEY");
+  cmd->add_flag("--stream,!--no-stream", f->stream,
+                "Stream responses (with stream_options.include_usage) and time every token "
+                "(default: on)");
+  cmd->add_option("--concurrency,-c", f->concurrency,
+                  "Closed loop: this many requests in flight, each sent when one ends (default 1)");
+  cmd->add_option("--duration,-z", f->duration,
+                  "How long to send (e.g. 30s, 2m); cuts a profile or trace short");
+  cmd->add_option("--requests,-n", f->requests,
+                  "Send this many requests in all (default: no limit)");
+  cmd->add_option("--rate", f->rate, "Open loop: requests per second");
+  cmd->add_option("--arrival", f->arrival, "Open-loop arrivals: poisson or constant")
+      ->capture_default_str();
+  cmd->add_option("--profile", f->profile,
+                  "Open loop, piecewise rates: DURATION@RATE,... e.g. 30s@2,60s@20,30s@2");
+  cmd->add_option("--trace", f->trace,
+                  "Replay a trace: Azure CSV or Mooncake JSONL (format detected)");
+  cmd->add_option("--time-scale", f->time_scale, "Replay the trace this many times faster")
+      ->capture_default_str();
+  cmd->add_option("--start", f->start, "Skip the trace before this offset")->capture_default_str();
+  cmd->add_option("--limit", f->limit, "Replay at most this many trace requests (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--prompt-tokens", f->prompt_tokens,
+                  "Prompt length MEAN[:STDDEV] in tokens (not with --trace)")
+      ->capture_default_str();
+  cmd->add_option("--max-tokens", f->max_tokens,
+                  "Output length MEAN[:STDDEV] in tokens (not with --trace)")
+      ->capture_default_str();
+  cmd->add_flag("--ignore-eos,!--no-ignore-eos", f->ignore_eos,
+                "Send vLLM's ignore_eos so outputs are exactly max_tokens long (default: on)");
+  cmd->add_option("--timeout", f->timeout, "Deadline of each request")->capture_default_str();
+  cmd->add_option("--json", f->json_path, "Write the summary as JSON to this file");
+  cmd->add_option("--csv", f->csv_path, "Write one row per request to this file");
+  cmd->add_option("--slo", f->slo,
+                  "Check e.g. 'ttft_p90<2s,itl_p90<100ms,error_rate<1%'; exit 3 if missed");
+  cmd->add_option("--seed", f->seed, "Seed of prompts and arrivals")->capture_default_str();
+  cmd->add_option("--progress", f->progress, "Live line on stderr: auto (if a terminal), on, off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
+  cmd->add_flag("--quiet,-q", f->quiet, "Do not print the summary table");
+  cmd->callback([cmd, f] {
+    if (cmd->count("--prompt-tokens") + cmd->count("--max-tokens") > 0 && !f->trace.empty())
+      usageError("--prompt-tokens and --max-tokens come from the trace with --trace");
+    int rc = runBench(*f);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace tidegate::cli

@@ -1,0 +1,91 @@
+#include "common/trace.h"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+#include <cstdio>
+
+#include <fstream>
+
+namespace tidegate {
+namespace {
+
+std::string writeTemp(const std::string& content) {
+  char path[] = "/tmp/tidegate-trace-XXXXXX";
+  int fd = mkstemp(path);
+  ::close(fd);
+  std::ofstream(path) << content;
+  return path;
+}
+
+TEST(Trace, ReadsAzureCsvAsOffsets) {
+  auto path = writeTemp(
+      "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+      "2023-11-16 18:17:03.9799600,4808,10\n"
+      "2023-11-16 18:17:04.0319600,3180,8\n"
+      "2023-11-16 18:18:03.9799600,110,27\n");
+  auto t = loadTrace(path);
+  std::remove(path.c_str());
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  EXPECT_EQ(t->format, "azure-csv");
+  ASSERT_EQ(t->rows.size(), 3u);
+  EXPECT_DOUBLE_EQ(t->rows[0].offset_s, 0);
+  EXPECT_NEAR(t->rows[1].offset_s, 0.052, 1e-6);
+  EXPECT_NEAR(t->rows[2].offset_s, 60, 1e-6);
+  EXPECT_EQ(t->rows[0].input_tokens, 4808);
+  EXPECT_EQ(t->rows[2].output_tokens, 27);
+}
+
+TEST(Trace, ReadsMooncakeJsonl) {
+  auto path = writeTemp(
+      "{\"timestamp\": 0, \"input_length\": 1000, \"output_length\": 5, \"hash_ids\": [0, 1]}\n"
+      "{\"timestamp\": 1500, \"input_length\": 600, \"output_length\": 9, \"hash_ids\": [0, 2]}\n");
+  auto t = loadTrace(path);
+  std::remove(path.c_str());
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  EXPECT_EQ(t->format, "mooncake-jsonl");
+  EXPECT_EQ(t->block_tokens, 512);
+  EXPECT_DOUBLE_EQ(t->rows[1].offset_s, 1.5);
+  EXPECT_EQ(t->rows[1].hash_ids, (std::vector<std::uint64_t>{0, 2}));
+}
+
+TEST(Trace, ErrorsNameFileAndLine) {
+  struct Case {
+    std::string content;
+    std::string error;
+  } cases[] = {
+      {"TIMESTAMP,X\n", ":1: expected the header"},
+      {"TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.97,12\n", ":2: expected 3"},
+      {"TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,1,2\n", ":2: bad TIMESTAMP"},
+      {"TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.97,x,2\n",
+       ":2: bad ContextTokens"},
+      {"TIMESTAMP,ContextTokens,GeneratedTokens\n", "has no requests"},
+      {"{\"timestamp\": 0, \"input_length\": 5}\n", ":1: missing or bad 'output_length'"},
+      {"{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 1}\n{bad\n",
+       ":2: expected a JSON object"},
+      {"{\"timestamp\": 9, \"input_length\": 5, \"output_length\": 1}\n"
+       "{\"timestamp\": 1, \"input_length\": 5, \"output_length\": 1}\n",
+       ":2: rows must be in arrival order"},
+  };
+  for (const auto& c : cases) {
+    auto path = writeTemp(c.content);
+    auto t = loadTrace(path);
+    std::remove(path.c_str());
+    ASSERT_FALSE(t.ok()) << c.content;
+    EXPECT_NE(t.error().message.find(c.error), std::string::npos) << t.error().message;
+  }
+  EXPECT_FALSE(loadTrace("/nonexistent/trace.csv").ok());
+}
+
+TEST(Trace, ShippedTracesLoad) {
+  for (const char* name :
+       {"azure_llm_2023_code.csv", "azure_llm_2023_conv.csv", "mooncake_conversation.jsonl"}) {
+    auto t = loadTrace(std::string(TIDEGATE_SOURCE_DIR) + "/data/traces/" + name);
+    ASSERT_TRUE(t.ok()) << name << ": " << t.error().message;
+    EXPECT_GT(t->rows.size(), 8000u) << name;
+    EXPECT_GT(t->rows.back().offset_s, 3000) << name;  // about an hour
+  }
+}
+
+}  // namespace
+}  // namespace tidegate
