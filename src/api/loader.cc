@@ -1,0 +1,454 @@
+#include "api/loader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "common/duration.h"
+
+namespace tidegate::api {
+namespace {
+
+// Thrown inside the loader only, turned into a Result at its boundary.
+struct ConfigError {
+  std::string message;
+};
+
+// Where we are: the file, the document, its description once known.
+struct Context {
+  std::string file;
+  int document = 0;
+  std::string what;  // "InferenceModel inferencemodel-sample"
+
+  [[noreturn]] void fail(const YAML::Node& at, const std::string& path,
+                         const std::string& message) const {
+    std::string where = file + ": document " + std::to_string(document);
+    if (!what.empty()) where += " (" + what + ")";
+    const auto mark = at.Mark();
+    if (!mark.is_null()) where += ", line " + std::to_string(mark.line + 1);
+    throw ConfigError{where + ": " + (path.empty() ? "" : path + ": ") + message};
+  }
+};
+
+std::string describe(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Scalar:
+      return "\"" + n.Scalar() + "\"";
+    default:
+      return "an undefined value";
+  }
+}
+
+// A map whose keys must all be consumed: finish() reports the first unknown one.
+class Fields {
+ public:
+  Fields(const Context& ctx, const YAML::Node& node, std::string path)
+      : ctx_(ctx), node_(node), path_(std::move(path)) {
+    if (!node.IsMap()) ctx_.fail(node, path_, "expected a map, got " + describe(node));
+  }
+
+  std::string sub(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  // The value of `key`, or an undefined node if absent. Marks the key known.
+  YAML::Node get(const std::string& key) {
+    known_.insert(key);
+    return node_[key];
+  }
+  YAML::Node required(const std::string& key) {
+    auto n = get(key);
+    if (!n.IsDefined() || n.IsNull()) ctx_.fail(node_, sub(key), "required field is missing");
+    return n;
+  }
+  // Accepts a field without using it (documented as accepted and ignored).
+  void ignore(const std::string& key) { known_.insert(key); }
+
+  std::string str(const std::string& key, const std::string& def = {}, bool req = false) {
+    auto n = req ? required(key) : get(key);
+    if (!n.IsDefined() || n.IsNull()) return def;
+    if (!n.IsScalar()) ctx_.fail(n, sub(key), "expected a string, got " + describe(n));
+    return n.Scalar();
+  }
+  long integer(const std::string& key, long def, long lo, long hi, bool req = false) {
+    auto n = req ? required(key) : get(key);
+    if (!n.IsDefined() || n.IsNull()) return def;
+    long v = 0;
+    if (!n.IsScalar() || !YAML::convert<long>::decode(n, v))
+      ctx_.fail(n, sub(key), "expected an integer, got " + describe(n));
+    if (v < lo || v > hi)
+      ctx_.fail(n, sub(key),
+                "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
+                    std::to_string(v));
+    return v;
+  }
+  double number(const std::string& key, double def, double lo, double hi) {
+    auto n = get(key);
+    if (!n.IsDefined() || n.IsNull()) return def;
+    double v = 0;
+    if (!n.IsScalar() || !YAML::convert<double>::decode(n, v))
+      ctx_.fail(n, sub(key), "expected a number, got " + describe(n));
+    if (v < lo || v > hi)
+      ctx_.fail(n, sub(key),
+                "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+    return v;
+  }
+  double duration(const std::string& key, double def) {
+    auto n = get(key);
+    if (!n.IsDefined() || n.IsNull()) return def;
+    if (!n.IsScalar()) ctx_.fail(n, sub(key), "expected a duration, got " + describe(n));
+    auto d = parseDuration(n.Scalar());
+    if (!d) ctx_.fail(n, sub(key), d.error().message);
+    return *d;
+  }
+  Labels stringMap(const std::string& key, bool req = false) {
+    auto n = req ? required(key) : get(key);
+    Labels out;
+    if (!n.IsDefined() || n.IsNull()) return out;
+    if (!n.IsMap()) ctx_.fail(n, sub(key), "expected a map of strings, got " + describe(n));
+    for (const auto& kv : n) {
+      if (!kv.second.IsScalar())
+        ctx_.fail(kv.second, sub(key) + "." + kv.first.Scalar(), "expected a string");
+      out[kv.first.Scalar()] = kv.second.Scalar();
+    }
+    return out;
+  }
+  // Nested map reader; fails if present and not a map. Absent: an empty map.
+  Fields map(const std::string& key, bool req = false) {
+    auto n = req ? required(key) : get(key);
+    if (!n.IsDefined() || n.IsNull())
+      return Fields(ctx_, YAML::Node(YAML::NodeType::Map), sub(key));
+    return Fields(ctx_, n, sub(key));
+  }
+  // List items as Fields, for lists of maps.
+  std::vector<Fields> list(const std::string& key, bool req = false) {
+    auto n = req ? required(key) : get(key);
+    std::vector<Fields> out;
+    if (!n.IsDefined() || n.IsNull()) return out;
+    if (!n.IsSequence()) ctx_.fail(n, sub(key), "expected a list, got " + describe(n));
+    for (std::size_t i = 0; i < n.size(); ++i)
+      out.emplace_back(ctx_, n[i], sub(key) + "[" + std::to_string(i) + "]");
+    return out;
+  }
+  std::vector<std::string> strings(const std::string& key) {
+    auto n = get(key);
+    std::vector<std::string> out;
+    if (!n.IsDefined() || n.IsNull()) return out;
+    if (!n.IsSequence()) ctx_.fail(n, sub(key), "expected a list of strings, got " + describe(n));
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      if (!n[i].IsScalar())
+        ctx_.fail(n[i], sub(key) + "[" + std::to_string(i) + "]", "expected a string");
+      out.push_back(n[i].Scalar());
+    }
+    return out;
+  }
+
+  void finish() const {
+    for (const auto& kv : node_) {
+      const std::string k = kv.first.Scalar();
+      if (!known_.contains(k)) ctx_.fail(kv.first, sub(k), "unknown field");
+    }
+  }
+  const YAML::Node& node() const { return node_; }
+  const std::string& path() const { return path_; }
+  const Context& ctx() const { return ctx_; }
+
+ private:
+  const Context& ctx_;
+  YAML::Node node_;
+  std::string path_;
+  std::set<std::string> known_;
+};
+
+// "HOST:PORT" at `n`.
+HostPort parseHostPort(const Context& ctx, const YAML::Node& n, const std::string& path) {
+  if (!n.IsScalar()) ctx.fail(n, path, "expected HOST:PORT, got " + describe(n));
+  const std::string s = n.Scalar();
+  const auto colon = s.rfind(':');
+  long port = -1;
+  if (colon != std::string::npos && colon > 0 && colon + 1 < s.size() &&
+      s.find_first_not_of("0123456789", colon + 1) == std::string::npos && s.size() - colon < 7)
+    port = std::stol(s.substr(colon + 1));
+  if (port < 1 || port > 65535) ctx.fail(n, path, "expected HOST:PORT, got \"" + s + "\"");
+  return {s.substr(0, colon), static_cast<std::uint16_t>(port)};
+}
+
+HostPort hostPort(Fields& f, const std::string& key, HostPort def) {
+  auto n = f.get(key);
+  if (!n.IsDefined() || n.IsNull()) return def;
+  return parseHostPort(f.ctx(), n, f.sub(key));
+}
+
+ObjectMeta readMeta(Fields& top) {
+  auto m = top.map("metadata", true);
+  ObjectMeta meta;
+  meta.name = m.str("name", {}, true);
+  meta.ns = m.str("namespace", "default");
+  meta.labels = m.stringMap("labels");
+  m.ignore("annotations");
+  m.ignore("uid");
+  m.ignore("resourceVersion");
+  m.ignore("generation");
+  m.ignore("creationTimestamp");
+  m.finish();
+  return meta;
+}
+
+constexpr const char* kXk8s = "inference.networking.x-k8s.io/";
+constexpr const char* kK8sV1 = "inference.networking.k8s.io/v1";
+constexpr const char* kTidegate = "tidegate.io/v1alpha1";
+
+void readPool(Fields& top, const std::string& api, Config& c, Source src) {
+  InferencePool p;
+  p.source = src;
+  p.api_version = api;
+  p.meta = readMeta(top);
+  auto spec = top.map("spec", true);
+  if (api == kK8sV1) {
+    auto sel = spec.map("selector", true);
+    p.selector = sel.stringMap("matchLabels", true);
+    sel.finish();
+    auto ports = spec.list("targetPorts", true);
+    if (ports.empty()) spec.ctx().fail(spec.node(), spec.sub("targetPorts"), "needs one port");
+    p.target_port = static_cast<std::uint16_t>(ports[0].integer("number", 0, 1, 65535, true));
+    for (auto& port : ports) port.finish();
+    auto epp = spec.map("endpointPickerRef");
+    for (const char* k : {"group", "kind", "name", "port", "failureMode"}) epp.ignore(k);
+    epp.finish();
+  } else {
+    p.selector = spec.stringMap("selector", true);
+    p.target_port = static_cast<std::uint16_t>(spec.integer("targetPortNumber", 0, 1, 65535, true));
+    auto ext = spec.map("extensionRef");
+    for (const char* k : {"group", "kind", "name", "portNumber", "targetPortNumber", "failureMode"})
+      ext.ignore(k);
+    ext.finish();
+  }
+  if (p.selector.empty()) spec.ctx().fail(spec.node(), spec.sub("selector"), "must not be empty");
+  spec.finish();
+  c.pools.push_back(std::move(p));
+}
+
+void readModel(Fields& top, Config& c, Source src) {
+  InferenceModel m;
+  m.source = src;
+  m.meta = readMeta(top);
+  auto spec = top.map("spec", true);
+  m.model_name = spec.str("modelName", {}, true);
+  const auto crit = spec.str("criticality", "Standard");
+  if (crit == "Critical") {
+    m.criticality = Criticality::kCritical;
+  } else if (crit == "Standard") {
+    m.criticality = Criticality::kStandard;
+  } else if (crit == "Sheddable") {
+    m.criticality = Criticality::kSheddable;
+  } else {
+    spec.ctx().fail(spec.get("criticality"), spec.sub("criticality"),
+                    "expected Critical, Standard or Sheddable, got \"" + crit + "\"");
+  }
+  for (auto& t : spec.list("targetModels")) {
+    TargetModel tm;
+    tm.name = t.str("name", {}, true);
+    tm.weight = static_cast<int>(t.integer("weight", 1, 0, 1000000));
+    t.finish();
+    m.targets.push_back(std::move(tm));
+  }
+  if (!m.targets.empty()) {
+    long total = 0;
+    for (const auto& t : m.targets) total += t.weight;
+    if (total == 0) spec.ctx().fail(spec.node(), spec.sub("targetModels"), "weights sum to 0");
+  }
+  auto ref = spec.map("poolRef", true);
+  m.pool = ref.str("name", {}, true);
+  const auto kind = ref.str("kind", "InferencePool");
+  if (kind != "InferencePool")
+    ref.ctx().fail(ref.node(), ref.sub("kind"), "only InferencePool is supported, got " + kind);
+  ref.ignore("group");
+  ref.finish();
+  spec.finish();
+  c.models.push_back(std::move(m));
+}
+
+void readRoute(Fields& top, Config& c, Source src) {
+  LLMRoute r;
+  r.source = src;
+  r.meta = readMeta(top);
+  auto spec = top.map("spec", true);
+  r.host = spec.str("host", {}, true);
+  r.gateways = spec.strings("gateways");
+  for (auto& rule : spec.list("rules", true)) {
+    for (auto& b : rule.list("backendRefs", true)) {
+      auto ref = b.map("backendRef", true);
+      const auto kind = ref.str("kind", "InferencePool");
+      if (kind != "InferencePool")
+        ref.ctx().fail(ref.node(), ref.sub("kind"), "only InferencePool backends are supported");
+      r.pools.push_back(ref.str("name", {}, true));
+      ref.ignore("group");
+      ref.ignore("namespace");
+      ref.finish();
+      b.ignore("weight");
+      b.finish();
+    }
+    rule.ignore("name");
+    rule.finish();
+  }
+  spec.finish();
+  c.routes.push_back(std::move(r));
+}
+
+void readEndpoints(Fields& top, Config& c, Source src) {
+  Endpoints e;
+  e.source = src;
+  e.meta = readMeta(top);
+  auto spec = top.map("spec", true);
+  auto addrs = spec.get("addresses");
+  if (!addrs.IsDefined() || !addrs.IsSequence() || addrs.size() == 0)
+    spec.ctx().fail(spec.node(), spec.sub("addresses"), "expected a non-empty list of HOST:PORT");
+  for (std::size_t i = 0; i < addrs.size(); ++i)
+    e.addresses.push_back(
+        parseHostPort(spec.ctx(), addrs[i], spec.sub("addresses[" + std::to_string(i) + "]")));
+  spec.finish();
+  c.endpoints.push_back(std::move(e));
+}
+
+void readGateway(Fields& top, Config& c) {
+  if (c.has_gateway) top.ctx().fail(top.node(), "", "only one Gateway per configuration");
+  c.has_gateway = true;
+  auto& g = c.gateway;
+  g.name = readMeta(top).name;
+  auto spec = top.map("spec");
+  g.listen = hostPort(spec, "listen", g.listen);
+  g.admin = hostPort(spec, "admin", g.admin);
+  g.workers = static_cast<int>(spec.integer("workers", g.workers, 1, 256));
+  g.retries = static_cast<int>(spec.integer("retries", g.retries, 0, 10));
+  auto lim = spec.map("limits");
+  g.max_body_bytes = static_cast<std::size_t>(
+      lim.integer("maxBodyBytes", static_cast<long>(g.max_body_bytes), 1024, 1L << 34));
+  g.max_header_bytes = static_cast<std::size_t>(
+      lim.integer("maxHeaderBytes", static_cast<long>(g.max_header_bytes), 1024, 1L << 24));
+  g.max_connections = static_cast<std::size_t>(
+      lim.integer("maxConnections", static_cast<long>(g.max_connections), 1, 1000000));
+  lim.finish();
+  auto t = spec.map("timeouts");
+  g.connect_timeout_s = t.duration("connect", g.connect_timeout_s);
+  g.first_byte_timeout_s = t.duration("firstByte", g.first_byte_timeout_s);
+  g.idle_timeout_s = t.duration("idle", g.idle_timeout_s);
+  g.total_timeout_s = t.duration("total", g.total_timeout_s);
+  t.finish();
+  auto s = spec.map("scrape");
+  g.scrape_interval_s = s.duration("interval", g.scrape_interval_s);
+  g.stale_after_s = s.duration("staleAfter", g.stale_after_s);
+  s.finish();
+  auto sat = spec.map("saturation");
+  g.queue_threshold = sat.number("queueThreshold", g.queue_threshold, 0, 1e9);
+  g.kv_threshold = sat.number("kvCacheThreshold", g.kv_threshold, 0, 1);
+  sat.finish();
+  auto picker = spec.map("picker");
+  auto w = picker.map("weights");
+  g.weights.queue = w.number("queue", g.weights.queue, 0, 1000);
+  g.weights.kv_cache = w.number("kvCache", g.weights.kv_cache, 0, 1000);
+  g.weights.lora = w.number("lora", g.weights.lora, 0, 1000);
+  g.weights.prefix = w.number("prefix", g.weights.prefix, 0, 1000);
+  g.weights.inflight = w.number("inflight", g.weights.inflight, 0, 1000);
+  w.finish();
+  picker.finish();
+  spec.finish();
+  if (g.scrape_interval_s <= 0) spec.ctx().fail(spec.node(), "spec.scrape.interval", "must be > 0");
+}
+
+// Cross-document checks: references resolve, names are unique.
+void validate(const Config& c) {
+  auto fail = [&](const Source& s, const std::string& what, const std::string& msg) {
+    throw ConfigError{s.file + ": document " + std::to_string(s.document) + " (" + what +
+                      "), line " + std::to_string(s.line) + ": " + msg};
+  };
+  std::set<std::string> names;
+  for (const auto& p : c.pools)
+    if (!names.insert(p.meta.name).second)
+      fail(p.source, "InferencePool " + p.meta.name, "metadata.name: duplicate pool name");
+  std::set<std::string> model_names;
+  for (const auto& m : c.models) {
+    if (!c.pool(m.pool))
+      fail(m.source, "InferenceModel " + m.meta.name,
+           "spec.poolRef.name: no InferencePool named \"" + m.pool + "\"");
+    if (!model_names.insert(m.model_name).second)
+      fail(m.source, "InferenceModel " + m.meta.name,
+           "spec.modelName: \"" + m.model_name + "\" is claimed by another InferenceModel");
+  }
+  std::set<std::string> hosts;
+  for (const auto& r : c.routes) {
+    for (const auto& p : r.pools)
+      if (!c.pool(p))
+        fail(r.source, "LLMRoute " + r.meta.name,
+             "spec.rules[].backendRefs[].backendRef.name: no InferencePool named \"" + p + "\"");
+    if (!hosts.insert(r.host).second)
+      fail(r.source, "LLMRoute " + r.meta.name, "spec.host: \"" + r.host + "\" is routed twice");
+  }
+}
+
+}  // namespace
+
+Result<Config> parseConfig(const std::string& text, const std::string& name) {
+  Config c;
+  c.file = name;
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    return Error{name + ": line " + std::to_string(e.mark.line + 1) +
+                 ": YAML syntax error: " + e.msg};
+  }
+  try {
+    int index = 0;
+    for (const auto& doc : docs) {
+      ++index;
+      if (doc.IsNull()) continue;  // an empty document (e.g. a trailing ---)
+      Context ctx{name, index, {}};
+      Fields top(ctx, doc, "");
+      const auto api = top.str("apiVersion", {}, true);
+      const auto kind = top.str("kind", {}, true);
+      // (yaml-cpp: an absent key of a const node is invalid, so check IsDefined() first.)
+      if (const auto md = doc["metadata"]; md.IsDefined() && md.IsMap()) {
+        if (const auto n = md["name"]; n.IsDefined() && n.IsScalar())
+          ctx.what = kind + " " + n.Scalar();
+      }
+      Source src{name, index, doc.Mark().line + 1};
+      const bool xk8s =
+          api == std::string(kXk8s) + "v1alpha1" || api == std::string(kXk8s) + "v1alpha2";
+      if (kind == "InferencePool" && (xk8s || api == kK8sV1)) {
+        readPool(top, api, c, src);
+      } else if (kind == "InferenceModel" && xk8s) {
+        readModel(top, c, src);
+      } else if (kind == "LLMRoute" && api == "istio.alibabacloud.com/v1") {
+        readRoute(top, c, src);
+      } else if (kind == "Endpoints" && api == kTidegate) {
+        readEndpoints(top, c, src);
+      } else if (kind == "Gateway" && api == kTidegate) {
+        readGateway(top, c);
+      } else {
+        ctx.fail(doc, "", "unknown kind " + kind + " of apiVersion " + api);
+      }
+      top.ignore("status");
+      top.finish();
+    }
+    validate(c);
+  } catch (const ConfigError& e) {
+    return Error{e.message};
+  }
+  return c;
+}
+
+Result<Config> loadConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Error{"cannot read configuration " + path};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parseConfig(ss.str(), path);
+}
+
+}  // namespace tidegate::api

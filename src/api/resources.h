@@ -1,0 +1,120 @@
+#pragma once
+// The resource kinds tidegate reads from its configuration, as plain values. The ecosystem's own
+// kinds are accepted as their authors write them:
+//   InferencePool, InferenceModel  inference.networking.x-k8s.io/v1alpha1|v1alpha2,
+//                                  inference.networking.k8s.io/v1 (pools only)
+//   LLMRoute                       istio.alibabacloud.com/v1
+// and tidegate's own kinds under tidegate.io/v1alpha1: Gateway, Endpoints.
+// Validated once at load (api/loader.h), then shared immutably.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace tidegate::api {
+
+using Labels = std::map<std::string, std::string>;
+
+struct Source {
+  std::string file;
+  int document = 0;  // 1-based index of the YAML document in the file
+  int line = 0;      // 1-based line of the document's start
+};
+
+struct ObjectMeta {
+  std::string name;
+  std::string ns = "default";  // metadata.namespace, default "default"
+  Labels labels;
+};
+
+struct HostPort {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string str() const { return host + ":" + std::to_string(port); }
+};
+
+// True if every selector entry is among `labels` (an empty selector matches nothing).
+bool selectorMatches(const Labels& selector, const Labels& labels);
+
+struct InferencePool {
+  ObjectMeta meta;
+  Source source;
+  std::string api_version;
+  Labels selector;            // v1alpha*: spec.selector; v1: spec.selector.matchLabels
+  std::uint16_t target_port;  // v1alpha*: spec.targetPortNumber; v1: spec.targetPorts[0].number
+};
+
+enum class Criticality { kCritical, kStandard, kSheddable };
+const char* criticalityName(Criticality c);
+
+struct TargetModel {
+  std::string name;
+  int weight = 1;  // default 1 when absent
+};
+
+struct InferenceModel {
+  ObjectMeta meta;
+  Source source;
+  std::string model_name;
+  Criticality criticality = Criticality::kStandard;  // default Standard
+  std::vector<TargetModel> targets;  // empty: the model name goes upstream unchanged
+  std::string pool;                  // poolRef.name
+};
+
+struct LLMRoute {
+  ObjectMeta meta;
+  Source source;
+  std::string host;                   // spec.host
+  std::vector<std::string> gateways;  // spec.gateways (informational)
+  std::vector<std::string> pools;     // rules[].backendRefs[].backendRef.name, InferencePool only
+};
+
+// Static backends: addresses carrying labels that pools select, as pods would.
+struct Endpoints {
+  ObjectMeta meta;
+  Source source;
+  std::vector<HostPort> addresses;
+};
+
+struct PickerWeights {
+  double queue = 2;     // default 2: fewer waiting requests is better
+  double kv_cache = 1;  // default 1: lower KV-cache use is better
+  double lora = 2;      // default 2: adapter running > free slot > must wait
+  double prefix = 1;    // default 1: more of the prompt likely cached
+  double inflight = 1;  // default 1: fewer requests this gateway has in flight there
+};
+
+struct GatewayConfig {
+  std::string name = "default";
+  HostPort listen{"127.0.0.1", 8080};       // default 127.0.0.1:8080
+  HostPort admin{"127.0.0.1", 8081};        // default 127.0.0.1:8081
+  int workers = 2;                          // default 2 worker threads, one event loop each
+  std::size_t max_body_bytes = 8 << 20;     // default 8 MiB; larger: 413
+  std::size_t max_header_bytes = 64 << 10;  // default 64 KiB; larger: 431
+  std::size_t max_connections = 10000;      // default 10,000 client connections per worker
+  double connect_timeout_s = 2;             // default 2 s to connect upstream
+  double first_byte_timeout_s = 60;         // default 60 s to the first response byte
+  double idle_timeout_s = 30;               // default 30 s between streamed chunks
+  double total_timeout_s = 600;             // default 10 min for a whole request
+  int retries = 2;                  // default 2 retries on another endpoint, before any byte
+  double scrape_interval_s = 0.05;  // default 50 ms between scrapes of each endpoint
+  double stale_after_s = 2;         // default 2 s: older metrics count as saturated
+  double queue_threshold = 5;       // default 5 waiting: an endpoint past it is saturated...
+  double kv_threshold = 0.8;        // default 0.8 KV use: ...or past this
+  PickerWeights weights;
+};
+
+struct Config {
+  std::string file;
+  bool has_gateway = false;  // false: GatewayConfig defaults
+  GatewayConfig gateway;
+  std::vector<InferencePool> pools;
+  std::vector<InferenceModel> models;
+  std::vector<LLMRoute> routes;
+  std::vector<Endpoints> endpoints;
+
+  const InferencePool* pool(const std::string& name) const;
+};
+
+}  // namespace tidegate::api

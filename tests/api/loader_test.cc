@@ -1,0 +1,124 @@
+#include "api/loader.h"
+
+#include <gtest/gtest.h>
+
+namespace tidegate::api {
+namespace {
+
+TEST(Loader, SeedLoraExampleLoadsAsWritten) {
+  auto c = loadConfig(std::string(TIDEGATE_SOURCE_DIR) + "/examples/lora-traffic-split.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_FALSE(c->has_gateway);
+  EXPECT_EQ(c->gateway.listen.str(), "127.0.0.1:8080");
+  ASSERT_EQ(c->pools.size(), 1u);
+  EXPECT_EQ(c->pools[0].selector.at("app"), "vllm-llama2-7b-pool");
+  EXPECT_EQ(c->pools[0].target_port, 8000);
+  ASSERT_EQ(c->models.size(), 1u);
+  EXPECT_EQ(c->models[0].model_name, "lora-request");
+  EXPECT_EQ(c->models[0].targets.size(), 10u);
+  EXPECT_EQ(c->models[0].criticality, Criticality::kStandard);
+  ASSERT_EQ(c->routes.size(), 1u);
+  EXPECT_EQ(c->routes[0].host, "test.com");
+  EXPECT_EQ(c->routes[0].pools, std::vector<std::string>{"vllm-llama2-7b-pool"});
+  ASSERT_EQ(c->endpoints.size(), 1u);
+  EXPECT_TRUE(selectorMatches(c->pools[0].selector, c->endpoints[0].meta.labels));
+  EXPECT_EQ(c->endpoints[0].addresses[1].port, 8002);
+}
+
+TEST(Loader, ReadsV1PoolsAndTheGatewayKind) {
+  auto c = parseConfig(R"(
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: {name: p}
+spec:
+  targetPorts: [{number: 9000}]
+  selector: {matchLabels: {app: x}}
+  endpointPickerRef: {name: epp, port: {number: 9002}, failureMode: FailClose}
+---
+apiVersion: tidegate.io/v1alpha1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  listen: 0.0.0.0:9090
+  workers: 4
+  timeouts: {connect: 500ms, idle: 1m}
+  scrape: {interval: 100ms}
+  picker: {weights: {queue: 3, prefix: 0}}
+)",
+                       "mem.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->pools[0].target_port, 9000);
+  EXPECT_EQ(c->pools[0].selector.at("app"), "x");
+  EXPECT_TRUE(c->has_gateway);
+  EXPECT_EQ(c->gateway.listen.str(), "0.0.0.0:9090");
+  EXPECT_EQ(c->gateway.workers, 4);
+  EXPECT_DOUBLE_EQ(c->gateway.connect_timeout_s, 0.5);
+  EXPECT_DOUBLE_EQ(c->gateway.idle_timeout_s, 60);
+  EXPECT_DOUBLE_EQ(c->gateway.scrape_interval_s, 0.1);
+  EXPECT_EQ(c->gateway.weights.queue, 3);
+  EXPECT_EQ(c->gateway.weights.prefix, 0);
+  EXPECT_EQ(c->gateway.weights.lora, PickerWeights{}.lora);  // untouched: default
+}
+
+TEST(Loader, ErrorsNameFileDocumentLineAndField) {
+  const std::string pool =
+      "apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\n"
+      "metadata: {name: p}\nspec:\n  targetPortNumber: 8000\n  selector: {app: x}\n";
+  struct Case {
+    std::string yaml;
+    std::string error;
+  } cases[] = {
+      {"kind: Widget\napiVersion: x/v1\nmetadata: {name: w}\n",
+       "f.yaml: document 1 (Widget w), line 1: unknown kind Widget of apiVersion x/v1"},
+      {pool + "  colour: red\n",
+       "f.yaml: document 1 (InferencePool p), line 7: spec.colour: unknown field"},
+      {"apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\n"
+       "metadata: {name: p}\nspec:\n  targetPortNumber: eighty\n  selector: {app: x}\n",
+       "document 1 (InferencePool p), line 5: spec.targetPortNumber: expected an integer, got "
+       "\"eighty\""},
+      {"apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\n"
+       "metadata: {name: p}\nspec:\n  selector: {app: x}\n",
+       "spec.targetPortNumber: required field is missing"},
+      {pool + "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\n"
+              "metadata: {name: m}\nspec:\n  modelName: a\n  poolRef: {name: p}\n"
+              "  targetModels:\n  - name: x\n    weight: ten\n",
+       "f.yaml: document 2 (InferenceModel m), line 16: spec.targetModels[0].weight: expected an "
+       "integer, got \"ten\""},
+      {pool + "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\n"
+              "metadata: {name: m}\nspec:\n  modelName: a\n  criticality: Urgent\n"
+              "  poolRef: {name: p}\n",
+       "spec.criticality: expected Critical, Standard or Sheddable, got \"Urgent\""},
+      {pool + "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\n"
+              "metadata: {name: m}\nspec:\n  modelName: a\n  poolRef: {name: nope}\n",
+       "document 2 (InferenceModel m), line 8: spec.poolRef.name: no InferencePool named \"nope\""},
+      {"apiVersion: tidegate.io/v1alpha1\nkind: Endpoints\nmetadata: {name: e}\n"
+       "spec:\n  addresses: [\"127.0.0.1\"]\n",
+       "spec.addresses[0]: expected HOST:PORT, got \"127.0.0.1\""},
+      {"apiVersion: tidegate.io/v1alpha1\nkind: Gateway\nmetadata: {name: g}\n"
+       "spec:\n  timeouts: {connect: soon}\n",
+       "spec.timeouts.connect: bad duration 'soon'"},
+      {"apiVersion: tidegate.io/v1alpha1\nkind: Gateway\nmetadata: {name: g}\nspec: {}\n---\n"
+       "apiVersion: tidegate.io/v1alpha1\nkind: Gateway\nmetadata: {name: h}\nspec: {}\n",
+       "document 2 (Gateway h), line 6: only one Gateway"},
+      {"a: [1, 2\n", "f.yaml: line 2: YAML syntax error"},
+      {"apiVersion: tidegate.io/v1alpha1\nkind: Gateway\nspec: {}\n",
+       "metadata: required field is missing"},
+  };
+  for (const auto& c : cases) {
+    auto r = parseConfig(c.yaml, "f.yaml");
+    ASSERT_FALSE(r.ok()) << c.yaml;
+    EXPECT_NE(r.error().message.find(c.error), std::string::npos)
+        << "want: " << c.error << "\ngot:  " << r.error().message;
+  }
+}
+
+TEST(Loader, EmptyFileRunsOnDefaults) {
+  auto c = parseConfig("", "empty.yaml");
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->has_gateway);
+  EXPECT_EQ(c->gateway.admin.str(), "127.0.0.1:8081");
+  EXPECT_FALSE(loadConfig("/nonexistent.yaml").ok());
+}
+
+}  // namespace
+}  // namespace tidegate::api
