@@ -6,6 +6,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http.hpp>
+#include <algorithm>
 #include <cctype>
 
 namespace tidegate::http {
@@ -44,7 +45,10 @@ std::string_view Response::header(std::string_view name) const {
 Client::Client(asio::any_io_executor ex, std::string host, std::uint16_t port)
     : ex_(std::move(ex)), host_(std::move(host)), port_(port) {}
 
+Client::~Client() = default;
+
 void Client::close() {
+  parser_.reset();
   if (stream_) {
     beast::error_code ec;
     stream_->socket().close(ec);
@@ -71,9 +75,14 @@ asio::awaitable<tidegate::Status> Client::connect(double timeout_s) {
   co_return tidegate::Status::Ok();
 }
 
-asio::awaitable<Result<Response>> Client::send(const ClientRequest& req, DataFn on_data) {
+struct Client::Parser {
+  bhttp::response_parser<bhttp::buffer_body> p;
+};
+
+asio::awaitable<Result<Response>> Client::start(const ClientRequest& req) {
+  parser_.reset();
   if (!stream_) {
-    auto st = co_await connect(req.timeout_s);
+    auto st = co_await connect(req.connect_timeout_s > 0 ? req.connect_timeout_s : req.timeout_s);
     if (!st) co_return Error{st.message()};
   }
   bhttp::request<bhttp::string_body> r{bhttp::string_to_verb(req.method), req.target, 11};
@@ -87,44 +96,68 @@ asio::awaitable<Result<Response>> Client::send(const ClientRequest& req, DataFn 
     close();
     co_return Error{describe("write", wec)};
   }
-  bhttp::response_parser<bhttp::buffer_body> p;
-  p.body_limit(boost::none);
-  auto [hec, hn] = co_await bhttp::async_read_header(*stream_, buffer_, p, kTuple);
+  parser_ = std::make_unique<Parser>();
+  parser_->p.body_limit(boost::none);
+  auto [hec, hn] = co_await bhttp::async_read_header(*stream_, buffer_, parser_->p, kTuple);
   if (hec) {
     close();
     co_return Error{describe("read", hec)};
   }
   Response resp;
-  resp.status = p.get().result_int();
-  for (const auto& f : p.get()) {
+  const auto& msg = parser_->p.get();
+  resp.status = msg.result_int();
+  for (const auto& f : msg) {
     std::string name(f.name_string());
     for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     resp.headers[name] = std::string(f.value());
   }
-  char chunk[16384];
+  resp.keep_alive = keep_alive_ = msg.keep_alive();
+  co_return resp;
+}
+
+asio::awaitable<Result<std::string_view>> Client::next(double idle_timeout_s) {
+  if (!parser_) co_return Error{"protocol: next() without start()"};
+  auto& p = parser_->p;
   while (!p.is_done()) {
-    p.get().body().data = chunk;
-    p.get().body().size = sizeof chunk;
+    p.get().body().data = chunk_;
+    p.get().body().size = sizeof chunk_;
+    stream_->expires_after(std::chrono::milliseconds(static_cast<long>(idle_timeout_s * 1000)));
     auto [ec, n] = co_await bhttp::async_read_some(*stream_, buffer_, p, kTuple);
     if (ec == bhttp::error::need_buffer) ec = {};
-    const std::size_t got = sizeof chunk - p.get().body().size;
-    if (got > 0) {
-      if (on_data) {
-        if (!on_data(std::string_view(chunk, got))) {
-          close();
-          co_return resp;
-        }
-      } else {
-        resp.body.append(chunk, got);
-      }
-    }
+    const std::size_t got = sizeof chunk_ - p.get().body().size;
     if (ec) {
       close();
       co_return Error{describe("read", ec)};
     }
+    if (got > 0) co_return std::string_view(chunk_, got);
   }
-  resp.keep_alive = p.get().keep_alive();
-  if (!resp.keep_alive) close();
+  parser_.reset();
+  if (!keep_alive_) close();
+  co_return std::string_view{};
+}
+
+asio::awaitable<Result<Response>> Client::send(const ClientRequest& req, DataFn on_data) {
+  // One deadline for the whole exchange: each read gets only the time that is left.
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(static_cast<long>(req.timeout_s * 1000));
+  auto started = co_await start(req);
+  if (!started) co_return started;
+  Response resp = std::move(started).value();
+  while (true) {
+    const double left =
+        std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+    auto piece = co_await next(std::max(left, 0.001));
+    if (!piece) co_return Error{piece.error().message};
+    if (piece->empty()) break;
+    if (on_data) {
+      if (!on_data(*piece)) {
+        close();
+        co_return resp;
+      }
+    } else {
+      resp.body.append(piece->data(), piece->size());
+    }
+  }
   co_return resp;
 }
 

@@ -19,6 +19,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <memory>
 #include <string_view>
 
 #include "common/http_server.h"
@@ -40,7 +41,8 @@ struct ClientRequest {
   std::string target = "/";
   std::string body;
   Headers headers;        // e.g. {"Content-Type","application/json"}; Host defaults
-  double timeout_s = 30;  // default 30 s for the whole exchange
+  double timeout_s = 30;  // default 30 s: send() for the whole exchange, start() to the headers
+  double connect_timeout_s = 0;  // default 0: the same as timeout_s
 };
 
 // Receives body bytes as they arrive; return false to stop reading and close the connection.
@@ -49,10 +51,22 @@ using DataFn = std::function<bool(std::string_view)>;
 class Client {
  public:
   Client(asio::any_io_executor ex, std::string host, std::uint16_t port);
+  ~Client();
 
   // Sends `req` (connecting first if needed) and reads the response. With `on_data`, body bytes
   // go to the callback instead of Response::body.
   asio::awaitable<Result<Response>> send(const ClientRequest& req, DataFn on_data = {});
+
+  // Pull-style streaming: start() sends `req` and reads the response headers (Response::body
+  // stays empty); then next() returns body bytes as they arrive, each call waiting at most
+  // `idle_timeout_s`, and an empty view once the body is complete. The view is valid until the
+  // next call. The caller controls the pace: nothing is read while it does not call next().
+  asio::awaitable<Result<Response>> start(const ClientRequest& req);
+  asio::awaitable<Result<std::string_view>> next(double idle_timeout_s);
+  // True after a complete response that allows the connection to be reused.
+  bool reusable() const { return stream_.has_value() && !parser_ && keep_alive_; }
+  const std::string& host() const { return host_; }
+  std::uint16_t port() const { return port_; }
   void close();
 
  private:
@@ -63,6 +77,10 @@ class Client {
   std::uint16_t port_;
   std::optional<beast::tcp_stream> stream_;
   beast::flat_buffer buffer_;
+  struct Parser;
+  std::unique_ptr<Parser> parser_;  // set between start() and the end of the body
+  bool keep_alive_ = false;
+  char chunk_[16384];
 };
 
 // The kind of a failure returned by Client::send: the text before the first ':'.
