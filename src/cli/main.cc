@@ -5,6 +5,7 @@
 
 #include "cli/bench_cmd.h"
 #include "cli/engine_cmd.h"
+#include "cli/serve_cmd.h"
 
 namespace {
 // Every subcommand holds thousands of sockets (streams, load generation): lift the soft limit on
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   tidegate::cli::addEngineCommand(app);
   tidegate::cli::addBenchCommand(app);
+  tidegate::cli::addServeCommands(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

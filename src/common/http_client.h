@@ -17,9 +17,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
-#include <memory>
 #include <string_view>
 
 #include "common/http_server.h"

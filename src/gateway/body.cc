@@ -1,7 +1,7 @@
 #include "gateway/body.h"
 
-#include <boost/json.hpp>
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cctype>
 #include <vector>
 

@@ -16,8 +16,8 @@ struct Span {
 };
 
 struct RequestFields {
-  std::string model;          // decoded
-  Span model_span;            // the model value, quotes included
+  std::string model;  // decoded
+  Span model_span;    // the model value, quotes included
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage was true
   Span stream_options_span;    // the stream_options value, if present

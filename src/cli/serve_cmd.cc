@@ -1,0 +1,78 @@
+#include "cli/serve_cmd.h"
+
+#include <signal.h>
+
+#include <iostream>
+#include <memory>
+
+#include "api/loader.h"
+#include "common/log.h"
+#include "gateway/gateway.h"
+#include "gateway/routing.h"
+
+namespace tidegate::cli {
+
+namespace {
+
+int runServe(const std::string& config, const std::string& level) {
+  log::init("serve", level);
+  // Signals are taken synchronously by this thread; every thread started below inherits the mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  gateway::Gateway gw({.config_path = config, .log_level = level});
+  if (auto st = gw.start(); !st) {
+    std::cerr << "tidegate serve: " << st.message() << "\n";
+    return 2;
+  }
+  // Tests and scripts read the bound ports from this line.
+  std::cout << "tidegate serve listening on http://127.0.0.1:" << gw.port()
+            << " admin http://127.0.0.1:" << gw.adminPort() << std::endl;
+  while (true) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      spdlog::info("SIGHUP: reloading {}", config);
+      (void)gw.reload();  // a bad configuration is logged and the running one kept
+      continue;
+    }
+    spdlog::info("signal {}: stopping", sig);
+    break;
+  }
+  gw.stop();
+  return 0;
+}
+
+}  // namespace
+
+void addServeCommands(CLI::App& app) {
+  auto config = std::make_shared<std::string>();
+  auto level = std::make_shared<std::string>("info");
+  auto* serve = app.add_subcommand("serve", "Run the gateway (and, later, the controller)");
+  serve->add_option("-c,--config", *config, "Configuration file (YAML)")->required();
+  serve->add_option("--log-level", *level, "trace|debug|info|warn|error|off")
+      ->capture_default_str();
+  serve->callback([config, level] {
+    int rc = runServe(*config, *level);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+
+  auto check_config = std::make_shared<std::string>();
+  auto* check = app.add_subcommand("check", "Validate a configuration and print what it means");
+  check->add_option("-c,--config", *check_config, "Configuration file (YAML)")->required();
+  check->callback([check_config] {
+    auto c = api::loadConfig(*check_config);
+    if (!c) {
+      std::cerr << c.error().message << "\n";
+      throw CLI::RuntimeError(2);
+    }
+    gateway::RoutingTable table(std::make_shared<const api::Config>(std::move(c).value()), {});
+    std::cout << "configuration is valid\n" << table.describe();
+  });
+}
+
+}  // namespace tidegate::cli

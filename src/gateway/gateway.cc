@@ -1,0 +1,800 @@
+#include "gateway/gateway.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+
+#include "api/loader.h"
+#include "common/clock.h"
+#include "common/http_client.h"
+#include "common/http_server.h"
+#include "common/log.h"
+#include "common/prometheus.h"
+#include "common/tokenizer.h"
+#include "engine/model/kv_cache.h"
+#include "gateway/body.h"
+#include "gateway/endpoint.h"
+#include "gateway/picker/picker.h"
+#include "gateway/routing.h"
+#include "gateway/stats.h"
+
+namespace tidegate::gateway {
+
+namespace asio = boost::asio;
+namespace bj = boost::json;
+using http::Status;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr int kPrefixBlockTokens = 64;           // the gateway's prefix-affinity granularity
+constexpr std::size_t kPrefixMaxTokens = 32768;  // only the first tokens matter for affinity
+
+namespace {
+
+double now() {
+  static const SteadyClock clock;
+  return clock.now();
+}
+
+// Everything a request needs from the configuration, swapped as a whole on reload.
+struct State {
+  std::shared_ptr<const api::Config> config;
+  std::unique_ptr<RoutingTable> table;
+  std::vector<std::vector<std::shared_ptr<Endpoint>>> pool_endpoints;  // by pool index
+};
+
+// Splits an SSE byte stream into raw events (the bytes up to and including the blank line).
+class EventSplitter {
+ public:
+  // Appends bytes; complete raw events go to `out`. False if an event exceeds 1 MiB.
+  bool feed(std::string_view bytes, std::vector<std::string>& out) {
+    buf_.append(bytes);
+    std::size_t start = 0;
+    while (true) {
+      std::size_t end = buf_.find("\n\n", start);
+      std::size_t crlf = buf_.find("\r\n\r\n", start);
+      std::size_t len = 2;
+      if (crlf != std::string::npos && (end == std::string::npos || crlf < end)) {
+        end = crlf;
+        len = 4;
+      }
+      if (end == std::string::npos) break;
+      out.push_back(buf_.substr(start, end + len - start));
+      start = end + len;
+    }
+    buf_.erase(0, start);
+    return buf_.size() <= (1 << 20);
+  }
+  std::string rest() { return std::move(buf_); }
+
+ private:
+  std::string buf_;
+};
+
+// The `data:` payload of a raw event.
+std::string_view payload(std::string_view ev) {
+  auto p = ev.find("data:");
+  if (p == std::string_view::npos) return {};
+  ev.remove_prefix(p + 5);
+  if (!ev.empty() && ev.front() == ' ') ev.remove_prefix(1);
+  while (!ev.empty() && (ev.back() == '\n' || ev.back() == '\r')) ev.remove_suffix(1);
+  return ev;
+}
+
+struct Usage {
+  long prompt = -1, completion = -1;
+};
+
+void readUsage(const bj::object& o, Usage& u) {
+  const auto* usage = o.if_contains("usage");
+  if (!usage || !usage->is_object()) return;
+  const auto& uo = usage->get_object();
+  if (const auto* p = uo.if_contains("prompt_tokens"); p && p->is_int64())
+    u.prompt = p->get_int64();
+  if (const auto* c = uo.if_contains("completion_tokens"); c && c->is_int64())
+    u.completion = c->get_int64();
+}
+
+}  // namespace
+
+struct Gateway::Impl {
+  GatewayOptions opts;
+  std::atomic<std::shared_ptr<const State>> state;
+  EndpointRegistry registry;
+  prom::Registry metrics_registry;
+  std::unique_ptr<GatewayStats> stats;
+
+  // Control thread: scraper and admin server.
+  asio::io_context control{1};
+  std::unique_ptr<http::Server> admin;
+  std::thread control_thread;
+  std::mutex scrape_mu;
+  std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> scraping;  // address -> alive
+
+  struct Worker {
+    asio::io_context ioc{1};
+    std::unique_ptr<http::Server> server;
+    std::thread thread;
+    std::unordered_map<std::string, std::vector<std::unique_ptr<http::Client>>> idle;
+    std::mt19937_64 rng{std::random_device{}()};
+  };
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::uint16_t port = 0, admin_port = 0;
+
+  // Recent picks, for /admin/state.
+  struct PickLog {
+    double at;
+    std::string model, target, pool, endpoint, winner;
+    std::array<double, 5> scores;
+    double total;
+  };
+  std::mutex picks_mu;
+  std::deque<PickLog> picks;
+
+  explicit Impl(GatewayOptions o) : opts(std::move(o)) {
+    stats = std::make_unique<GatewayStats>(metrics_registry);
+    metrics_registry.addCollector([this](prom::TextWriter& w) { collectPools(w); });
+  }
+
+  std::shared_ptr<const State> snapshot() const { return state.load(); }
+
+  // --- Configuration ---------------------------------------------------------------------
+
+  Result<std::shared_ptr<const State>> build(const std::string& path) {
+    auto cfg = api::loadConfig(path);
+    if (!cfg) return cfg.error();
+    auto st = std::make_shared<State>();
+    st->config = std::make_shared<const api::Config>(std::move(cfg).value());
+    st->table = std::make_unique<RoutingTable>(st->config, std::vector<api::Endpoints>{});
+    std::vector<api::HostPort> all;
+    for (const auto& p : st->table->pools()) {
+      std::vector<std::shared_ptr<Endpoint>> eps;
+      for (const auto& a : p.endpoints) {
+        eps.push_back(registry.get(a));
+        all.push_back(a);
+      }
+      st->pool_endpoints.push_back(std::move(eps));
+    }
+    registry.retain(all);
+    return std::shared_ptr<const State>(st);
+  }
+
+  // Starts scraping endpoints not yet scraped; stops scraping dropped ones. Control thread.
+  void syncScrapers() {
+    const auto st = snapshot();
+    std::lock_guard lock(scrape_mu);
+    std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> next;
+    for (const auto& eps : st->pool_endpoints) {
+      for (const auto& e : eps) {
+        const auto key = e->address().str();
+        if (next.contains(key)) continue;
+        auto it = scraping.find(key);
+        if (it != scraping.end()) {
+          next[key] = it->second;
+          continue;
+        }
+        auto alive = std::make_shared<std::atomic<bool>>(true);
+        next[key] = alive;
+        asio::co_spawn(control, scrapeLoop(e, alive), asio::detached);
+      }
+    }
+    for (auto& [k, alive] : scraping)
+      if (!next.contains(k)) *alive = false;
+    scraping = std::move(next);
+  }
+
+  // --- Scraper -----------------------------------------------------------------------------
+
+  asio::awaitable<void> scrapeLoop(std::shared_ptr<Endpoint> ep,
+                                   std::shared_ptr<std::atomic<bool>> alive) {
+    http::Client client(control.get_executor(), ep->address().host, ep->address().port);
+    asio::steady_timer timer(control);
+    double last_models = -1;
+    while (*alive) {
+      const auto st = snapshot();
+      const auto& g = st->config->gateway;
+      const double timeout = std::max(0.2, std::min(1.0, g.stale_after_s / 2));
+      auto prev = ep->metrics();
+      auto next = std::make_shared<EndpointMetrics>(*prev);
+      http::ClientRequest req{.method = "GET", .target = "/metrics", .timeout_s = timeout};
+      auto r = co_await client.send(req);
+      if (r && r->status == 200) {
+        if (auto scrape = prom::parse(r->body)) {
+          readEngineMetrics(*scrape, *next);
+          next->up = true;
+          next->scraped_at = now();
+          next->error.clear();
+        } else {
+          next->up = false;
+          next->error = "metrics: " + scrape.error().message;
+        }
+      } else {
+        next->up = false;
+        next->error = r ? "metrics: HTTP " + std::to_string(r->status) : r.error().message;
+      }
+      if (next->up && (last_models < 0 || now() - last_models >= 1.0)) {
+        http::ClientRequest mreq{.method = "GET", .target = "/v1/models", .timeout_s = timeout};
+        auto m = co_await client.send(mreq);
+        if (m && m->status == 200 && readModelList(m->body, *next)) last_models = now();
+      }
+      if (prev->up != next->up)
+        spdlog::info("endpoint {} is {}{}", ep->address().str(), next->up ? "up" : "down",
+                     next->up ? "" : ": " + next->error);
+      ep->publish(std::move(next));
+      timer.expires_after(std::chrono::microseconds(static_cast<long>(g.scrape_interval_s * 1e6)));
+      co_await timer.async_wait(kTuple);
+    }
+  }
+
+  // --- Metrics collected at scrape time -------------------------------------------------
+
+  void collectPools(prom::TextWriter& w) {
+    const auto st = snapshot();
+    const auto& g = st->config->gateway;
+    PickConfig pc{g.weights, g.queue_threshold, g.kv_threshold, g.stale_after_s};
+    const double t = now();
+    w.family("tidegate_pool_ready_endpoints", "gauge", "Endpoints of the pool answering scrapes.");
+    std::vector<std::array<double, 4>> agg(st->pool_endpoints.size());
+    for (std::size_t p = 0; p < st->pool_endpoints.size(); ++p) {
+      double ready = 0, sat = 0, q = 0, kv = 0;
+      for (const auto& e : st->pool_endpoints[p]) {
+        auto m = e->metrics();
+        if (!m->up) continue;
+        ++ready;
+        sat += isSaturated(*m, pc, t) ? 1 : 0;
+        q += m->waiting;
+        kv += m->kv;
+      }
+      agg[p] = {ready, ready > 0 && sat == ready ? 1.0 : 0.0, ready ? q / ready : 0,
+                ready ? kv / ready : 0};
+      w.sample("tidegate_pool_ready_endpoints", {{"pool", st->table->pools()[p].name}}, ready);
+    }
+    const char* names[] = {"tidegate_pool_saturated", "tidegate_pool_avg_queue",
+                           "tidegate_pool_avg_kv_cache"};
+    const char* helps[] = {"1 if every ready endpoint of the pool is saturated.",
+                           "Mean waiting requests over the pool's ready endpoints.",
+                           "Mean KV-cache use over the pool's ready endpoints (0-1)."};
+    for (int k = 0; k < 3; ++k) {
+      w.family(names[k], "gauge", helps[k]);
+      for (std::size_t p = 0; p < agg.size(); ++p)
+        w.sample(names[k], {{"pool", st->table->pools()[p].name}}, agg[p][k + 1]);
+    }
+    const char* enames[] = {"tidegate_endpoint_queue", "tidegate_endpoint_kv_cache",
+                            "tidegate_endpoint_inflight", "tidegate_endpoint_up"};
+    const char* ehelps[] = {"Waiting requests at the endpoint (last scrape).",
+                            "KV-cache use at the endpoint (last scrape, 0-1).",
+                            "This gateway's requests in flight at the endpoint.",
+                            "1 if the endpoint answered its last scrape."};
+    for (int k = 0; k < 4; ++k) {
+      w.family(enames[k], "gauge", ehelps[k]);
+      for (std::size_t p = 0; p < st->pool_endpoints.size(); ++p) {
+        for (const auto& e : st->pool_endpoints[p]) {
+          auto m = e->metrics();
+          const double v = k == 0   ? m->waiting
+                           : k == 1 ? m->kv
+                           : k == 2 ? e->inflight.load()
+                                    : m->up;
+          w.sample(enames[k],
+                   {{"pool", st->table->pools()[p].name}, {"endpoint", e->address().str()}}, v);
+        }
+      }
+    }
+  }
+
+  // --- Admin server ----------------------------------------------------------------------
+
+  asio::awaitable<void> handleAdmin(http::Exchange& ex) {
+    std::string target(ex.request().target());
+    if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
+    if (ex.request().method() != boost::beast::http::verb::get) {
+      co_await ex.respond(Status::method_not_allowed,
+                          http::openaiError("use GET", "invalid_request_error"));
+    } else if (target == "/metrics") {
+      co_await ex.respond(Status::ok, metrics_registry.render(),
+                          "text/plain; version=0.0.4; charset=utf-8");
+    } else if (target == "/healthz") {
+      co_await ex.respond(Status::ok, std::string("ok\n"), "text/plain");
+    } else if (target == "/readyz") {
+      const bool ready = isReady();
+      co_await ex.respond(ready ? Status::ok : Status::service_unavailable,
+                          std::string(ready ? "ready\n" : "no ready endpoint\n"), "text/plain");
+    } else if (target == "/admin/state") {
+      co_await ex.respond(Status::ok, adminState());
+    } else {
+      co_await ex.respond(Status::not_found,
+                          http::openaiError("no route for " + target, "not_found_error"));
+    }
+  }
+
+  bool isReady() const {
+    const auto st = snapshot();
+    if (st->pool_endpoints.empty()) return true;
+    for (const auto& eps : st->pool_endpoints)
+      for (const auto& e : eps)
+        if (e->metrics()->up) return true;
+    return false;
+  }
+
+  std::string adminState() {
+    const auto st = snapshot();
+    const auto& g = st->config->gateway;
+    PickConfig pc{g.weights, g.queue_threshold, g.kv_threshold, g.stale_after_s};
+    const double t = now();
+    bj::array pools;
+    for (std::size_t p = 0; p < st->pool_endpoints.size(); ++p) {
+      bj::array eps;
+      const auto& entry = st->table->pools()[p];
+      for (std::size_t i = 0; i < st->pool_endpoints[p].size(); ++i) {
+        const auto& e = st->pool_endpoints[p][i];
+        auto m = e->metrics();
+        bj::object labels;
+        for (const auto& [k, v] : entry.endpoint_labels[i]) labels[k] = v;
+        bj::array running, waiting, models, adapters;
+        for (const auto& x : m->running_loras) running.push_back(bj::value(x));
+        for (const auto& x : m->waiting_loras) waiting.push_back(bj::value(x));
+        for (const auto& x : m->models) models.push_back(bj::value(x));
+        for (const auto& x : m->adapters) adapters.push_back(bj::value(x));
+        eps.push_back(bj::object{
+            {"address", e->address().str()},
+            {"labels", std::move(labels)},
+            {"ready", m->up},
+            {"saturated", m->up && isSaturated(*m, pc, t)},
+            {"inflight", e->inflight.load()},
+            {"scrape_age_s", m->scraped_at < 0 ? bj::value(nullptr) : bj::value(t - m->scraped_at)},
+            {"error", m->error},
+            {"metrics", bj::object{{"waiting", m->waiting},
+                                   {"running", m->running},
+                                   {"kv_cache", m->kv},
+                                   {"running_lora_adapters", std::move(running)},
+                                   {"waiting_lora_adapters", std::move(waiting)},
+                                   {"max_lora", m->max_lora}}},
+            {"models", std::move(models)},
+            {"adapters", std::move(adapters)}});
+      }
+      pools.push_back(bj::object{{"name", entry.name}, {"endpoints", std::move(eps)}});
+    }
+    bj::array models;
+    for (const auto& m : st->table->models()) {
+      bj::array targets;
+      const double total = m.cumulative.empty() ? 0 : static_cast<double>(m.cumulative.back());
+      for (const auto& tm : m.targets)
+        targets.push_back(
+            bj::object{{"name", tm.name}, {"weight", tm.weight}, {"share", tm.weight / total}});
+      models.push_back(bj::object{{"model", m.model_name},
+                                  {"inference_model", m.inference_model},
+                                  {"criticality", api::criticalityName(m.criticality)},
+                                  {"pool", st->table->pools()[m.pool].name},
+                                  {"targets", std::move(targets)}});
+    }
+    bj::array recent;
+    {
+      std::lock_guard lock(picks_mu);
+      for (const auto& p : picks) {
+        bj::object scores;
+        for (std::size_t k = 0; k < 5; ++k) scores[kScorerNames[k]] = p.scores[k];
+        recent.push_back(bj::object{{"age_s", t - p.at},
+                                    {"model", p.model},
+                                    {"target", p.target},
+                                    {"pool", p.pool},
+                                    {"endpoint", p.endpoint},
+                                    {"winner", p.winner},
+                                    {"scores", std::move(scores)},
+                                    {"total", p.total}});
+      }
+    }
+    return bj::serialize(bj::object{{"config", st->config->file},
+                                    {"pools", std::move(pools)},
+                                    {"models", std::move(models)},
+                                    {"recent_picks", std::move(recent)}});
+  }
+
+  // --- Data plane --------------------------------------------------------------------------
+
+  asio::awaitable<void> handle(Worker& w, http::Exchange& ex);
+  asio::awaitable<void> relay(Worker& w, http::Exchange& ex, std::shared_ptr<const State> st,
+                              const Route& route, const RequestFields& fields, std::string path,
+                              std::string model);
+  std::string modelsBody(const State& st) const;
+};
+
+std::string Gateway::Impl::modelsBody(const State& st) const {
+  std::vector<std::string> names;
+  auto add = [&](const std::string& n) {
+    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+  };
+  for (const auto& m : st.table->models()) add(m.model_name);
+  for (const auto& eps : st.pool_endpoints)
+    for (const auto& e : eps) {
+      auto m = e->metrics();
+      if (!m->up) continue;
+      for (const auto& n : m->models) add(n);
+      for (const auto& n : m->adapters) add(n);
+    }
+  bj::array data;
+  const auto created = unixSeconds();
+  for (const auto& n : names)
+    data.push_back(
+        bj::object{{"id", n}, {"object", "model"}, {"created", created}, {"owned_by", "tidegate"}});
+  return bj::serialize(bj::object{{"object", "list"}, {"data", std::move(data)}});
+}
+
+asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
+  const auto& req = ex.request();
+  std::string path(req.target());
+  if (auto q = path.find('?'); q != std::string::npos) path.resize(q);
+  const auto st = snapshot();
+  using V = boost::beast::http::verb;
+  const bool generation =
+      path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/embeddings";
+  std::optional<http::Headers> allow;
+  std::optional<std::pair<Status, std::string>> error;  // status, body
+  if (path == "/v1/models") {
+    if (req.method() == V::get) {
+      co_await ex.respond(Status::ok, modelsBody(*st));
+      co_return;
+    }
+    allow = http::Headers{{"Allow", "GET"}};
+  } else if (!generation) {
+    error = {Status::not_found, http::openaiError("no route for " + path, "not_found_error")};
+  } else if (req.method() != V::post) {
+    allow = http::Headers{{"Allow", "POST"}};
+  }
+  if (allow) {
+    std::string body =
+        http::openaiError("method " + std::string(req.method_string()) + " not allowed on " + path,
+                          "invalid_request_error");
+    co_await ex.respond(Status::method_not_allowed, std::move(body), "application/json", *allow);
+    co_return;
+  }
+  RequestFields fields;
+  if (!error) {
+    const auto ct = req[boost::beast::http::field::content_type];
+    if (!ct.empty() && ct.find("application/json") == std::string_view::npos) {
+      error = {Status::unsupported_media_type,
+               http::openaiError("Content-Type must be application/json, got " + std::string(ct),
+                                 "invalid_request_error")};
+    } else if (auto e = scanRequest(req.body(), fields)) {
+      error = {Status::bad_request,
+               http::openaiError(e->message, "invalid_request_error", e->param)};
+    }
+  }
+  std::optional<Route> route;
+  if (!error) {
+    auto serves = [&](std::size_t p, const std::string& model) {
+      for (const auto& e : st->pool_endpoints[p])
+        if (e->metrics()->lists(model)) return true;
+      return false;
+    };
+    auto r = st->table->route(req[boost::beast::http::field::host], fields.model, w.rng(), serves);
+    if (auto* re = std::get_if<RouteError>(&r)) {
+      error = {Status::not_found,
+               http::openaiError(re->message, "not_found_error", "model", "model_not_found")};
+      stats->requests(fields.model, "", "", 404).inc();
+    } else {
+      route = std::get<Route>(r);
+    }
+  }
+  if (error) {
+    co_await ex.respond(error->first, std::move(error->second));
+    co_return;
+  }
+  co_await relay(w, ex, st, *route, fields, path, fields.model);
+}
+
+asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
+                                           std::shared_ptr<const State> st, const Route& route,
+                                           const RequestFields& fields, std::string path,
+                                           std::string model) {
+  const auto& g = st->config->gateway;
+  const auto& pool = st->table->pools()[route.pool];
+  const auto& eps = st->pool_endpoints[route.pool];
+  const double t0 = now();
+  const bool client_usage = fields.include_usage;
+  const std::string body = rewriteBody(ex.request().body(), fields, route.target_model, true);
+
+  // Prefix hashes of the prompt, for affinity.
+  std::vector<std::uint32_t> ids;
+  tokenizer::encode(std::string_view(fields.prompt_text).substr(0, kPrefixMaxTokens * 4), ids);
+  if (ids.size() > kPrefixMaxTokens) ids.resize(kPrefixMaxTokens);
+  const auto hashes = engine::blockHashes(ids, kPrefixBlockTokens, 0);
+
+  PickConfig pc{g.weights, g.queue_threshold, g.kv_threshold, g.stale_after_s};
+  std::vector<bool> tried(eps.size(), false);
+  std::string last_error = "no endpoint";
+  int status_for_metrics = 0;
+
+  for (int attempt = 0; attempt <= g.retries; ++attempt) {
+    // Pick among the endpoints not tried yet.
+    std::vector<Candidate> cands(eps.size());
+    std::vector<std::shared_ptr<const EndpointMetrics>> hold(eps.size());
+    for (std::size_t i = 0; i < eps.size(); ++i) {
+      if (tried[i]) continue;
+      hold[i] = eps[i]->metrics();
+      cands[i].metrics = hold[i].get();
+      cands[i].inflight = eps[i]->inflight.load(std::memory_order_relaxed);
+      cands[i].prefix_match =
+          hashes.empty() ? 0 : double(eps[i]->prefix.match(hashes)) / double(hashes.size());
+    }
+    const Pick p = pick(cands, {route.target_model, route.criticality}, pc, now(), w.rng());
+    if (p.shed) {
+      stats->requests(model, route.target_model, pool.name, 429).inc();
+      http::Headers h{{"x-tidegate-dropped-reason", "saturated"}};
+      std::string b =
+          http::openaiError("The pool " + pool.name + " is saturated; shedding Sheddable requests.",
+                            "rate_limit_error", {}, "saturated");
+      co_await ex.respond(Status::too_many_requests, std::move(b), "application/json", h);
+      co_return;
+    }
+    if (p.index < 0) break;  // no ready endpoint left
+    Endpoint& ep = *eps[static_cast<std::size_t>(p.index)];
+    tried[static_cast<std::size_t>(p.index)] = true;
+    stats->picks(pool.name, p.winner).inc();
+    {
+      std::lock_guard lock(picks_mu);
+      picks.push_back({now(), model, route.target_model, pool.name, ep.address().str(), p.winner,
+                       p.scores, p.total});
+      if (picks.size() > 64) picks.pop_front();
+    }
+    if (!hashes.empty()) ep.prefix.insert(hashes);
+
+    // Upstream connection from this worker's pool.
+    auto& idle = w.idle[ep.address().str()];
+    std::unique_ptr<http::Client> client;
+    if (!idle.empty()) {
+      client = std::move(idle.back());
+      idle.pop_back();
+    } else {
+      client = std::make_unique<http::Client>(w.ioc.get_executor(), ep.address().host,
+                                              ep.address().port);
+    }
+    ep.inflight.fetch_add(1, std::memory_order_relaxed);
+    struct Release {
+      Endpoint& e;
+      ~Release() { e.inflight.fetch_sub(1, std::memory_order_relaxed); }
+    } release{ep};
+
+    http::ClientRequest up{.method = "POST",
+                           .target = path,
+                           .body = body,
+                           .headers = {{"Content-Type", "application/json"}},
+                           .timeout_s = g.first_byte_timeout_s,
+                           .connect_timeout_s = g.connect_timeout_s};
+    if (auto rid = ex.request()["x-request-id"]; !rid.empty())
+      up.headers.emplace_back("x-request-id", std::string(rid));
+    http::Client* cp = client.get();
+    ex.onPeerClosed([cp] { cp->close(); });  // the client left: drop the upstream request too
+    auto started = co_await client->start(up);
+    if (!started || started->status >= 500) {
+      last_error = started ? "HTTP " + std::to_string(started->status) : started.error().message;
+      stats
+          ->upstreamErrors(pool.name,
+                           started ? "http_5xx" : std::string(http::errorKind(last_error)))
+          .inc();
+      spdlog::warn("[c{}] upstream {} failed before the first byte: {}", ex.connId(),
+                   ep.address().str(), last_error);
+      client->close();
+      if (attempt < g.retries) stats->retries(pool.name).inc();
+      continue;  // retry on another endpoint
+    }
+    const bool streaming =
+        fields.stream && started->status == 200 &&
+        started->header("content-type").find("text/event-stream") != std::string_view::npos;
+    const double deadline = t0 + g.total_timeout_s;
+    Usage usage;
+    double first_token = -1, last_token = -1;
+    auto& ttft = stats->ttft(model);
+    auto& itl = stats->itl(model);
+    http::Headers down{{"x-tidegate-endpoint", ep.address().str()}, {"x-tidegate-pool", pool.name}};
+    status_for_metrics = static_cast<int>(started->status);
+    if (!streaming) {
+      std::string resp;
+      bool failed = false;
+      while (true) {
+        auto piece =
+            co_await client->next(std::max(0.001, std::min(g.idle_timeout_s, deadline - now())));
+        if (!piece) {
+          failed = true;
+          last_error = piece.error().message;
+          break;
+        }
+        if (piece->empty()) break;
+        resp.append(*piece);
+      }
+      if (failed) {
+        // Nothing reached the client yet: retry elsewhere.
+        stats->upstreamErrors(pool.name, std::string(http::errorKind(last_error))).inc();
+        if (attempt < g.retries) stats->retries(pool.name).inc();
+        continue;
+      }
+      if (started->status == 200) {
+        boost::system::error_code ec;
+        auto v = bj::parse(resp, ec);
+        if (!ec && v.is_object()) readUsage(v.get_object(), usage);
+        ttft.observe(now() - t0);
+      }
+      std::string ct(started->header("content-type"));
+      co_await ex.respond(static_cast<Status>(started->status), std::move(resp), ct, down);
+    } else {
+      if (!co_await ex.startStream(Status::ok, started->header("content-type"), down)) {
+        client->close();
+        status_for_metrics = 499;  // the client went away
+      } else {
+        EventSplitter splitter;
+        std::vector<std::string> events;
+        std::string out;
+        bool client_gone = false;
+        std::string failure;
+        while (true) {
+          auto piece =
+              co_await client->next(std::max(0.001, std::min(g.idle_timeout_s, deadline - now())));
+          if (!piece) {
+            failure = piece.error().message;
+            break;
+          }
+          if (piece->empty()) break;
+          events.clear();
+          if (!splitter.feed(*piece, events)) {
+            failure = "protocol: upstream event over 1 MiB";
+            break;
+          }
+          out.clear();
+          for (auto& ev : events) {
+            const auto data = payload(ev);
+            if (!data.empty() && data != "[DONE]") {
+              boost::system::error_code ec;
+              auto v = bj::parse(data, ec);
+              if (!ec && v.is_object()) {
+                const auto& o = v.get_object();
+                const auto* choices = o.if_contains("choices");
+                const bool usage_chunk = choices && choices->is_array() &&
+                                         choices->get_array().empty() && o.contains("usage") &&
+                                         o.at("usage").is_object();
+                if (usage_chunk) {
+                  readUsage(o, usage);
+                  if (!client_usage) continue;  // asked for by the gateway, not by the client
+                } else {
+                  const double t = now();
+                  if (first_token < 0) {
+                    first_token = t;
+                    ttft.observe(t - t0);
+                  } else {
+                    itl.observe(t - last_token);
+                  }
+                  last_token = t;
+                }
+              }
+            }
+            out += ev;
+          }
+          if (!out.empty() && !co_await ex.write(out)) {
+            client_gone = true;
+            break;
+          }
+        }
+        if (client_gone) {
+          client->close();
+          status_for_metrics = 499;
+        } else if (!failure.empty()) {
+          // Streaming began: no retry. End the stream with an explicit error event.
+          stats->upstreamErrors(pool.name, std::string(http::errorKind(failure))).inc();
+          spdlog::warn("[c{}] upstream {} failed mid-stream: {}", ex.connId(), ep.address().str(),
+                       failure);
+          std::string err = "data: " +
+                            http::openaiError("upstream failed mid-stream: " + failure,
+                                              "server_error", {}, "upstream_error") +
+                            "\n\n";
+          co_await ex.write(err);
+          co_await ex.finishStream();
+          status_for_metrics = 502;
+        } else {
+          auto rest = splitter.rest();
+          if (!rest.empty()) co_await ex.write(rest);
+          co_await ex.finishStream();
+        }
+      }
+    }
+    if (client->reusable() && idle.size() < 256) idle.push_back(std::move(client));
+    stats->requests(model, route.target_model, pool.name, status_for_metrics).inc();
+    stats->duration(model).observe(now() - t0);
+    if (usage.prompt >= 0) stats->promptTokens(model).inc(static_cast<double>(usage.prompt));
+    if (usage.completion >= 0)
+      stats->completionTokens(model).inc(static_cast<double>(usage.completion));
+    co_return;
+  }
+  // Every attempt failed before any byte reached the client, or nothing was ready.
+  const bool none_ready = last_error == "no endpoint";
+  const Status status = none_ready ? Status::service_unavailable : Status::bad_gateway;
+  stats->requests(model, route.target_model, pool.name, static_cast<int>(status)).inc();
+  std::string b = none_ready ? http::openaiError("no ready endpoint in pool " + pool.name,
+                                                 "service_unavailable", {}, "no_ready_endpoint")
+                             : http::openaiError("upstream failed: " + last_error, "server_error",
+                                                 {}, "upstream_error");
+  co_await ex.respond(status, std::move(b));
+}
+
+Gateway::Gateway(GatewayOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+Gateway::~Gateway() { stop(); }
+
+tidegate::Status Gateway::start() {
+  auto& m = *impl_;
+  auto st = m.build(m.opts.config_path);
+  if (!st) return st.error();
+  m.state.store(*st);
+  const auto& g = (*st)->config->gateway;
+  http::ServerOptions so{.max_body_bytes = g.max_body_bytes,
+                         .max_header_bytes = g.max_header_bytes,
+                         .max_connections = g.max_connections,
+                         .server_name = "tidegate"};
+  for (int i = 0; i < g.workers; ++i) {
+    auto w = std::make_unique<Impl::Worker>();
+    Impl::Worker* wp = w.get();
+    w->server = std::make_unique<http::Server>(
+        w->ioc, so, [this, wp](http::Exchange& ex) { return impl_->handle(*wp, ex); });
+    // The first worker binds the configured port (0: any); the others share the port it got.
+    auto ep = w->server->listen(g.listen.host, i == 0 ? g.listen.port : m.port, true);
+    if (!ep) return ep.error();
+    m.port = ep->port();
+    m.workers.push_back(std::move(w));
+  }
+  m.admin = std::make_unique<http::Server>(
+      m.control, http::ServerOptions{.server_name = "tidegate-admin"},
+      [this](http::Exchange& ex) { return impl_->handleAdmin(ex); });
+  auto aep = m.admin->listen(g.admin.host, g.admin.port);
+  if (!aep) return aep.error();
+  m.admin_port = aep->port();
+  m.admin->start();
+  asio::post(m.control, [&m] { m.syncScrapers(); });
+  m.control_thread = std::thread([&m] { m.control.run(); });
+  for (auto& w : m.workers) {
+    w->server->start();
+    w->thread = std::thread([wp = w.get()] { wp->ioc.run(); });
+  }
+  spdlog::info("gateway {}: {} pools, {} models, {} workers", g.name, (*st)->table->pools().size(),
+               (*st)->table->models().size(), g.workers);
+  return tidegate::Status::Ok();
+}
+
+tidegate::Status Gateway::reload() {
+  auto& m = *impl_;
+  auto st = m.build(m.opts.config_path);
+  if (!st) {
+    spdlog::error("reload rejected, keeping the running configuration: {}", st.error().message);
+    return st.error();
+  }
+  m.state.store(*st);
+  asio::post(m.control, [&m] { m.syncScrapers(); });
+  spdlog::info("configuration reloaded from {}", m.opts.config_path);
+  return tidegate::Status::Ok();
+}
+
+void Gateway::stop() {
+  auto& m = *impl_;
+  for (auto& w : m.workers) {
+    asio::post(w->ioc, [wp = w.get()] {
+      wp->server->stop();
+      wp->idle.clear();
+      wp->ioc.stop();
+    });
+  }
+  for (auto& w : m.workers)
+    if (w->thread.joinable()) w->thread.join();
+  asio::post(m.control, [&m] {
+    if (m.admin) m.admin->stop();
+    std::lock_guard lock(m.scrape_mu);
+    for (auto& [k, alive] : m.scraping) *alive = false;
+    m.control.stop();
+  });
+  if (m.control_thread.joinable()) m.control_thread.join();
+}
+
+std::uint16_t Gateway::port() const { return impl_->port; }
+std::uint16_t Gateway::adminPort() const { return impl_->admin_port; }
+
+}  // namespace tidegate::gateway

@@ -1,0 +1,52 @@
+#pragma once
+// Gateway: the data plane of `tidegate serve`.
+//
+// Threads: `workers` threads, each with its own io_context and its own HTTP server on the listen
+// address (SO_REUSEPORT, so the kernel spreads connections), its own upstream keep-alive pools;
+// one control thread that runs the scraper (every endpoint's /metrics every scrape interval and
+// /v1/models every second) and the admin server. Workers share only: the routing state
+// (an immutable snapshot swapped atomically on reload), the endpoints (atomics and published
+// metric snapshots), the metric registry (lock-free updates) and the recent-picks log (mutex).
+//
+// Request path: admission (method, media type, body scan) -> routing (host, model, weighted
+// target) -> picking (filters, scorers) -> relay (retries before the first byte, streaming with
+// backpressure, usage capture, usage-chunk stripping) -> accounting (metrics).
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api/resources.h"
+#include "common/result.h"
+
+namespace tidegate::gateway {
+
+struct GatewayOptions {
+  std::string config_path;
+  std::string log_level = "info";
+};
+
+class Gateway {
+ public:
+  explicit Gateway(GatewayOptions options);
+  ~Gateway();
+
+  // Loads the configuration, binds the listen and admin addresses and starts every thread.
+  Status start();
+  // Re-reads the configuration; on error keeps the running one and returns the error.
+  // In-flight requests finish on the configuration they started with.
+  Status reload();
+  // Stops accepting, closes connections, joins the threads.
+  void stop();
+
+  std::uint16_t port() const;
+  std::uint16_t adminPort() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tidegate::gateway
