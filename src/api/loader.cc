@@ -166,8 +166,9 @@ class Fields {
   std::set<std::string> known_;
 };
 
-// "HOST:PORT" at `n`.
-HostPort parseHostPort(const Context& ctx, const YAML::Node& n, const std::string& path) {
+// "HOST:PORT" at `n`. Port 0 ("any free port") only where `allow_zero` (listen addresses).
+HostPort parseHostPort(const Context& ctx, const YAML::Node& n, const std::string& path,
+                       bool allow_zero = false) {
   if (!n.IsScalar()) ctx.fail(n, path, "expected HOST:PORT, got " + describe(n));
   const std::string s = n.Scalar();
   const auto colon = s.rfind(':');
@@ -175,14 +176,15 @@ HostPort parseHostPort(const Context& ctx, const YAML::Node& n, const std::strin
   if (colon != std::string::npos && colon > 0 && colon + 1 < s.size() &&
       s.find_first_not_of("0123456789", colon + 1) == std::string::npos && s.size() - colon < 7)
     port = std::stol(s.substr(colon + 1));
-  if (port < 1 || port > 65535) ctx.fail(n, path, "expected HOST:PORT, got \"" + s + "\"");
+  if (port < (allow_zero ? 0 : 1) || port > 65535)
+    ctx.fail(n, path, "expected HOST:PORT, got \"" + s + "\"");
   return {s.substr(0, colon), static_cast<std::uint16_t>(port)};
 }
 
 HostPort hostPort(Fields& f, const std::string& key, HostPort def) {
   auto n = f.get(key);
   if (!n.IsDefined() || n.IsNull()) return def;
-  return parseHostPort(f.ctx(), n, f.sub(key));
+  return parseHostPort(f.ctx(), n, f.sub(key), /*allow_zero=*/true);
 }
 
 ObjectMeta readMeta(Fields& top) {
@@ -326,6 +328,7 @@ void readGateway(Fields& top, Config& c) {
   g.admin = hostPort(spec, "admin", g.admin);
   g.workers = static_cast<int>(spec.integer("workers", g.workers, 1, 256));
   g.retries = static_cast<int>(spec.integer("retries", g.retries, 0, 10));
+  g.seed = static_cast<std::uint64_t>(spec.integer("seed", 0, 0, 1L << 62));
   auto lim = spec.map("limits");
   g.max_body_bytes = static_cast<std::size_t>(
       lim.integer("maxBodyBytes", static_cast<long>(g.max_body_bytes), 1024, 1L << 34));

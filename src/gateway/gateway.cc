@@ -121,7 +121,7 @@ struct Gateway::Impl {
     asio::io_context ioc{1};
     std::unique_ptr<http::Server> server;
     std::thread thread;
-    std::unordered_map<std::string, std::vector<std::unique_ptr<http::Client>>> idle;
+    std::unordered_map<std::string, std::vector<std::shared_ptr<http::Client>>> idle;
     std::mt19937_64 rng{std::random_device{}()};
   };
   std::vector<std::unique_ptr<Worker>> workers;
@@ -545,12 +545,12 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
 
     // Upstream connection from this worker's pool.
     auto& idle = w.idle[ep.address().str()];
-    std::unique_ptr<http::Client> client;
+    std::shared_ptr<http::Client> client;
     if (!idle.empty()) {
       client = std::move(idle.back());
       idle.pop_back();
     } else {
-      client = std::make_unique<http::Client>(w.ioc.get_executor(), ep.address().host,
+      client = std::make_shared<http::Client>(w.ioc.get_executor(), ep.address().host,
                                               ep.address().port);
     }
     ep.inflight.fetch_add(1, std::memory_order_relaxed);
@@ -567,8 +567,11 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
                            .connect_timeout_s = g.connect_timeout_s};
     if (auto rid = ex.request()["x-request-id"]; !rid.empty())
       up.headers.emplace_back("x-request-id", std::string(rid));
-    http::Client* cp = client.get();
-    ex.onPeerClosed([cp] { cp->close(); });  // the client left: drop the upstream request too
+    // The client left: drop the upstream request too. (weak: the connection may be gone or back
+    // in the pool by the time this runs.)
+    ex.onPeerClosed([weak = std::weak_ptr<http::Client>(client)] {
+      if (auto c = weak.lock()) c->close();
+    });
     auto started = co_await client->start(up);
     if (!started || started->status >= 500) {
       last_error = started ? "HTTP " + std::to_string(started->status) : started.error().message;
@@ -734,6 +737,7 @@ tidegate::Status Gateway::start() {
                          .server_name = "tidegate"};
   for (int i = 0; i < g.workers; ++i) {
     auto w = std::make_unique<Impl::Worker>();
+    if (g.seed != 0) w->rng.seed(g.seed + static_cast<std::uint64_t>(i));
     Impl::Worker* wp = w.get();
     w->server = std::make_unique<http::Server>(
         w->ioc, so, [this, wp](http::Exchange& ex) { return impl_->handle(*wp, ex); });

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 
 #include "common/prometheus.h"
@@ -159,6 +160,51 @@ http::Response Engine::postStream(const std::string& path, const std::string& bo
                        std::move(on_data));
   if (!r) throw std::runtime_error("POST " + path + ": " + r.error().message);
   return std::move(r).value();
+}
+
+Serve::Serve(const std::string& yaml) {
+  static int n = 0;
+  path = "/tmp/tidegate-serve-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + ".yaml";
+  rewrite(yaml);
+  proc = std::make_unique<ChildProcess>(
+      std::vector<std::string>{binaryPath(), "serve", "-c", path, "--log-level", "warn"});
+  const std::string line = proc->waitForLine("listening on http://", std::chrono::seconds(20));
+  const auto a = line.find("http://127.0.0.1:");
+  const auto b = line.rfind(':');
+  if (line.empty() || a == std::string::npos) throw std::runtime_error("serve did not start");
+  port = static_cast<std::uint16_t>(std::stoi(line.substr(a + 17)));
+  admin_port = static_cast<std::uint16_t>(std::stoi(line.substr(b + 1)));
+}
+
+Serve::~Serve() {
+  proc.reset();
+  std::remove(path.c_str());
+}
+
+void Serve::rewrite(const std::string& yaml) { std::ofstream(path) << yaml; }
+
+http::Response Serve::post(const std::string& target, const std::string& body,
+                           const http::Headers& headers) const {
+  http::Headers h{{"Content-Type", "application/json"}};
+  h.insert(h.end(), headers.begin(), headers.end());
+  auto r = http::fetch(
+      "127.0.0.1", port,
+      {.method = "POST", .target = target, .body = body, .headers = h, .timeout_s = 60});
+  if (!r) throw std::runtime_error("POST " + target + ": " + r.error().message);
+  return std::move(r).value();
+}
+
+http::Response Serve::admin(const std::string& target) const {
+  auto r = http::fetch("127.0.0.1", admin_port, {.method = "GET", .target = target});
+  if (!r) throw std::runtime_error("GET " + target + ": " + r.error().message);
+  return std::move(r).value();
+}
+
+double Serve::metric(const std::string& name, const prom::Labels& match) const {
+  auto scrape = prom::parse(admin("/metrics").body);
+  if (!scrape) throw std::runtime_error("metrics do not parse: " + scrape.error().message);
+  const auto* s = scrape->find(name, match);
+  return s ? s->value : -1;
 }
 
 double Engine::metric(const std::string& name, const prom::Labels& match) const {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,23 @@ struct Engine {
   http::Response postStream(const std::string& path, const std::string& body,
                             http::DataFn on_data) const;
   // GET /metrics parsed; fails the test if it does not parse.
+  double metric(const std::string& name, const prom::Labels& match = {}) const;
+};
+
+// A `tidegate serve` child on 127.0.0.1 with ports 0, from a configuration written to a
+// temporary file. `port` and `admin_port` are read from its first line.
+struct Serve {
+  explicit Serve(const std::string& yaml);
+  ~Serve();
+  // Rewrites the configuration file (for SIGHUP reloads).
+  void rewrite(const std::string& yaml);
+  std::string path;
+  std::unique_ptr<ChildProcess> proc;
+  std::uint16_t port = 0, admin_port = 0;
+
+  http::Response post(const std::string& target, const std::string& body,
+                      const http::Headers& headers = {}) const;
+  http::Response admin(const std::string& target) const;
   double metric(const std::string& name, const prom::Labels& match = {}) const;
 };
 

@@ -1,0 +1,76 @@
+#include "gateway/body.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+namespace tidegate::gateway {
+namespace {
+
+TEST(Body, ScansTopLevelFieldsOnly) {
+  const std::string body =
+      R"({"messages":[{"role":"user","content":"say \"model\": x"}],"extra":{"model":"inner"},)"
+      R"("model":"lora-request","stream":true,"max_tokens":5})";
+  RequestFields f;
+  ASSERT_FALSE(scanRequest(body, f));
+  EXPECT_EQ(f.model, "lora-request");
+  EXPECT_TRUE(f.stream);
+  EXPECT_FALSE(f.include_usage);
+  EXPECT_EQ(f.prompt_text, "say \"model\": x\n");
+  EXPECT_EQ(body.substr(f.model_span.begin, f.model_span.end - f.model_span.begin),
+            "\"lora-request\"");
+}
+
+TEST(Body, RejectsBadBodiesWithTheField) {
+  struct Case {
+    const char* body;
+    const char* message;
+    const char* param;
+  } cases[] = {
+      {"{oops", "malformed JSON", ""},
+      {"[1]", "must be a JSON object", ""},
+      {R"({"prompt":"x"})", "missing required field: model", "model"},
+      {R"({"model":5})", "model: expected a string", "model"},
+      {R"({"model":"m","stream":"yes"})", "stream: expected a boolean", "stream"},
+      {R"({"model":"m"} trailing)", "trailing data", ""},
+      {R"({"model":"m","x":[1,2,}})", "malformed JSON", ""},
+      {R"({"model":"m","x":tru})", "malformed JSON", ""},
+  };
+  for (const auto& c : cases) {
+    RequestFields f;
+    auto e = scanRequest(c.body, f);
+    ASSERT_TRUE(e) << c.body;
+    EXPECT_NE(e->message.find(c.message), std::string::npos) << c.body << " -> " << e->message;
+    EXPECT_EQ(e->param, c.param) << c.body;
+  }
+}
+
+TEST(Body, RewritesModelAndForcesUsageByteExactly) {
+  const std::string body = R"({"model": "lora-request", "prompt": "hi", "stream": true})";
+  RequestFields f;
+  ASSERT_FALSE(scanRequest(body, f));
+  const auto out = rewriteBody(body, f, "tweet-summary-1", true);
+  EXPECT_EQ(
+      out,
+      R"({"model": "tweet-summary-1", "prompt": "hi", "stream": true,"stream_options":{"include_usage":true}})");
+  // An explicit include_usage:false is replaced; include_usage:true is left alone.
+  const std::string off = R"({"model":"m","stream":true,"stream_options":{"include_usage":false}})";
+  RequestFields g;
+  ASSERT_FALSE(scanRequest(off, g));
+  EXPECT_EQ(rewriteBody(off, g, "", true),
+            R"({"model":"m","stream":true,"stream_options":{"include_usage":true}})");
+  const std::string on = R"({"model":"m","stream":true,"stream_options":{"include_usage":true}})";
+  RequestFields h;
+  ASSERT_FALSE(scanRequest(on, h));
+  EXPECT_TRUE(h.include_usage);
+  EXPECT_EQ(rewriteBody(on, h, "m", true), on);
+  // Non-streaming bodies get no stream_options.
+  const std::string plain = R"({"model":"m","prompt":"x"})";
+  RequestFields p;
+  ASSERT_FALSE(scanRequest(plain, p));
+  EXPECT_EQ(rewriteBody(plain, p, "", true), plain);
+  EXPECT_TRUE(boost::json::parse(out).is_object());
+}
+
+}  // namespace
+}  // namespace tidegate::gateway

@@ -1,0 +1,375 @@
+// Integration tests of the gateway (`tidegate serve`) with real `tidegate engine` processes.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <cmath>
+#include <fstream>
+#include <future>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "common/sse.h"
+#include "support/process.h"
+
+namespace tidegate::testing {
+namespace {
+
+namespace bj = boost::json;
+using namespace std::chrono_literals;
+
+const char* kAdapters[] = {
+    "sql-lora",      "sql-lora-1",      "sql-lora-2",      "sql-lora-3",      "sql-lora-4",
+    "tweet-summary", "tweet-summary-1", "tweet-summary-2", "tweet-summary-3", "tweet-summary-4"};
+
+std::vector<std::string> loraEngine(std::vector<std::string> extra = {}) {
+  std::vector<std::string> f{"--served-model-name", "base", "--max-loras", "10", "--lora-modules"};
+  for (const char* a : kAdapters) f.push_back(std::string(a) + "=/l/" + a);
+  f.insert(f.end(), extra.begin(), extra.end());
+  return f;
+}
+
+std::string gatewayDoc(const std::string& extra_spec = "") {
+  return "apiVersion: tidegate.io/v1alpha1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n"
+         "  listen: 127.0.0.1:0\n  admin: 127.0.0.1:0\n" +
+         extra_spec + "---\n";
+}
+
+std::string endpointsDoc(const std::string& name, const std::string& app,
+                         const std::vector<const Engine*>& engines) {
+  std::string s =
+      "---\napiVersion: tidegate.io/v1alpha1\nkind: Endpoints\nmetadata: {name: " + name +
+      ", labels: {app: " + app + "}}\nspec:\n  addresses:\n";
+  for (const auto* e : engines) s += "  - 127.0.0.1:" + std::to_string(e->port) + "\n";
+  return s;
+}
+
+std::string seedExample() {
+  std::ifstream in(std::string(TIDEGATE_SOURCE_DIR) + "/examples/lora-traffic-split.yaml");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  return s.substr(0, s.find("---\napiVersion: tidegate.io/v1alpha1"));  // the seed's 3 documents
+}
+
+bool waitReady(const Serve& s, int endpoints = 1) {
+  return eventually([&] {
+    return s.metric("tidegate_endpoint_up") >= 0 &&
+           prom::parse(s.admin("/metrics").body)->sum("tidegate_endpoint_up") >= endpoints;
+  });
+}
+
+bj::object benchJson(const std::vector<std::string>& args) {
+  const std::string json = "/tmp/tidegate-gw-bench-" + std::to_string(::getpid()) + ".json";
+  std::vector<std::string> argv{binaryPath(), "bench", "--progress", "off", "--json", json};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = runCommand(argv);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(json);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::remove(json.c_str());
+  return bj::parse(ss.str()).as_object();
+}
+
+TEST(Gateway, SeedLoraSplitIsEvenWithinThreePercent) {
+  Engine a(loraEngine({"--time-scale", "inf"})), b(loraEngine({"--time-scale", "inf"}));
+  Serve gw(gatewayDoc("  workers: 1\n  seed: 42\n") + seedExample() +
+           endpointsDoc("engines", "vllm-llama2-7b-pool", {&a, &b}));
+  ASSERT_TRUE(waitReady(gw, 2));
+  // The seed's check, as written.
+  auto r = gw.post(
+      "/v1/completions",
+      R"({"model": "lora-request", "prompt": "Write as if you were a critic: San Francisco", "max_tokens": 100, "temperature": 0})",
+      {{"Host", "test.com"}});
+  ASSERT_EQ(r.status, 200u) << r.body;
+  const std::string answered(bj::parse(r.body).at("model").as_string());
+  EXPECT_TRUE(answered.starts_with("tweet-summary") || answered.starts_with("sql-lora"))
+      << answered;
+
+  auto s = benchJson({"--url", "http://127.0.0.1:" + std::to_string(gw.port), "--header",
+                      "Host: test.com", "--endpoint", "completions", "--model", "lora-request",
+                      "-n", "2000", "-c", "16", "--max-tokens", "2", "--no-stream"});
+  ASSERT_EQ(s.at("requests").at("completed"), 2000);
+  double tweet = 0, sql = 0;
+  for (const auto& [model, n] : s.at("models").as_object()) {
+    (std::string(model).starts_with("tweet-summary") ? tweet : sql) += n.as_int64();
+    EXPECT_NEAR(n.as_int64(), 200, 60) << model;  // each adapter ~10%
+  }
+  EXPECT_NEAR(tweet / 2000, 0.5, 0.03) << "tweet " << tweet << " sql " << sql;
+  // Gateway-side accounting per target model.
+  EXPECT_GT(gw.metric("tidegate_requests_total",
+                      {{"model", "lora-request"}, {"target_model", "sql-lora"}, {"status", "200"}}),
+            100);
+}
+
+TEST(Gateway, AdapterMissingOnOneEndpointGoesToTheOneThatHasIt) {
+  Engine with(
+      {"--served-model-name", "base", "--time-scale", "inf", "--lora-modules", "sql-lora=/l/sql"});
+  Engine without({"--served-model-name", "base", "--time-scale", "inf"});
+  Serve gw(gatewayDoc() +
+           "apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\n"
+           "metadata: {name: p}\nspec: {targetPortNumber: 8000, selector: {app: x}}\n" +
+           endpointsDoc("e", "x", {&with, &without}));
+  ASSERT_TRUE(waitReady(gw, 2));
+  ASSERT_TRUE(eventually([&] {
+    return gw.post("/v1/completions", R"({"model":"sql-lora","prompt":"x","max_tokens":1})")
+               .status == 200;
+  }));
+  for (int i = 0; i < 40; ++i) {
+    auto r = gw.post("/v1/completions", R"({"model":"sql-lora","prompt":"select","max_tokens":2})");
+    ASSERT_EQ(r.status, 200u) << r.body;
+    EXPECT_EQ(r.header("x-tidegate-endpoint"), "127.0.0.1:" + std::to_string(with.port));
+  }
+  EXPECT_EQ(without.metric("vllm:prompt_tokens_total"), 0);
+  // Base-model requests still use both.
+  for (int i = 0; i < 40; ++i)
+    ASSERT_EQ(gw.post("/v1/completions", R"({"model":"base","prompt":"x","max_tokens":2})").status,
+              200u);
+  EXPECT_GT(without.metric("vllm:prompt_tokens_total"), 0);
+}
+
+// Sends `n` requests from `c` closed-loop threads; `send(i)` sends request i. Meanwhile samples
+// both engines' queues and returns the mean absolute difference of (running + waiting).
+template <class Send>
+double imbalance(const Engine& a, const Engine& b, int n, int c, Send send) {
+  std::atomic<int> next{0};
+  std::atomic<bool> done{false};
+  std::vector<double> diffs;
+  std::thread sampler([&] {
+    while (!done) {
+      const double qa =
+          a.metric("vllm:num_requests_running") + a.metric("vllm:num_requests_waiting");
+      const double qb =
+          b.metric("vllm:num_requests_running") + b.metric("vllm:num_requests_waiting");
+      diffs.push_back(std::fabs(qa - qb));
+      std::this_thread::sleep_for(10ms);
+    }
+  });
+  std::vector<std::thread> workers;
+  for (int t = 0; t < c; ++t)
+    workers.emplace_back([&] {
+      for (int i; (i = next++) < n;) EXPECT_EQ(send(i), 200u);
+    });
+  for (auto& w : workers) w.join();
+  done = true;
+  sampler.join();
+  double sum = 0;
+  for (double d : diffs) sum += d;
+  return diffs.empty() ? 0 : sum / static_cast<double>(diffs.size());
+}
+
+TEST(Gateway, PickerBalancesSkewedLoadBetterThanRoundRobin) {
+  // Skew: one replica is five times slower (e.g. an older GPU). Round robin gives both the same
+  // share, so the slow one's queue grows; the picker follows queue and in-flight counts.
+  const std::vector<std::string> common = {"--served-model-name", "m", "--step-noise", "0",
+                                           "--max-num-seqs",      "4"};
+  auto fast_flags = common, slow_flags = common;
+  fast_flags.insert(fast_flags.end(), {"--step-ms", "2"});
+  slow_flags.insert(slow_flags.end(), {"--step-ms", "10"});
+  Engine fast(fast_flags), slow(slow_flags);
+  Serve gw(gatewayDoc("  scrape: {interval: 20ms}\n") +
+           "apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\n"
+           "metadata: {name: p}\nspec: {targetPortNumber: 8000, selector: {app: x}}\n" +
+           endpointsDoc("e", "x", {&fast, &slow}));
+  ASSERT_TRUE(waitReady(gw, 2));
+  const std::string body = R"({"model":"m","prompt":"x","max_tokens":10})";
+  const int n = 160, c = 12;
+  const double rr = imbalance(fast, slow, n, c, [&](int i) {
+    const Engine& e = i % 2 ? slow : fast;
+    return e.post("/v1/completions", body).status;
+  });
+  const double picked =
+      imbalance(fast, slow, n, c, [&](int) { return gw.post("/v1/completions", body).status; });
+  RecordProperty("round_robin_imbalance", std::to_string(rr));
+  RecordProperty("picker_imbalance", std::to_string(picked));
+  EXPECT_LT(picked, 0.6 * rr) << "round robin " << rr << ", picker " << picked;
+}
+
+TEST(Gateway, KillingAnEngineMidRunLosesNoRequestThatHadNotStartedStreaming) {
+  auto a = std::make_unique<Engine>(
+      std::vector<std::string>{"--served-model-name", "m", "--step-ms", "3"});
+  Engine b({"--served-model-name", "m", "--step-ms", "3"});
+  Serve gw(gatewayDoc("  scrape: {interval: 20ms}\n") +
+           "apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\n"
+           "metadata: {name: p}\nspec: {targetPortNumber: 8000, selector: {app: x}}\n" +
+           endpointsDoc("e", "x", {a.get(), &b}));
+  ASSERT_TRUE(waitReady(gw, 2));
+  const std::string json = "/tmp/tidegate-kill-" + std::to_string(::getpid()) + ".json";
+  ChildProcess bench({binaryPath(), "bench", "--url", "http://127.0.0.1:" + std::to_string(gw.port),
+                      "--model", "m", "-c", "16", "-z", "3s", "--no-stream", "--max-tokens", "20",
+                      "--progress", "off", "--json", json},
+                     true);
+  ASSERT_TRUE(eventually([&] { return a->metric("vllm:num_requests_running") > 0; }));
+  std::this_thread::sleep_for(300ms);
+  a->proc.stop(SIGKILL);
+  ASSERT_GE(bench.wait(60s), 0);
+  std::ifstream in(json);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::remove(json.c_str());
+  auto s = bj::parse(ss.str()).as_object();
+  EXPECT_GT(s.at("requests").at("completed").as_int64(), 100);
+  EXPECT_EQ(s.at("requests").at("failed"), 0) << ss.str();
+  EXPECT_GT(gw.metric("tidegate_upstream_retries_total"), 0);  // in-flight ones were retried
+}
+
+std::string streamText(std::uint16_t port, const std::string& body) {
+  auto r = http::fetch(
+      "127.0.0.1", port,
+      {.method = "POST",
+       .target = "/v1/chat/completions",
+       .body = body,
+       .headers = {{"Content-Type", "application/json"}, {"x-request-id", "fixed-id"}}});
+  EXPECT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200u);
+  return std::regex_replace(r->body, std::regex(R"("created":\d+)"), R"("created":0)");
+}
+
+TEST(Gateway, StreamIsByteForByteTheEnginesMinusTheUsageChunk) {
+  Engine e({"--served-model-name", "m", "--time-scale", "100"});
+  Serve gw(gatewayDoc() +
+           "apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\n"
+           "metadata: {name: p}\nspec: {targetPortNumber: 8000, selector: {app: x}}\n" +
+           endpointsDoc("e", "x", {&e}));
+  ASSERT_TRUE(waitReady(gw));
+  const std::string req =
+      R"({"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":12,"seed":7,"stream":true)";
+  // What the gateway asks the engine for: the same request with include_usage.
+  const auto direct = streamText(e.port, req + R"(,"stream_options":{"include_usage":true}})");
+  const auto via = streamText(gw.port, req + "}");
+  std::vector<std::string> events;
+  SseParser p;
+  ASSERT_TRUE(p.feed(direct, events));
+  std::string expected;
+  for (const auto& ev : events) {
+    if (ev.find("\"choices\":[]") != std::string::npos) continue;  // the usage chunk
+    expected += "data: " + ev + "\n\n";
+  }
+  EXPECT_EQ(via, expected);
+  // A client that asks for usage gets the engine's stream unchanged.
+  EXPECT_EQ(streamText(gw.port, req + R"(,"stream_options":{"include_usage":true}})"), direct);
+  EXPECT_EQ(gw.metric("tidegate_completion_tokens_total", {{"model", "m"}}), 24);
+}
+
+TEST(Gateway, BadRequestsGetOpenAiErrorsAndMetricsPassPromtool) {
+  Engine e({"--served-model-name", "m", "--time-scale", "inf"});
+  Serve gw(gatewayDoc("  limits: {maxBodyBytes: 65536}\n") +
+           "apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\n"
+           "metadata: {name: p}\nspec: {targetPortNumber: 8000, selector: {app: x}}\n" +
+           endpointsDoc("e", "x", {&e}));
+  ASSERT_TRUE(waitReady(gw));
+  struct Case {
+    std::string method, target, body, content_type;
+    unsigned status;
+    std::string type;
+  } cases[] = {
+      {"POST", "/v1/chat/completions", "{bad", "application/json", 400, "invalid_request_error"},
+      {"POST", "/v1/chat/completions", R"({"messages":[]})", "application/json", 400,
+       "invalid_request_error"},
+      {"POST", "/v1/chat/completions", R"({"model":"nope","messages":[]})", "application/json", 404,
+       "not_found_error"},
+      {"GET", "/v1/chat/completions", "", "", 405, "invalid_request_error"},
+      {"POST", "/v1/completions", R"({"model":"m","prompt":"x"})", "text/plain", 415,
+       "invalid_request_error"},
+      {"POST", "/v1/completions", R"({"model":"m","prompt":")" + std::string(70000, 'x') + "\"}",
+       "application/json", 413, "invalid_request_error"},
+      {"GET", "/nope", "", "", 404, "not_found_error"},
+  };
+  for (const auto& c : cases) {
+    http::Headers h;
+    if (!c.content_type.empty()) h.emplace_back("Content-Type", c.content_type);
+    auto r = http::fetch("127.0.0.1", gw.port,
+                         {.method = c.method, .target = c.target, .body = c.body, .headers = h});
+    ASSERT_TRUE(r.ok()) << c.target;
+    EXPECT_EQ(r->status, c.status) << c.method << " " << c.target << " " << c.body.substr(0, 60);
+    auto err = bj::parse(r->body).at("error").as_object();
+    EXPECT_EQ(std::string(err.at("type").as_string()), c.type) << r->body;
+  }
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(
+        gw.post(
+              "/v1/chat/completions",
+              R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":3,"stream":true})")
+            .status,
+        200u);
+  auto models = bj::parse(gw.post("/v1/models", "").body);  // POST: 405 body, still JSON
+  EXPECT_TRUE(models.is_object());
+  auto list = http::fetch("127.0.0.1", gw.port, {.method = "GET", .target = "/v1/models"});
+  EXPECT_NE(list->body.find("\"id\":\"m\""), std::string::npos);
+  EXPECT_EQ(gw.admin("/healthz").status, 200u);
+  EXPECT_EQ(gw.admin("/readyz").status, 200u);
+  auto state = bj::parse(gw.admin("/admin/state").body).as_object();
+  EXPECT_EQ(state.at("pools").as_array()[0].at("endpoints").as_array()[0].at("ready"), true);
+  EXPECT_FALSE(state.at("recent_picks").as_array().empty());
+
+  const auto text = gw.admin("/metrics").body;
+  for (const char* name :
+       {"tidegate_requests_total", "tidegate_request_duration_seconds_bucket",
+        "tidegate_time_to_first_token_seconds_bucket",
+        "tidegate_inter_token_latency_seconds_bucket", "tidegate_completion_tokens_total",
+        "tidegate_pool_ready_endpoints", "tidegate_pool_saturated", "tidegate_endpoint_queue",
+        "tidegate_picker_decisions_total"})
+    EXPECT_NE(text.find(name), std::string::npos) << name;
+  const std::string path = "/tmp/tidegate-gw-metrics-" + std::to_string(::getpid());
+  std::ofstream(path) << text;
+  auto check = runCommand({"/bin/sh", "-c", "promtool check metrics < " + path});
+  std::remove(path.c_str());
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+}
+
+TEST(Gateway, NoReadyEndpointIs503AndSighupReloads) {
+  Engine e({"--served-model-name", "m", "--time-scale", "inf"});
+  const std::string pool =
+      "apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\n"
+      "metadata: {name: p}\nspec: {targetPortNumber: 8000, selector: {app: x}}\n"
+      "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\n"
+      "metadata: {name: chat}\nspec: {modelName: chat, poolRef: {name: p}, targetModels: [{name: "
+      "m}]}\n";
+  // The endpoint address points at nothing: no ready endpoint.
+  Serve gw(gatewayDoc() + pool +
+           "---\napiVersion: tidegate.io/v1alpha1\nkind: Endpoints\nmetadata: {name: e, labels: "
+           "{app: x}}\n"
+           "spec: {addresses: [\"127.0.0.1:1\"]}\n");
+  auto r = gw.post("/v1/completions", R"({"model":"chat","prompt":"x","max_tokens":2})");
+  EXPECT_EQ(r.status, 503u) << r.body;
+  EXPECT_EQ(gw.admin("/readyz").status, 503u);
+  // Fix the configuration and reload with SIGHUP.
+  gw.rewrite(gatewayDoc() + pool + endpointsDoc("e", "x", {&e}));
+  ::kill(gw.proc->pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    return gw.post("/v1/completions", R"({"model":"chat","prompt":"x","max_tokens":2})").status ==
+           200;
+  }));
+  // A broken configuration is rejected; the running one stays.
+  gw.rewrite("kind: Nonsense\n");
+  ::kill(gw.proc->pid(), SIGHUP);
+  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(gw.proc->running());
+  EXPECT_EQ(gw.post("/v1/completions", R"({"model":"chat","prompt":"x","max_tokens":2})").status,
+            200u);
+}
+
+}  // namespace
+}  // namespace tidegate::testing
+
+namespace tidegate::testing {
+namespace {
+
+TEST(Gateway, OfficialOpenAiNodeClientStreamsThroughIt) {
+  const std::string dir = std::string(TIDEGATE_SOURCE_DIR) + "/tests/node";
+  Engine a(loraEngine({"--time-scale", "100"}));
+  Serve gw(gatewayDoc() + seedExample() + endpointsDoc("engines", "vllm-llama2-7b-pool", {&a}));
+  ASSERT_TRUE(waitReady(gw));
+  // No Host header match here: routing by model name (the InferenceModel claims lora-request).
+  auto r = runCommand({"/usr/bin/env", "TIDEGATE_URL=http://127.0.0.1:" + std::to_string(gw.port),
+                       "node", "--test", dir + "/openai_stream.test.mjs"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("# pass 2"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace tidegate::testing
