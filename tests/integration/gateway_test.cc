@@ -373,3 +373,68 @@ TEST(Gateway, OfficialOpenAiNodeClientStreamsThroughIt) {
 
 }  // namespace
 }  // namespace tidegate::testing
+
+namespace tidegate::testing {
+namespace {
+
+const std::string kPoolDoc =
+    "apiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferencePool\n"
+    "metadata: {name: p}\nspec: {targetPortNumber: 8000, selector: {app: x}}\n";
+
+TEST(Gateway, SaturatedPoolShedsSheddableRequestsOnly) {
+  // One running sequence at a time: a few long requests fill the queue past the threshold.
+  Engine e({"--served-model-name", "m", "--max-num-seqs", "1", "--step-ms", "20"});
+  Serve gw(gatewayDoc("  scrape: {interval: 20ms}\n  saturation: {queueThreshold: 1}\n") + kPoolDoc +
+           "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\n"
+           "metadata: {name: batch}\nspec: {modelName: batch, criticality: Sheddable, poolRef: {name: p}, targetModels: [{name: m}]}\n"
+           "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\n"
+           "metadata: {name: chat}\nspec: {modelName: chat, criticality: Critical, poolRef: {name: p}, targetModels: [{name: m}]}\n" +
+           endpointsDoc("e", "x", {&e}));
+  ASSERT_TRUE(waitReady(gw));
+  std::vector<std::future<http::Response>> longs;
+  for (int i = 0; i < 4; ++i)
+    longs.push_back(std::async(std::launch::async, [&] {
+      return gw.post("/v1/completions", R"({"model":"chat","prompt":"x","max_tokens":60})");
+    }));
+  ASSERT_TRUE(eventually([&] { return gw.metric("tidegate_pool_saturated") == 1; }));
+  auto shed = gw.post("/v1/completions", R"({"model":"batch","prompt":"x","max_tokens":2})");
+  EXPECT_EQ(shed.status, 429u) << shed.body;
+  EXPECT_EQ(shed.header("x-tidegate-dropped-reason"), "saturated");
+  EXPECT_EQ(std::string(bj::parse(shed.body).at("error").at("type").as_string()), "rate_limit_error");
+  // Critical traffic is still admitted (and queues).
+  auto critical = std::async(std::launch::async, [&] {
+    return gw.post("/v1/completions", R"({"model":"chat","prompt":"x","max_tokens":2})");
+  });
+  EXPECT_EQ(critical.get().status, 200u);
+  for (auto& f : longs) EXPECT_EQ(f.get().status, 200u);
+}
+
+TEST(Gateway, UpstreamFailingMidStreamEndsTheStreamWithAnErrorEvent) {
+  auto e = std::make_unique<Engine>(std::vector<std::string>{"--served-model-name", "m", "--step-ms", "20"});
+  Serve gw(gatewayDoc() + kPoolDoc + endpointsDoc("e", "x", {e.get()}));
+  ASSERT_TRUE(waitReady(gw));
+  std::vector<std::string> events;
+  SseParser parser;
+  bool killed = false;
+  auto r = http::fetch("127.0.0.1", gw.port,
+                       {.method = "POST", .target = "/v1/completions",
+                        .body = R"({"model":"m","prompt":"x","max_tokens":500,"stream":true})",
+                        .headers = {{"Content-Type", "application/json"}}, .timeout_s = 30},
+                       [&](std::string_view d) {
+                         EXPECT_TRUE(parser.feed(d, events));
+                         if (!killed && events.size() >= 3) {
+                           killed = true;
+                           e->proc.stop(SIGKILL);
+                         }
+                         return true;
+                       });
+  ASSERT_TRUE(r.ok()) << r.error().message;  // the chunked body ended properly
+  EXPECT_EQ(r->status, 200u);
+  ASSERT_GE(events.size(), 4u);
+  auto last = bj::parse(events.back()).as_object();
+  EXPECT_EQ(std::string(last.at("error").at("code").as_string()), "upstream_error") << events.back();
+  EXPECT_NE(events.back(), "[DONE]");
+}
+
+}  // namespace
+}  // namespace tidegate::testing
