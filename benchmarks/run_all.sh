@@ -7,3 +7,4 @@ BUILD=${1:-build}
 echo "## engine capacity"
 bash benchmarks/engine_capacity.sh "$BUILD/tidegate"
 echo; echo "## tidegate bench vs hey"; bash benchmarks/bench_vs_hey.sh "$BUILD/tidegate"
+echo; echo "## gateway overhead"; bash benchmarks/gateway_overhead.sh "$BUILD/tidegate"

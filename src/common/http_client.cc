@@ -47,8 +47,17 @@ Client::Client(asio::any_io_executor ex, std::string host, std::uint16_t port)
 
 Client::~Client() = default;
 
+void Client::cancel() {
+  cancelled_ = true;
+  if (stream_) {
+    beast::error_code ec;
+    stream_->socket().close(ec);
+  }
+}
+
 void Client::close() {
   parser_.reset();
+  cancelled_ = false;
   if (stream_) {
     beast::error_code ec;
     stream_->socket().close(ec);
@@ -81,6 +90,7 @@ struct Client::Parser {
 
 asio::awaitable<Result<Response>> Client::start(const ClientRequest& req) {
   parser_.reset();
+  if (cancelled_) close();
   if (!stream_) {
     auto st = co_await connect(req.connect_timeout_s > 0 ? req.connect_timeout_s : req.timeout_s);
     if (!st) co_return Error{st.message()};

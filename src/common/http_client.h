@@ -64,9 +64,14 @@ class Client {
   asio::awaitable<Result<Response>> start(const ClientRequest& req);
   asio::awaitable<Result<std::string_view>> next(double idle_timeout_s);
   // True after a complete response that allows the connection to be reused.
-  bool reusable() const { return stream_.has_value() && !parser_ && keep_alive_; }
+  bool reusable() const { return stream_.has_value() && !parser_ && keep_alive_ && !cancelled_; }
+  // Aborts whatever the client is doing, from outside its coroutine (e.g. the downstream client
+  // left): closes the socket so pending operations complete with an error; the coroutine that
+  // owns the client then sees the failure and cleans up. Unlike close(), destroys nothing in use.
+  void cancel();
   const std::string& host() const { return host_; }
   std::uint16_t port() const { return port_; }
+  // Closes the connection. Only the coroutine using the client may call it.
   void close();
 
  private:
@@ -80,6 +85,7 @@ class Client {
   struct Parser;
   std::unique_ptr<Parser> parser_;  // set between start() and the end of the body
   bool keep_alive_ = false;
+  bool cancelled_ = false;  // cancel() closed the socket: never reuse; the next start() reconnects
   char chunk_[16384];
 };
 

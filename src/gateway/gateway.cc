@@ -506,6 +506,7 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
 
   PickConfig pc{g.weights, g.queue_threshold, g.kv_threshold, g.stale_after_s};
   std::vector<bool> tried(eps.size(), false);
+  const auto client_gone = std::make_shared<bool>(false);  // set by the disconnect watch
   std::string last_error = "no endpoint";
   int status_for_metrics = 0;
 
@@ -567,12 +568,18 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
                            .connect_timeout_s = g.connect_timeout_s};
     if (auto rid = ex.request()["x-request-id"]; !rid.empty())
       up.headers.emplace_back("x-request-id", std::string(rid));
-    // The client left: drop the upstream request too. (weak: the connection may be gone or back
+    // The client left: abort the upstream request too. (weak: the connection may be gone or back
     // in the pool by the time this runs.)
-    ex.onPeerClosed([weak = std::weak_ptr<http::Client>(client)] {
-      if (auto c = weak.lock()) c->close();
+    ex.onPeerClosed([weak = std::weak_ptr<http::Client>(client), gone = client_gone] {
+      *gone = true;
+      if (auto c = weak.lock()) c->cancel();
     });
     auto started = co_await client->start(up);
+    if (*client_gone) {
+      client->close();
+      stats->requests(model, route.target_model, pool.name, 499).inc();
+      co_return;  // nobody to answer, nothing to retry for
+    }
     if (!started || started->status >= 500) {
       last_error = started ? "HTTP " + std::to_string(started->status) : started.error().message;
       stats
@@ -609,6 +616,11 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
         if (piece->empty()) break;
         resp.append(*piece);
       }
+      if (failed && *client_gone) {
+        client->close();
+        stats->requests(model, route.target_model, pool.name, 499).inc();
+        co_return;
+      }
       if (failed) {
         // Nothing reached the client yet: retry elsewhere.
         stats->upstreamErrors(pool.name, std::string(http::errorKind(last_error))).inc();
@@ -631,7 +643,7 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
         EventSplitter splitter;
         std::vector<std::string> events;
         std::string out;
-        bool client_gone = false;
+        bool write_failed = false;
         std::string failure;
         while (true) {
           auto piece =
@@ -676,11 +688,12 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
             out += ev;
           }
           if (!out.empty() && !co_await ex.write(out)) {
-            client_gone = true;
+            write_failed = true;
             break;
           }
         }
-        if (client_gone) {
+        if (write_failed ||
+            *client_gone) {  // the client left (our cancel may have failed the read)
           client->close();
           status_for_metrics = 499;
         } else if (!failure.empty()) {
