@@ -101,9 +101,11 @@ TEST(Gateway, SeedLoraSplitIsEvenWithinThreePercent) {
   }
   EXPECT_NEAR(tweet / 2000, 0.5, 0.03) << "tweet " << tweet << " sql " << sql;
   // Gateway-side accounting per target model.
-  EXPECT_GT(gw.metric("tidegate_requests_total",
-                      {{"model", "lora-request"}, {"target_model", "sql-lora"}, {"status", "200"}}),
-            100);
+  EXPECT_TRUE(eventually([&] {
+    return gw.metric("tidegate_requests_total",
+                     {{"model", "lora-request"}, {"target_model", "sql-lora"}, {"status", "200"}}) >
+           100;
+  }));
 }
 
 TEST(Gateway, AdapterMissingOnOneEndpointGoesToTheOneThatHasIt) {
@@ -252,7 +254,10 @@ TEST(Gateway, StreamIsByteForByteTheEnginesMinusTheUsageChunk) {
   EXPECT_EQ(via, expected);
   // A client that asks for usage gets the engine's stream unchanged.
   EXPECT_EQ(streamText(gw.port, req + R"(,"stream_options":{"include_usage":true}})"), direct);
-  EXPECT_EQ(gw.metric("tidegate_completion_tokens_total", {{"model", "m"}}), 24);
+  // Accounting happens once the stream has ended, just after the last byte went out.
+  EXPECT_TRUE(eventually([&] {
+    return gw.metric("tidegate_completion_tokens_total", {{"model", "m"}}) == 24;
+  }));
 }
 
 TEST(Gateway, BadRequestsGetOpenAiErrorsAndMetricsPassPromtool) {
@@ -384,11 +389,14 @@ const std::string kPoolDoc =
 TEST(Gateway, SaturatedPoolShedsSheddableRequestsOnly) {
   // One running sequence at a time: a few long requests fill the queue past the threshold.
   Engine e({"--served-model-name", "m", "--max-num-seqs", "1", "--step-ms", "20"});
-  Serve gw(gatewayDoc("  scrape: {interval: 20ms}\n  saturation: {queueThreshold: 1}\n") + kPoolDoc +
+  Serve gw(gatewayDoc("  scrape: {interval: 20ms}\n  saturation: {queueThreshold: 1}\n") +
+           kPoolDoc +
            "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\n"
-           "metadata: {name: batch}\nspec: {modelName: batch, criticality: Sheddable, poolRef: {name: p}, targetModels: [{name: m}]}\n"
+           "metadata: {name: batch}\nspec: {modelName: batch, criticality: Sheddable, poolRef: "
+           "{name: p}, targetModels: [{name: m}]}\n"
            "---\napiVersion: inference.networking.x-k8s.io/v1alpha2\nkind: InferenceModel\n"
-           "metadata: {name: chat}\nspec: {modelName: chat, criticality: Critical, poolRef: {name: p}, targetModels: [{name: m}]}\n" +
+           "metadata: {name: chat}\nspec: {modelName: chat, criticality: Critical, poolRef: {name: "
+           "p}, targetModels: [{name: m}]}\n" +
            endpointsDoc("e", "x", {&e}));
   ASSERT_TRUE(waitReady(gw));
   std::vector<std::future<http::Response>> longs;
@@ -400,7 +408,8 @@ TEST(Gateway, SaturatedPoolShedsSheddableRequestsOnly) {
   auto shed = gw.post("/v1/completions", R"({"model":"batch","prompt":"x","max_tokens":2})");
   EXPECT_EQ(shed.status, 429u) << shed.body;
   EXPECT_EQ(shed.header("x-tidegate-dropped-reason"), "saturated");
-  EXPECT_EQ(std::string(bj::parse(shed.body).at("error").at("type").as_string()), "rate_limit_error");
+  EXPECT_EQ(std::string(bj::parse(shed.body).at("error").at("type").as_string()),
+            "rate_limit_error");
   // Critical traffic is still admitted (and queues).
   auto critical = std::async(std::launch::async, [&] {
     return gw.post("/v1/completions", R"({"model":"chat","prompt":"x","max_tokens":2})");
@@ -410,16 +419,19 @@ TEST(Gateway, SaturatedPoolShedsSheddableRequestsOnly) {
 }
 
 TEST(Gateway, UpstreamFailingMidStreamEndsTheStreamWithAnErrorEvent) {
-  auto e = std::make_unique<Engine>(std::vector<std::string>{"--served-model-name", "m", "--step-ms", "20"});
+  auto e = std::make_unique<Engine>(
+      std::vector<std::string>{"--served-model-name", "m", "--step-ms", "20"});
   Serve gw(gatewayDoc() + kPoolDoc + endpointsDoc("e", "x", {e.get()}));
   ASSERT_TRUE(waitReady(gw));
   std::vector<std::string> events;
   SseParser parser;
   bool killed = false;
   auto r = http::fetch("127.0.0.1", gw.port,
-                       {.method = "POST", .target = "/v1/completions",
+                       {.method = "POST",
+                        .target = "/v1/completions",
                         .body = R"({"model":"m","prompt":"x","max_tokens":500,"stream":true})",
-                        .headers = {{"Content-Type", "application/json"}}, .timeout_s = 30},
+                        .headers = {{"Content-Type", "application/json"}},
+                        .timeout_s = 30},
                        [&](std::string_view d) {
                          EXPECT_TRUE(parser.feed(d, events));
                          if (!killed && events.size() >= 3) {
@@ -432,7 +444,8 @@ TEST(Gateway, UpstreamFailingMidStreamEndsTheStreamWithAnErrorEvent) {
   EXPECT_EQ(r->status, 200u);
   ASSERT_GE(events.size(), 4u);
   auto last = bj::parse(events.back()).as_object();
-  EXPECT_EQ(std::string(last.at("error").at("code").as_string()), "upstream_error") << events.back();
+  EXPECT_EQ(std::string(last.at("error").at("code").as_string()), "upstream_error")
+      << events.back();
   EXPECT_NE(events.back(), "[DONE]");
 }
 
