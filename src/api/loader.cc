@@ -236,6 +236,19 @@ void readPool(Fields& top, const std::string& api, Config& c, Source src) {
   c.pools.push_back(std::move(p));
 }
 
+// A reference to an InferencePool (InferenceModel.spec.poolRef, LLMRoute backendRef): the
+// name; kind, if given, must be InferencePool; group and namespace are accepted.
+std::string readPoolRef(Fields ref) {
+  const auto kind = ref.str("kind", "InferencePool");
+  if (kind != "InferencePool")
+    ref.ctx().fail(ref.node(), ref.sub("kind"), "only InferencePool is supported, got " + kind);
+  auto name = ref.str("name", {}, true);
+  ref.ignore("group");
+  ref.ignore("namespace");
+  ref.finish();
+  return name;
+}
+
 void readModel(Fields& top, Config& c, Source src) {
   InferenceModel m;
   m.source = src;
@@ -265,13 +278,7 @@ void readModel(Fields& top, Config& c, Source src) {
     for (const auto& t : m.targets) total += t.weight;
     if (total == 0) spec.ctx().fail(spec.node(), spec.sub("targetModels"), "weights sum to 0");
   }
-  auto ref = spec.map("poolRef", true);
-  m.pool = ref.str("name", {}, true);
-  const auto kind = ref.str("kind", "InferencePool");
-  if (kind != "InferencePool")
-    ref.ctx().fail(ref.node(), ref.sub("kind"), "only InferencePool is supported, got " + kind);
-  ref.ignore("group");
-  ref.finish();
+  m.pool = readPoolRef(spec.map("poolRef", true));
   spec.finish();
   c.models.push_back(std::move(m));
 }
@@ -285,14 +292,7 @@ void readRoute(Fields& top, Config& c, Source src) {
   r.gateways = spec.strings("gateways");
   for (auto& rule : spec.list("rules", true)) {
     for (auto& b : rule.list("backendRefs", true)) {
-      auto ref = b.map("backendRef", true);
-      const auto kind = ref.str("kind", "InferencePool");
-      if (kind != "InferencePool")
-        ref.ctx().fail(ref.node(), ref.sub("kind"), "only InferencePool backends are supported");
-      r.pools.push_back(ref.str("name", {}, true));
-      ref.ignore("group");
-      ref.ignore("namespace");
-      ref.finish();
+      r.pools.push_back(readPoolRef(b.map("backendRef", true)));
       b.ignore("weight");
       b.finish();
     }
