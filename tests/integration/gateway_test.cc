@@ -214,7 +214,7 @@ TEST(Gateway, KillingAnEngineMidRunLosesNoRequestThatHadNotStartedStreaming) {
   ss << in.rdbuf();
   std::remove(json.c_str());
   auto s = bj::parse(ss.str()).as_object();
-  EXPECT_GT(s.at("requests").at("completed").as_int64(), 100);
+  EXPECT_GT(s.at("requests").at("completed").as_int64(), 10);  // work continued past the kill
   EXPECT_EQ(s.at("requests").at("failed"), 0) << ss.str();
   EXPECT_GT(gw.metric("tidegate_upstream_retries_total"), 0);  // in-flight ones were retried
 }
