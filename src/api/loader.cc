@@ -318,6 +318,143 @@ void readEndpoints(Fields& top, Config& c, Source src) {
   c.endpoints.push_back(std::move(e));
 }
 
+void readResourcePolicy(Fields& top, Config& c, Source src) {
+  ResourcePolicy r;
+  r.source = src;
+  r.meta = readMeta(top);
+  auto spec = top.map("spec", true);
+  r.selector = spec.stringMap("selector", true);
+  const auto strategy = spec.str("strategy", "prefer");
+  if (strategy != "prefer")
+    spec.ctx().fail(spec.node(), spec.sub("strategy"),
+                    "only \"prefer\" is supported, got \"" + strategy + "\"");
+  for (auto& u : spec.list("units", true)) {
+    ResourcePolicy::Unit unit;
+    unit.resource = u.str("resource", "ecs");
+    unit.node_selector = u.stringMap("nodeSelector");
+    if (auto m = u.get("max"); m.IsDefined() && !m.IsNull())
+      unit.max = static_cast<int>(u.integer("max", 0, 0, 1000000));
+    for (const char* k : {"podLabels", "podAnnotations"}) u.ignore(k);
+    u.finish();
+    r.units.push_back(std::move(unit));
+  }
+  auto when = spec.map("whenTryNextUnits");
+  r.when = when.str("policy", r.when);
+  if (r.when != "LackResourceOrExceedMax" && r.when != "ExceedMax" &&
+      r.when != "TimeoutOrExceedMax")
+    when.ctx().fail(when.node(), when.sub("policy"),
+                    "expected LackResourceOrExceedMax, ExceedMax or TimeoutOrExceedMax, got \"" +
+                        r.when + "\"");
+  r.timeout_s = when.duration("timeout", 0);
+  when.finish();
+  for (const char* k :
+       {"preemptPolicy", "ignorePreviousPod", "ignoreTerminatingPod", "matchLabelKeys"})
+    spec.ignore(k);
+  spec.finish();
+  c.resource_policies.push_back(std::move(r));
+}
+
+void readNodePool(Fields& top, Config& c, Source src) {
+  NodePool p;
+  p.source = src;
+  p.meta = readMeta(top);
+  auto spec = top.map("spec", true);
+  const auto kind = spec.str("kind", {}, true);
+  if (kind != "fixed" && kind != "elastic")
+    spec.ctx().fail(spec.node(), spec.sub("kind"),
+                    "expected fixed or elastic, got \"" + kind + "\"");
+  p.elastic = kind == "elastic";
+  if (p.elastic) {
+    p.min_nodes = static_cast<int>(spec.integer("minNodes", 0, 0, 10000));
+    p.max_nodes = static_cast<int>(spec.integer("maxNodes", 0, 1, 10000, true));
+    if (p.max_nodes < p.min_nodes)
+      spec.ctx().fail(spec.node(), spec.sub("maxNodes"), "must be at least minNodes");
+    p.provisioning_delay_s = spec.duration("provisioningDelay", 0);
+    p.scale_down_unneeded_s = spec.duration("scaleDownUnneededTime", p.scale_down_unneeded_s);
+  } else {
+    p.min_nodes = p.max_nodes = static_cast<int>(spec.integer("nodes", 0, 0, 10000, true));
+  }
+  p.gpus_per_node = static_cast<int>(spec.integer("gpusPerNode", 1, 0, 64));
+  p.price_per_node_hour = spec.number("pricePerNodeHour", 0, 0, 1e6);
+  p.provider = spec.str("provider", "local");
+  if (p.provider != "local")
+    spec.ctx().fail(spec.node(), spec.sub("provider"),
+                    "only the local provider exists, got \"" + p.provider + "\"");
+  spec.finish();
+  c.node_pools.push_back(std::move(p));
+}
+
+control::ScalingRules readRules(Fields f, control::ScalingRules rules) {
+  rules.stabilization_s = static_cast<double>(
+      f.integer("stabilizationWindowSeconds", static_cast<long>(rules.stabilization_s), 0, 3600));
+  const auto select = f.str("selectPolicy", "Max");
+  if (select == "Max") {
+    rules.select = control::ScalingRules::Select::kMax;
+  } else if (select == "Min") {
+    rules.select = control::ScalingRules::Select::kMin;
+  } else if (select == "Disabled") {
+    rules.select = control::ScalingRules::Select::kDisabled;
+  } else {
+    f.ctx().fail(f.node(), f.sub("selectPolicy"),
+                 "expected Max, Min or Disabled, got \"" + select + "\"");
+  }
+  auto policies = f.list("policies");
+  if (!policies.empty()) rules.policies.clear();
+  for (auto& p : policies) {
+    control::ScalingPolicy sp;
+    const auto type = p.str("type", {}, true);
+    if (type != "Pods" && type != "Percent")
+      p.ctx().fail(p.node(), p.sub("type"), "expected Pods or Percent, got \"" + type + "\"");
+    sp.type = type == "Pods" ? control::ScalingPolicy::Type::kPods
+                             : control::ScalingPolicy::Type::kPercent;
+    sp.value = static_cast<int>(p.integer("value", 0, 1, 100000, true));
+    sp.period_s = static_cast<double>(p.integer("periodSeconds", 0, 1, 1800, true));
+    p.finish();
+    rules.policies.push_back(sp);
+  }
+  f.finish();
+  return rules;
+}
+
+void readService(Fields& top, Config& c, Source src) {
+  InferenceService s;
+  s.source = src;
+  s.meta = readMeta(top);
+  auto spec = top.map("spec", true);
+  s.served_model_name = spec.str("servedModelName", s.meta.name);
+  if (auto cmd = spec.get("command"); cmd.IsDefined() && cmd.IsScalar()) {
+    s.command = {cmd.Scalar()};
+  } else {
+    s.command = spec.strings("command");
+  }
+  auto res = spec.map("resources");
+  s.gpus = static_cast<int>(res.integer("gpus", 1, 0, 64));
+  s.cpu = res.str("cpu");
+  s.memory = res.str("memory");
+  res.finish();
+  s.min_replicas = static_cast<int>(spec.integer("minReplicas", 1, 0, 10000));
+  s.max_replicas = static_cast<int>(spec.integer("maxReplicas", s.min_replicas, 1, 10000));
+  if (s.max_replicas < s.min_replicas)
+    spec.ctx().fail(spec.node(), spec.sub("maxReplicas"), "must be at least minReplicas");
+  for (auto& m : spec.list("metrics")) {
+    const auto name = m.str("metric", {}, true);
+    s.metric_targets[name] = m.number("target", 0, 1e-9, 1e12);
+    if (s.metric_targets[name] <= 0) m.ctx().fail(m.node(), m.sub("target"), "required, > 0");
+    m.finish();
+  }
+  auto behavior = spec.map("behavior");
+  s.behavior.scale_up = readRules(behavior.map("scaleUp"), s.behavior.scale_up);
+  s.behavior.scale_down = readRules(behavior.map("scaleDown"), s.behavior.scale_down);
+  behavior.finish();
+  auto panic = spec.map("panic");
+  s.panic.enabled = panic.str("enabled", "false") == "true";
+  s.panic.threshold = panic.number("threshold", s.panic.threshold, 1, 1000);
+  s.panic.hold_s = panic.duration("hold", s.panic.hold_s);
+  panic.finish();
+  spec.finish();
+  c.services.push_back(std::move(s));
+}
+
 void readGateway(Fields& top, Config& c) {
   if (c.has_gateway) top.ctx().fail(top.node(), "", "only one Gateway per configuration");
   c.has_gateway = true;
@@ -433,6 +570,12 @@ Result<Config> parseConfig(const std::string& text, const std::string& name) {
         readEndpoints(top, c, src);
       } else if (kind == "Gateway" && api == kTidegate) {
         readGateway(top, c);
+      } else if (kind == "ResourcePolicy" && api == "scheduling.alibabacloud.com/v1alpha1") {
+        readResourcePolicy(top, c, src);
+      } else if (kind == "NodePool" && api == kTidegate) {
+        readNodePool(top, c, src);
+      } else if (kind == "InferenceService" && api == kTidegate) {
+        readService(top, c, src);
       } else {
         ctx.fail(doc, "", "unknown kind " + kind + " of apiVersion " + api);
       }

@@ -9,8 +9,11 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "control/autoscaler.h"
 
 namespace tidegate::api {
 
@@ -77,6 +80,49 @@ struct Endpoints {
   std::vector<HostPort> addresses;
 };
 
+// ResourcePolicy (scheduling.alibabacloud.com/v1alpha1), as the seed writes it. Placement itself
+// is control/placement.h.
+struct ResourcePolicy {
+  ObjectMeta meta;
+  Source source;
+  Labels selector;  // labels of the replicas (pods) it applies to
+  struct Unit {
+    std::string resource;  // ecs | elastic | eci | acs (informational)
+    Labels node_selector;  // selects NodePools by label
+    std::optional<int> max;
+  };
+  std::vector<Unit> units;
+  std::string when = "LackResourceOrExceedMax";  // whenTryNextUnits.policy
+  double timeout_s = 0;                          // whenTryNextUnits.timeout
+};
+
+// A pool of nodes: owned (fixed) or rented on demand (elastic).
+struct NodePool {
+  ObjectMeta meta;
+  Source source;
+  bool elastic = false;                // spec.kind: fixed | elastic
+  int min_nodes = 0;                   // fixed: spec.nodes; elastic: spec.minNodes (default 0)
+  int max_nodes = 0;                   // elastic: spec.maxNodes
+  int gpus_per_node = 1;               // default 1
+  double provisioning_delay_s = 0;     // elastic, default 0
+  double scale_down_unneeded_s = 600;  // default 10m
+  double price_per_node_hour = 0;      // default 0
+  std::string provider = "local";      // default local
+};
+
+// What the seed's `arena serve kserve` flags say, as a resource.
+struct InferenceService {
+  ObjectMeta meta;  // metadata.labels go on every replica (pools and policies select them)
+  Source source;
+  std::string served_model_name;
+  std::vector<std::string> command;  // template; default: tidegate engine
+  int gpus = 1, min_replicas = 1, max_replicas = 1;
+  std::string cpu, memory;                       // informational
+  std::map<std::string, double> metric_targets;  // engine gauge -> target average per replica
+  control::Behavior behavior = control::Behavior::kubernetesDefaults();
+  control::PanicSpec panic;
+};
+
 struct PickerWeights {
   double queue = 2;     // default 2: fewer waiting requests is better
   double kv_cache = 1;  // default 1: lower KV-cache use is better
@@ -115,6 +161,9 @@ struct Config {
   std::vector<InferenceModel> models;
   std::vector<LLMRoute> routes;
   std::vector<Endpoints> endpoints;
+  std::vector<ResourcePolicy> resource_policies;
+  std::vector<NodePool> node_pools;
+  std::vector<InferenceService> services;
 
   const InferencePool* pool(const std::string& name) const;
 };

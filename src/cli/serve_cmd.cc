@@ -4,6 +4,7 @@
 
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "api/loader.h"
 #include "common/log.h"
@@ -47,6 +48,45 @@ int runServe(const std::string& config, const std::string& level) {
   return 0;
 }
 
+// The control-plane resources as understood, for `tidegate check`.
+std::string describeControl(const api::Config& c) {
+  std::ostringstream o;
+  if (!c.node_pools.empty()) o << "node pools:\n";
+  for (const auto& p : c.node_pools) {
+    o << "  " << p.meta.name << ": " << (p.elastic ? "elastic " : "fixed ");
+    if (p.elastic) {
+      o << p.min_nodes << ".." << p.max_nodes << " nodes, ready " << p.provisioning_delay_s
+        << " s after asked, released after " << p.scale_down_unneeded_s << " s idle";
+    } else {
+      o << p.min_nodes << " nodes";
+    }
+    o << ", " << p.gpus_per_node << " GPU/node, " << p.price_per_node_hour << "/node-hour\n";
+  }
+  for (const auto& r : c.resource_policies) {
+    o << "resource policy " << r.meta.name << " (" << r.when << "):";
+    for (std::size_t i = 0; i < r.units.size(); ++i) {
+      o << (i ? " then" : "") << " [";
+      bool first = true;
+      for (const auto& p : c.node_pools)
+        if (!r.units[i].node_selector.empty() &&
+            api::selectorMatches(r.units[i].node_selector, p.meta.labels)) {
+          o << (first ? "" : ", ") << p.meta.name;
+          first = false;
+        }
+      o << "]";
+      if (r.units[i].max) o << " max " << *r.units[i].max;
+    }
+    o << "\n";
+  }
+  for (const auto& s : c.services) {
+    o << "service " << s.meta.name << " (" << s.served_model_name << "): " << s.min_replicas << ".."
+      << s.max_replicas << " replicas of " << s.gpus << " GPU, scaling on";
+    for (const auto& [m, t] : s.metric_targets) o << " " << m << "=" << t;
+    o << "\n";
+  }
+  return o.str();
+}
+
 }  // namespace
 
 void addServeCommands(CLI::App& app) {
@@ -70,8 +110,9 @@ void addServeCommands(CLI::App& app) {
       std::cerr << c.error().message << "\n";
       throw CLI::RuntimeError(2);
     }
-    gateway::RoutingTable table(std::make_shared<const api::Config>(std::move(c).value()), {});
-    std::cout << "configuration is valid\n" << table.describe();
+    auto config = std::make_shared<const api::Config>(std::move(c).value());
+    gateway::RoutingTable table(config, {});
+    std::cout << "configuration is valid\n" << table.describe() << describeControl(*config);
   });
 }
 

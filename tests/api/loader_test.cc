@@ -122,3 +122,71 @@ TEST(Loader, EmptyFileRunsOnDefaults) {
 
 }  // namespace
 }  // namespace tidegate::api
+
+namespace tidegate::api {
+namespace {
+
+TEST(Loader, SeedHybridCloudExampleLoadsAsWritten) {
+  auto c = loadConfig(std::string(TIDEGATE_SOURCE_DIR) + "/examples/hybrid-cloud.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  ASSERT_EQ(c->resource_policies.size(), 1u);
+  const auto& rp = c->resource_policies[0];
+  EXPECT_EQ(rp.selector.at("app"), "isvc.qwen-predictor");
+  ASSERT_EQ(rp.units.size(), 2u);
+  EXPECT_EQ(rp.units[0].resource, "ecs");
+  EXPECT_EQ(rp.units[1].node_selector.at("alibabacloud.com/nodepool-id"), "npxxxxxy");
+  EXPECT_FALSE(rp.units[0].max);
+  EXPECT_EQ(rp.when, "LackResourceOrExceedMax");
+  ASSERT_EQ(c->node_pools.size(), 2u);
+  EXPECT_FALSE(c->node_pools[0].elastic);
+  EXPECT_EQ(c->node_pools[0].min_nodes, 1);
+  EXPECT_TRUE(c->node_pools[1].elastic);
+  EXPECT_EQ(c->node_pools[1].max_nodes, 2);
+  EXPECT_DOUBLE_EQ(c->node_pools[1].provisioning_delay_s, 60);
+  EXPECT_DOUBLE_EQ(c->node_pools[1].scale_down_unneeded_s, 600);
+  ASSERT_EQ(c->services.size(), 1u);
+  const auto& s = c->services[0];
+  EXPECT_EQ(s.served_model_name, "qwen");
+  EXPECT_EQ(s.max_replicas, 3);
+  EXPECT_EQ(s.metric_targets.at("DCGM_CUSTOM_PROCESS_SM_UTIL"), 50);
+  EXPECT_EQ(s.command[3], "{port}");
+  EXPECT_DOUBLE_EQ(s.behavior.scale_down.stabilization_s, 300);  // Kubernetes' default
+}
+
+TEST(Loader, ControlKindsRejectBadFieldsPrecisely) {
+  struct Case {
+    std::string yaml, error;
+  } cases[] = {
+      {"apiVersion: scheduling.alibabacloud.com/v1alpha1\nkind: ResourcePolicy\nmetadata: {name: "
+       "r}\n"
+       "spec:\n  selector: {app: x}\n  units: [{nodeSelector: {a: b}}]\n  whenTryNextUnits: "
+       "{policy: Never}\n",
+       "spec.whenTryNextUnits.policy: expected LackResourceOrExceedMax, ExceedMax or "
+       "TimeoutOrExceedMax"},
+      {"apiVersion: scheduling.alibabacloud.com/v1alpha1\nkind: ResourcePolicy\nmetadata: {name: "
+       "r}\n"
+       "spec:\n  selector: {app: x}\n  strategy: spread\n  units: []\n",
+       "spec.strategy: only \"prefer\" is supported"},
+      {"apiVersion: tidegate.io/v1alpha1\nkind: NodePool\nmetadata: {name: n}\nspec: {kind: "
+       "spot}\n",
+       "spec.kind: expected fixed or elastic"},
+      {"apiVersion: tidegate.io/v1alpha1\nkind: NodePool\nmetadata: {name: n}\nspec: {kind: "
+       "elastic}\n",
+       "spec.maxNodes: required field is missing"},
+      {"apiVersion: tidegate.io/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n"
+       "  behavior: {scaleUp: {policies: [{type: Replicas, value: 1, periodSeconds: 15}]}}\n",
+       "spec.behavior.scaleUp.policies[0].type: expected Pods or Percent"},
+      {"apiVersion: tidegate.io/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n"
+       "  minReplicas: 3\n  maxReplicas: 2\n",
+       "spec.maxReplicas: must be at least minReplicas"},
+  };
+  for (const auto& c : cases) {
+    auto r = parseConfig(c.yaml, "f.yaml");
+    ASSERT_FALSE(r.ok()) << c.yaml;
+    EXPECT_NE(r.error().message.find(c.error), std::string::npos)
+        << "want: " << c.error << "\ngot:  " << r.error().message;
+  }
+}
+
+}  // namespace
+}  // namespace tidegate::api
