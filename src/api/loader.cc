@@ -488,6 +488,11 @@ void readGateway(Fields& top, Config& c) {
   g.queue_threshold = sat.number("queueThreshold", g.queue_threshold, 0, 1e9);
   g.kv_threshold = sat.number("kvCacheThreshold", g.kv_threshold, 0, 1);
   sat.finish();
+  auto ctl = spec.map("controller");
+  g.controller_interval_s = ctl.duration("interval", g.controller_interval_s);
+  ctl.finish();
+  if (g.controller_interval_s <= 0)
+    ctl.ctx().fail(ctl.node(), "spec.controller.interval", "must be > 0");
   auto picker = spec.map("picker");
   auto w = picker.map("weights");
   g.weights.queue = w.number("queue", g.weights.queue, 0, 1000);

@@ -149,6 +149,7 @@ struct GatewayConfig {
   double queue_threshold = 5;       // default 5 waiting: an endpoint past it is saturated...
   double kv_threshold = 0.8;        // default 0.8 KV use: ...or past this
   PickerWeights weights;
+  double controller_interval_s = 1;  // default 1 s between reconciles of each InferenceService
   std::uint64_t seed = 0;  // default 0: random; else worker i's RNG (splits, tie-breaks) is
                            // seeded with seed + i, for reproducible runs
 };

@@ -8,6 +8,7 @@
 
 #include "api/loader.h"
 #include "common/log.h"
+#include "controller/controller.h"
 #include "gateway/gateway.h"
 #include "gateway/routing.h"
 
@@ -30,6 +31,8 @@ int runServe(const std::string& config, const std::string& level) {
     std::cerr << "tidegate serve: " << st.message() << "\n";
     return 2;
   }
+  controller::Controller ctl(gw);
+  ctl.start();
   // Tests and scripts read the bound ports from this line.
   std::cout << "tidegate serve listening on http://127.0.0.1:" << gw.port()
             << " admin http://127.0.0.1:" << gw.adminPort() << std::endl;
@@ -44,6 +47,7 @@ int runServe(const std::string& config, const std::string& level) {
     spdlog::info("signal {}: stopping", sig);
     break;
   }
+  ctl.stop();  // every replica stops before the gateway does: no orphans
   gw.stop();
   return 0;
 }

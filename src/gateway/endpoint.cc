@@ -36,6 +36,12 @@ double firstOf(const prom::Scrape& s, std::initializer_list<const char*> names) 
 }  // namespace
 
 void readEngineMetrics(const prom::Scrape& scrape, EndpointMetrics& out) {
+  out.gauges.clear();
+  for (const auto& s : scrape.samples) {
+    auto t = scrape.types.find(s.name);
+    if (t != scrape.types.end() && t->second == "gauge" && s.name != "vllm:lora_requests_info")
+      out.gauges[s.name] += s.value;
+  }
   out.waiting =
       std::max(0.0, firstOf(scrape, {"vllm:num_requests_waiting", "llamacpp:requests_deferred"}));
   out.running =

@@ -146,12 +146,23 @@ struct Gateway::Impl {
 
   // --- Configuration ---------------------------------------------------------------------
 
+  std::mutex dynamic_mu;
+  std::vector<api::Endpoints> dynamic;  // the controller's replicas
+  std::vector<std::pair<std::string, std::function<bj::value()>>> state_sections;
+
   Result<std::shared_ptr<const State>> build(const std::string& path) {
     auto cfg = api::loadConfig(path);
     if (!cfg) return cfg.error();
+    return build(std::make_shared<const api::Config>(std::move(cfg).value()));
+  }
+
+  std::shared_ptr<const State> build(std::shared_ptr<const api::Config> config) {
     auto st = std::make_shared<State>();
-    st->config = std::make_shared<const api::Config>(std::move(cfg).value());
-    st->table = std::make_unique<RoutingTable>(st->config, std::vector<api::Endpoints>{});
+    st->config = std::move(config);
+    {
+      std::lock_guard lock(dynamic_mu);
+      st->table = std::make_unique<RoutingTable>(st->config, dynamic);
+    }
     std::vector<api::HostPort> all;
     for (const auto& p : st->table->pools()) {
       std::vector<std::shared_ptr<Endpoint>> eps;
@@ -162,7 +173,7 @@ struct Gateway::Impl {
       st->pool_endpoints.push_back(std::move(eps));
     }
     registry.retain(all);
-    return std::shared_ptr<const State>(st);
+    return st;
   }
 
   // Starts scraping endpoints not yet scraped; stops scraping dropped ones. Control thread.
@@ -388,10 +399,12 @@ struct Gateway::Impl {
                                     {"total", p.total}});
       }
     }
-    return bj::serialize(bj::object{{"config", st->config->file},
-                                    {"pools", std::move(pools)},
-                                    {"models", std::move(models)},
-                                    {"recent_picks", std::move(recent)}});
+    bj::object out{{"config", st->config->file},
+                   {"pools", std::move(pools)},
+                   {"models", std::move(models)},
+                   {"recent_picks", std::move(recent)}};
+    for (const auto& [name, fn] : state_sections) out[name] = fn();
+    return bj::serialize(out);
   }
 
   // --- Data plane --------------------------------------------------------------------------
@@ -810,6 +823,31 @@ void Gateway::stop() {
   });
   if (m.control_thread.joinable()) m.control_thread.join();
 }
+
+void Gateway::setDynamicEndpoints(std::vector<api::Endpoints> endpoints) {
+  auto& m = *impl_;
+  {
+    std::lock_guard lock(m.dynamic_mu);
+    m.dynamic = std::move(endpoints);
+  }
+  m.state.store(m.build(m.snapshot()->config));
+  asio::post(m.control, [&m] { m.syncScrapers(); });
+}
+
+std::shared_ptr<Endpoint> Gateway::endpoint(const api::HostPort& address) const {
+  const auto st = impl_->snapshot();
+  for (const auto& eps : st->pool_endpoints)
+    for (const auto& e : eps)
+      if (e->address().str() == address.str()) return e;
+  return nullptr;
+}
+
+std::shared_ptr<const api::Config> Gateway::config() const { return impl_->snapshot()->config; }
+prom::Registry& Gateway::metrics() { return impl_->metrics_registry; }
+void Gateway::addStateSection(std::string name, std::function<boost::json::value()> fn) {
+  impl_->state_sections.emplace_back(std::move(name), std::move(fn));
+}
+boost::asio::io_context& Gateway::controlContext() { return impl_->control; }
 
 std::uint16_t Gateway::port() const { return impl_->port; }
 std::uint16_t Gateway::adminPort() const { return impl_->admin_port; }

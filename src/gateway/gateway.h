@@ -18,7 +18,12 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/json/value.hpp>
+#include <functional>
+
 #include "api/resources.h"
+#include "common/prometheus.h"
 #include "common/result.h"
 
 namespace tidegate::gateway {
@@ -43,6 +48,18 @@ class Gateway {
 
   std::uint16_t port() const;
   std::uint16_t adminPort() const;
+
+  // --- Hooks for the controller (which runs on the control thread) ---
+  // Endpoints discovered at run time (the controller's Ready replicas), selected by pools like
+  // Endpoints resources. Replaces the previous set; thread-safe.
+  void setDynamicEndpoints(std::vector<api::Endpoints> endpoints);
+  // The endpoint at `address` if some pool selects it (metrics, in-flight count), else null.
+  std::shared_ptr<class Endpoint> endpoint(const api::HostPort& address) const;
+  std::shared_ptr<const api::Config> config() const;
+  prom::Registry& metrics();
+  // Adds a section to /admin/state (called on the control thread at each request).
+  void addStateSection(std::string name, std::function<boost::json::value()> fn);
+  boost::asio::io_context& controlContext();
 
  private:
   struct Impl;

@@ -1,0 +1,433 @@
+#include "controller/controller.h"
+
+#include <signal.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <future>
+#include <set>
+
+#include "common/clock.h"
+#include "common/http_client.h"
+#include "common/log.h"
+#include "control/autoscaler.h"
+#include "control/placement.h"
+#include "gateway/endpoint.h"
+#include "gateway/gateway.h"
+#include "providers/local.h"
+
+namespace tidegate::controller {
+
+namespace asio = boost::asio;
+namespace bj = boost::json;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr double kDrainGraceS = 30;
+constexpr double kTermGraceS = 5;
+
+namespace {
+double now() {
+  static const SteadyClock clock;
+  return clock.now();
+}
+}  // namespace
+
+struct Controller::Impl {
+  enum class State { kPending, kProvisioning, kStarting, kReady, kDraining, kTerminating };
+  static const char* name(State s) {
+    switch (s) {
+      case State::kPending:
+        return "Pending";
+      case State::kProvisioning:
+        return "Provisioning";
+      case State::kStarting:
+        return "Starting";
+      case State::kReady:
+        return "Ready";
+      case State::kDraining:
+        return "Draining";
+      case State::kTerminating:
+        return "Terminating";
+    }
+    return "?";
+  }
+  struct Proc {
+    std::string id, node, pool;
+    int port = 0;
+    int slot = 0;  // first GPU index on its node (CUDA_VISIBLE_DEVICES)
+    pid_t pid = -1;
+    State state = State::kPending;
+    double deadline = 0;
+  };
+  struct Service {
+    api::InferenceService spec;
+    control::AutoscalerSpec autoscaler;
+    control::AutoscalerState autoscaler_state;
+    control::Cluster cluster;
+    std::map<std::string, Proc> procs;  // by replica id; includes draining ones
+    control::Decision last;
+    int crashes = 0;
+    double backoff_until = 0;
+  };
+
+  gateway::Gateway& gw;
+  providers::LocalProvider provider;
+  std::vector<std::unique_ptr<Service>> services;
+  double interval = 1;
+  bool stopping = false;
+  prom::Family<prom::Counter>* events = nullptr;
+  std::string published;  // last published endpoint set, to publish only changes
+
+  explicit Impl(gateway::Gateway& g) : gw(g) {}
+
+  void setup() {
+    const auto cfg = gw.config();
+    interval = cfg->gateway.controller_interval_s;
+    for (const auto& s : cfg->services) {
+      auto svc = std::make_unique<Service>();
+      svc->spec = s;
+      auto& a = svc->autoscaler;
+      a.min_replicas = s.min_replicas;
+      a.max_replicas = s.max_replicas;
+      a.targets = s.metric_targets;
+      a.behavior = s.behavior;
+      a.panic = s.panic;
+      auto& c = svc->cluster;
+      for (const auto& p : cfg->node_pools)
+        c.pools.push_back({.name = p.meta.name,
+                           .labels = p.meta.labels,
+                           .elastic = p.elastic,
+                           .min_nodes = p.min_nodes,
+                           .max_nodes = p.max_nodes,
+                           .gpus_per_node = p.gpus_per_node,
+                           .provisioning_delay_s = p.provisioning_delay_s,
+                           .scale_down_unneeded_s = p.scale_down_unneeded_s,
+                           .price_per_node_hour = p.price_per_node_hour});
+      const api::ResourcePolicy* policy = nullptr;
+      for (const auto& r : cfg->resource_policies)
+        if (api::selectorMatches(r.selector, s.meta.labels)) policy = &r;
+      if (policy) {
+        for (const auto& u : policy->units) c.policy.units.push_back({u.node_selector, u.max});
+        c.policy.when = policy->when == "ExceedMax" ? control::PlacementPolicy::When::kExceedMax
+                        : policy->when == "TimeoutOrExceedMax"
+                            ? control::PlacementPolicy::When::kTimeoutOrExceedMax
+                            : control::PlacementPolicy::When::kLackResourceOrExceedMax;
+        c.policy.timeout_s = policy->timeout_s;
+      } else {
+        // No policy: the pools in declaration order.
+        for (const auto& p : cfg->node_pools)
+          c.policy.units.push_back({p.meta.labels, std::nullopt});
+      }
+      c.bootstrap(now());
+      spdlog::info("controller: service={} replicas={}..{} pools={} policy={}", s.meta.name,
+                   s.min_replicas, s.max_replicas, c.pools.size(),
+                   policy ? policy->meta.name : "(pool order)");
+      services.push_back(std::move(svc));
+    }
+    events = &gw.metrics().counter("tidegate_scaling_events_total",
+                                   "Scaling decisions that changed the desired replicas.",
+                                   {"service", "direction"});
+    gw.metrics().addCollector([this](prom::TextWriter& w) { collect(w); });
+    gw.addStateSection("services", [this] { return servicesJson(); });
+    gw.addStateSection("node_pools", [this] { return poolsJson(); });
+  }
+
+  asio::awaitable<void> loop() {
+    asio::steady_timer timer(gw.controlContext());
+    while (!stopping) {
+      for (auto& s : services) co_await tick(*s);
+      publish();
+      timer.expires_after(std::chrono::milliseconds(static_cast<long>(interval * 1000)));
+      co_await timer.async_wait(kTuple);
+    }
+  }
+
+  api::HostPort address(const Proc& p) const {
+    return {"127.0.0.1", static_cast<std::uint16_t>(p.port)};
+  }
+
+  asio::awaitable<void> tick(Service& s) {
+    const double t = now();
+    auto& c = s.cluster;
+    control::advance(c, t);
+    // Processes: exits, health, drains.
+    for (auto it = s.procs.begin(); it != s.procs.end();) {
+      Proc& p = it->second;
+      if (p.pid > 0) {
+        if (auto status = provider.reap(p.pid)) {
+          if (p.state != State::kTerminating && p.state != State::kDraining) {
+            ++s.crashes;
+            s.backoff_until = t + std::min(30.0, double(1 << std::min(s.crashes, 5)));
+            spdlog::warn("controller: service={} replica={} crashed status={} restart_backoff_s={}",
+                         s.spec.meta.name, p.id, *status, s.backoff_until - t);
+            std::erase_if(c.replicas, [&](const control::Replica& r) { return r.id == p.id; });
+          } else {
+            spdlog::info("controller: service={} replica={} stopped", s.spec.meta.name, p.id);
+          }
+          it = s.procs.erase(it);
+          continue;
+        }
+      }
+      if (p.state == State::kStarting) {
+        http::Client client(gw.controlContext().get_executor(), "127.0.0.1",
+                            static_cast<std::uint16_t>(p.port));
+        http::ClientRequest req{.method = "GET", .target = "/health", .timeout_s = 0.5};
+        auto r = co_await client.send(req);
+        if (r && r->status == 200) {
+          p.state = State::kReady;
+          s.crashes = 0;
+          spdlog::info("controller: service={} replica={} ready address={} pool={} node={}",
+                       s.spec.meta.name, p.id, address(p).str(), p.pool, p.node);
+        }
+      } else if (p.state == State::kDraining) {
+        auto ep = gw.endpoint(address(p));
+        if (!ep || ep->inflight.load() == 0 || t >= p.deadline) {
+          provider.signal(p.pid, SIGTERM);
+          p.state = State::kTerminating;
+          p.deadline = t + kTermGraceS;
+        }
+      } else if (p.state == State::kTerminating && t >= p.deadline) {
+        provider.signal(p.pid, SIGKILL);
+      }
+      ++it;
+    }
+
+    // Observe and decide.
+    control::Observation obs;
+    obs.current = static_cast<int>(c.replicas.size());
+    for (const auto& r : c.replicas) {
+      control::ReplicaObservation ro;
+      auto it = s.procs.find(r.id);
+      ro.ready = it != s.procs.end() && it->second.state == State::kReady;
+      if (ro.ready) {
+        if (auto ep = gw.endpoint(address(it->second))) {
+          auto m = ep->metrics();
+          if (m->up)
+            for (const auto& [metric, target] : s.autoscaler.targets)
+              if (auto g = m->gauges.find(metric); g != m->gauges.end())
+                ro.values[metric] = g->second;
+        }
+      }
+      obs.replicas.push_back(std::move(ro));
+    }
+    const auto d = control::decide(s.autoscaler, obs, t, s.autoscaler_state);
+    if (d.desired != obs.current) {
+      events->with({s.spec.meta.name, d.desired > obs.current ? "up" : "down"}).inc();
+      spdlog::info("controller: service={} scale={} current={} desired={} reason=\"{}\"",
+                   s.spec.meta.name, d.desired > obs.current ? "up" : "down", obs.current,
+                   d.desired, d.reason);
+    }
+    s.last = d;
+
+    // Place and act.
+    const auto plan = control::plan(c, d.desired, s.spec.gpus, t);
+    for (const auto& id : plan.remove) {
+      auto it = s.procs.find(id);
+      if (it == s.procs.end()) continue;
+      Proc& p = it->second;
+      if (p.state == State::kReady) {
+        p.state = State::kDraining;  // leaves the picker at the next publish
+        p.deadline = t + kDrainGraceS;
+      } else if (p.pid > 0) {
+        provider.signal(p.pid, SIGTERM);
+        p.state = State::kTerminating;
+        p.deadline = t + kTermGraceS;
+      } else {
+        s.procs.erase(it);
+      }
+      spdlog::info("controller: service={} replica={} remove pool={} node={}", s.spec.meta.name, id,
+                   p.pool, p.node);
+    }
+    for (const auto& [pool, n] : plan.provision)
+      spdlog::info(
+          "controller: pool={} provision nodes={} (simulated: slots exist after the "
+          "provisioning delay)",
+          pool, n);
+    for (const auto& node : plan.release) spdlog::info("controller: release node={} (idle)", node);
+    // Crash backoff: hold new starts back, keep them Pending.
+    control::Plan act = plan;
+    if (t < s.backoff_until) act.bind.clear();
+    control::apply(c, act, s.spec.gpus, t);
+    for (const auto& [id, node] : act.bind) {
+      const control::Node* n = nullptr;
+      for (const auto& x : c.nodes)
+        if (x.name == node) n = &x;
+      // The GPU slots on the node: the first free ones (no other live replica of the node).
+      std::set<int> used;
+      for (const auto& [oid, op] : s.procs)
+        if (op.node == node && oid != id && op.pid > 0)
+          for (int g = 0; g < s.spec.gpus; ++g) used.insert(op.slot + g);
+      int slot = 0;
+      while (used.contains(slot)) ++slot;
+      Proc p;
+      p.id = id;
+      p.node = node;
+      p.pool = n ? n->pool : "";
+      p.port = providers::freePort();
+      p.slot = slot;
+      std::string gpu_ids;
+      for (int g = 0; g < s.spec.gpus; ++g) gpu_ids += (g ? "," : "") + std::to_string(slot + g);
+      auto pid = provider.start(s.spec.meta.name + "-" + id, s.spec.command, p.port,
+                                s.spec.served_model_name, gpu_ids);
+      if (!pid) {
+        spdlog::error("controller: service={} replica={} start failed: {}", s.spec.meta.name, id,
+                      pid.error().message);
+        continue;
+      }
+      p.pid = *pid;
+      p.state = State::kStarting;
+      spdlog::info("controller: service={} replica={} start pool={} node={} port={} pid={}",
+                   s.spec.meta.name, id, p.pool, node, p.port, p.pid);
+      s.procs[id] = p;
+    }
+    // Replicas still waiting for a node.
+    for (const auto& r : c.replicas) {
+      if (!r.node.empty() || s.procs.contains(r.id)) continue;
+      s.procs[r.id] = Proc{.id = r.id};
+    }
+    for (auto& [id, p] : s.procs) {
+      if (p.state != State::kPending && p.state != State::kProvisioning) continue;
+      const bool provisioning = std::any_of(c.nodes.begin(), c.nodes.end(),
+                                            [](const control::Node& n) { return !n.ready; });
+      p.state = provisioning ? State::kProvisioning : State::kPending;
+    }
+    std::erase_if(s.procs, [&](const auto& kv) {
+      const auto& p = kv.second;
+      return p.pid < 0 && std::none_of(c.replicas.begin(), c.replicas.end(),
+                                       [&](const control::Replica& r) { return r.id == p.id; });
+    });
+  }
+
+  // Publishes every Ready replica as an endpoint with its service's labels.
+  void publish() {
+    std::vector<api::Endpoints> eps;
+    std::string key;
+    for (const auto& s : services) {
+      api::Endpoints e;
+      e.meta.name = s->spec.meta.name;
+      e.meta.labels = s->spec.meta.labels;
+      for (const auto& [id, p] : s->procs)
+        if (p.state == State::kReady) {
+          e.addresses.push_back(address(p));
+          key += address(p).str() + ";";
+        }
+      if (!e.addresses.empty()) eps.push_back(std::move(e));
+    }
+    if (key == published) return;
+    published = key;
+    gw.setDynamicEndpoints(std::move(eps));
+  }
+
+  bj::value servicesJson() const {
+    bj::array out;
+    for (const auto& s : services) {
+      bj::array replicas;
+      int current = 0;
+      for (const auto& [id, p] : s->procs) {
+        if (p.state != State::kDraining && p.state != State::kTerminating) ++current;
+        replicas.push_back(
+            bj::object{{"id", id},
+                       {"pool", p.pool},
+                       {"node", p.node},
+                       {"state", name(p.state)},
+                       {"address", p.port ? bj::value(address(p).str()) : bj::value(nullptr)}});
+      }
+      out.push_back(bj::object{{"name", s->spec.meta.name},
+                               {"model", s->spec.served_model_name},
+                               {"desired", s->last.desired},
+                               {"current", current},
+                               {"last_decision", s->last.reason},
+                               {"replicas", std::move(replicas)}});
+    }
+    return out;
+  }
+
+  bj::value poolsJson() const {
+    bj::array out;
+    if (services.empty()) return out;
+    const auto& c = services.front()->cluster;  // pools are shared in the model of the first
+    for (const auto& pool : c.pools) {
+      int nodes = 0, gpus = 0, free = 0, provisioning = 0;
+      for (const auto& n : c.nodes) {
+        if (n.pool != pool.name) continue;
+        ++nodes;
+        gpus += n.gpus;
+        if (!n.ready)
+          ++provisioning;
+        else
+          free += c.freeGpus(n);
+      }
+      auto cost = c.cost.find(pool.name);
+      out.push_back(bj::object{{"name", pool.name},
+                               {"elastic", pool.elastic},
+                               {"nodes", nodes},
+                               {"provisioning", provisioning},
+                               {"gpus_used", gpus - free - provisioning * pool.gpus_per_node},
+                               {"gpus_free", free},
+                               {"cost", cost == c.cost.end() ? 0.0 : cost->second}});
+    }
+    return out;
+  }
+
+  void collect(prom::TextWriter& w) const {
+    w.family("tidegate_replicas", "gauge", "Replicas by service, pool and state.");
+    for (const auto& s : services) {
+      std::map<std::pair<std::string, std::string>, int> n;
+      for (const auto& [id, p] : s->procs) ++n[{p.pool, name(p.state)}];
+      for (const auto& [k, v] : n)
+        w.sample("tidegate_replicas",
+                 {{"service", s->spec.meta.name}, {"pool", k.first}, {"state", k.second}}, v);
+    }
+    w.family("tidegate_desired_replicas", "gauge", "The autoscaler's last desired replica count.");
+    for (const auto& s : services)
+      w.sample("tidegate_desired_replicas", {{"service", s->spec.meta.name}}, s->last.desired);
+    if (services.empty()) return;
+    const auto& c = services.front()->cluster;
+    w.family("tidegate_nodes", "gauge", "Nodes by pool (including provisioning ones).");
+    for (const auto& pool : c.pools)
+      w.sample("tidegate_nodes", {{"pool", pool.name}},
+               static_cast<double>(
+                   std::count_if(c.nodes.begin(), c.nodes.end(),
+                                 [&](const control::Node& n) { return n.pool == pool.name; })));
+    w.family("tidegate_pool_cost_total", "counter", "Node-hours times price, accrued per pool.");
+    for (const auto& pool : c.pools) {
+      auto it = c.cost.find(pool.name);
+      w.sample("tidegate_pool_cost_total", {{"pool", pool.name}},
+               it == c.cost.end() ? 0 : it->second);
+    }
+  }
+};
+
+Controller::Controller(gateway::Gateway& gw) : impl_(std::make_unique<Impl>(gw)) {}
+Controller::~Controller() { stop(); }
+
+void Controller::start() {
+  auto& m = *impl_;
+  std::promise<void> ready;
+  asio::post(m.gw.controlContext(), [&] {
+    m.setup();
+    asio::co_spawn(m.gw.controlContext(), m.loop(), asio::detached);
+    ready.set_value();
+  });
+  ready.get_future().wait();
+}
+
+void Controller::stop() {
+  auto& m = *impl_;
+  if (m.stopping) return;
+  std::promise<void> done;
+  asio::post(m.gw.controlContext(), [&] {
+    m.stopping = true;
+    m.provider.stopAll(kTermGraceS);
+    done.set_value();
+  });
+  if (done.get_future().wait_for(std::chrono::seconds(15)) != std::future_status::ready) {
+    m.stopping = true;
+    m.provider.stopAll(1);  // the control thread is gone: stop the children from here
+  }
+}
+
+}  // namespace tidegate::controller

@@ -1,0 +1,148 @@
+// Integration test of the controller in `tidegate serve`: real replicas (child `tidegate engine`
+// processes) scaled over an owned pool and a simulated elastic pool under real load.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <boost/json.hpp>
+#include <fstream>
+#include <sstream>
+
+#include "support/process.h"
+
+namespace tidegate::testing {
+namespace {
+
+namespace bj = boost::json;
+using namespace std::chrono_literals;
+
+const char* kHybrid = R"(apiVersion: tidegate.io/v1alpha1
+kind: Gateway
+metadata: {name: gw}
+spec: {listen: "127.0.0.1:0", admin: "127.0.0.1:0", controller: {interval: 200ms}}
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata: {name: qwen-pool}
+spec: {targetPortNumber: 8000, selector: {app: isvc.qwen-predictor}}
+---
+apiVersion: scheduling.alibabacloud.com/v1alpha1
+kind: ResourcePolicy
+metadata: {name: qwen-chat}
+spec:
+  selector: {app: isvc.qwen-predictor}
+  strategy: prefer
+  units:
+  - {resource: ecs, nodeSelector: {alibabacloud.com/nodepool-id: npxxxxxx}}
+  - {resource: elastic, nodeSelector: {alibabacloud.com/nodepool-id: npxxxxxy}}
+---
+apiVersion: tidegate.io/v1alpha1
+kind: NodePool
+metadata: {name: edge, labels: {alibabacloud.com/nodepool-id: npxxxxxx}}
+spec: {kind: fixed, nodes: 1, gpusPerNode: 1, pricePerNodeHour: 0.9}
+---
+apiVersion: tidegate.io/v1alpha1
+kind: NodePool
+metadata: {name: cloud, labels: {alibabacloud.com/nodepool-id: npxxxxxy}}
+spec: {kind: elastic, maxNodes: 2, gpusPerNode: 1, provisioningDelay: 1s, scaleDownUnneededTime: 2s, pricePerNodeHour: 3.06}
+---
+apiVersion: tidegate.io/v1alpha1
+kind: InferenceService
+metadata: {name: qwen-chat, labels: {app: isvc.qwen-predictor}}
+spec:
+  servedModelName: qwen
+  command: [tidegate, engine, --port, "{port}", --served-model-name, "{model}", --step-ms, "10", --max-num-seqs, "4", --log-level, warn]
+  minReplicas: 1
+  maxReplicas: 3
+  metrics: [{metric: "vllm:num_requests_waiting", target: 2}]
+  behavior: {scaleDown: {stabilizationWindowSeconds: 2}}
+)";
+
+struct ReplicaView {
+  std::vector<std::string> pools, states;
+  std::map<std::string, int> ready_by_pool;
+};
+
+ReplicaView replicas(const Serve& s) {
+  auto st = bj::parse(s.admin("/admin/state").body).as_object();
+  ReplicaView v;
+  for (const auto& r : st.at("services").as_array()[0].at("replicas").as_array()) {
+    const std::string pool(r.at("pool").as_string()), state(r.at("state").as_string());
+    v.pools.push_back(pool);
+    v.states.push_back(state);
+    if (state == "Ready") ++v.ready_by_pool[pool];
+  }
+  return v;
+}
+
+TEST(Controller, ScalesOutToTheElasticPoolAndBackWithoutFailedRequests) {
+  Serve gw(kHybrid);
+  ASSERT_TRUE(eventually([&] { return replicas(gw).ready_by_pool["edge"] == 1; }, 20s));
+  // The peak: sustained queueing. The owned GPU is full: replicas go to the cloud pool.
+  const std::string json = "/tmp/tidegate-ctl-" + std::to_string(::getpid()) + ".json";
+  ChildProcess load({binaryPath(), "bench", "--url", "http://127.0.0.1:" + std::to_string(gw.port),
+                     "--model", "qwen", "-c", "24", "-z", "6s", "--max-tokens", "30", "--progress",
+                     "off", "-q", "--json", json},
+                    true);
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto v = replicas(gw);
+        return v.ready_by_pool["edge"] == 1 && v.ready_by_pool["cloud"] == 2;
+      },
+      30s))
+      << gw.admin("/admin/state").body;
+  auto pools = bj::parse(gw.admin("/admin/state").body).at("node_pools").as_array();
+  EXPECT_EQ(pools[1].at("nodes"), 2);
+  ASSERT_GE(load.wait(60s), 0);
+  // After the peak: cloud replicas drain and go first; the owned one stays; idle nodes go.
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto v = replicas(gw);
+        return v.pools.size() == 1 && v.ready_by_pool["edge"] == 1;
+      },
+      30s))
+      << gw.admin("/admin/state").body;
+  ASSERT_TRUE(eventually(
+      [&] {
+        return bj::parse(gw.admin("/admin/state").body)
+                   .at("node_pools")
+                   .as_array()[1]
+                   .at("nodes") == 0;
+      },
+      20s));
+  std::ifstream in(json);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::remove(json.c_str());
+  auto s = bj::parse(ss.str()).as_object();
+  EXPECT_GT(s.at("requests").at("completed").as_int64(), 50);
+  EXPECT_EQ(s.at("requests").at("failed"), 0) << ss.str();
+  // Metrics: scaling events both ways, cost accrued on both pools.
+  EXPECT_GE(gw.metric("tidegate_scaling_events_total", {{"direction", "up"}}), 1);
+  EXPECT_GE(gw.metric("tidegate_scaling_events_total", {{"direction", "down"}}), 1);
+  EXPECT_GT(gw.metric("tidegate_pool_cost_total", {{"pool", "cloud"}}), 0);
+}
+
+TEST(Controller, StoppingServeLeavesNoReplicaBehind) {
+  auto gw = std::make_unique<Serve>(kHybrid);
+  ASSERT_TRUE(eventually([&] { return replicas(*gw).ready_by_pool["edge"] == 1; }, 20s));
+  const auto addr = bj::parse(gw->admin("/admin/state").body)
+                        .at("services")
+                        .as_array()[0]
+                        .at("replicas")
+                        .as_array()[0]
+                        .at("address");
+  const std::string address(addr.as_string());
+  const auto port = static_cast<std::uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+  ASSERT_TRUE(http::fetch("127.0.0.1", port, {.method = "GET", .target = "/health"}).ok());
+  const int status = gw->proc->stop(SIGTERM, 20s);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  // The replica is gone with it.
+  EXPECT_FALSE(
+      http::fetch("127.0.0.1", port, {.method = "GET", .target = "/health", .timeout_s = 1}).ok());
+}
+
+}  // namespace
+}  // namespace tidegate::testing
