@@ -27,6 +27,8 @@ namespace bj = boost::json;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr double kDrainGraceS = 30;
 constexpr double kTermGraceS = 5;
+// The metric name that means "this gateway's requests in flight at the replica".
+constexpr const char* kGatewayInflight = "tidegate:inflight";
 
 namespace {
 double now() {
@@ -129,7 +131,7 @@ struct Controller::Impl {
     }
     events = &gw.metrics().counter("tidegate_scaling_events_total",
                                    "Scaling decisions that changed the desired replicas.",
-                                   {"service", "direction"});
+                                   {"service", "direction", "reason"});
     gw.metrics().addCollector([this](prom::TextWriter& w) { collect(w); });
     gw.addStateSection("services", [this] { return servicesJson(); });
     gw.addStateSection("node_pools", [this] { return poolsJson(); });
@@ -205,17 +207,27 @@ struct Controller::Impl {
       if (ro.ready) {
         if (auto ep = gw.endpoint(address(it->second))) {
           auto m = ep->metrics();
-          if (m->up)
-            for (const auto& [metric, target] : s.autoscaler.targets)
+          for (const auto& [metric, target] : s.autoscaler.targets) {
+            if (metric == kGatewayInflight) {
+              ro.values[metric] = ep->inflight.load();  // the gateway's own count, always fresh
+            } else if (m->up) {
               if (auto g = m->gauges.find(metric); g != m->gauges.end())
                 ro.values[metric] = g->second;
+            }
+          }
         }
       }
       obs.replicas.push_back(std::move(ro));
     }
     const auto d = control::decide(s.autoscaler, obs, t, s.autoscaler_state);
     if (d.desired != obs.current) {
-      events->with({s.spec.meta.name, d.desired > obs.current ? "up" : "down"}).inc();
+      // The reason label: the metric that decided, or the bound that limited the count.
+      std::string reason = d.metric.empty() ? "none" : d.metric;
+      if (d.desired == s.autoscaler.min_replicas && d.recommendation < d.desired)
+        reason = "minReplicas";
+      if (d.desired == s.autoscaler.max_replicas && d.recommendation > d.desired)
+        reason = "maxReplicas";
+      events->with({s.spec.meta.name, d.desired > obs.current ? "up" : "down", reason}).inc();
       spdlog::info("controller: service={} scale={} current={} desired={} reason=\"{}\"",
                    s.spec.meta.name, d.desired > obs.current ? "up" : "down", obs.current,
                    d.desired, d.reason);

@@ -146,3 +146,63 @@ TEST(Controller, StoppingServeLeavesNoReplicaBehind) {
 
 }  // namespace
 }  // namespace tidegate::testing
+
+namespace tidegate::testing {
+namespace {
+
+TEST(Controller, ACrashedReplicaIsReplaced) {
+  Serve gw(kHybrid);
+  ASSERT_TRUE(eventually([&] { return replicas(gw).ready_by_pool["edge"] == 1; }, 20s));
+  auto st = bj::parse(gw.admin("/admin/state").body);
+  const std::string first(
+      st.at("services").as_array()[0].at("replicas").as_array()[0].at("id").as_string());
+  const std::string address(
+      st.at("services").as_array()[0].at("replicas").as_array()[0].at("address").as_string());
+  // Kill the replica's process behind the controller's back (find it by its port).
+  const std::string port = address.substr(address.rfind(':') + 1);
+  auto pids = runCommand({"/usr/bin/pgrep", "-f", "engine --port " + port});
+  ASSERT_EQ(pids.exit_code, 0) << pids.output;
+  ::kill(std::stoi(pids.output), SIGKILL);
+  // A new replica (another id) becomes Ready on the owned pool.
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto s = bj::parse(gw.admin("/admin/state").body);
+        const auto& reps = s.at("services").as_array()[0].at("replicas").as_array();
+        return reps.size() == 1 && reps[0].at("state") == "Ready" &&
+               reps[0].at("id") != first.c_str();
+      },
+      20s))
+      << gw.admin("/admin/state").body;
+}
+
+}  // namespace
+}  // namespace tidegate::testing
+
+namespace tidegate::testing {
+namespace {
+
+TEST(Controller, ScalesOnTheGatewaysOwnInflightCount) {
+  std::string yaml = kHybrid;
+  const std::string from = R"(metrics: [{metric: "vllm:num_requests_waiting", target: 2}])";
+  yaml.replace(yaml.find(from), from.size(),
+               R"(metrics: [{metric: "tidegate:inflight", target: 4}])");
+  Serve gw(yaml);
+  ASSERT_TRUE(eventually([&] { return replicas(gw).ready_by_pool["edge"] == 1; }, 20s));
+  ChildProcess load(
+      {binaryPath(), "bench", "--url", "http://127.0.0.1:" + std::to_string(gw.port), "--model",
+       "qwen", "-c", "16", "-z", "4s", "--max-tokens", "30", "--progress", "off", "-q"},
+      true);
+  // 16 in flight over a target of 4 per replica: the controller asks for more (max 3).
+  EXPECT_TRUE(eventually(
+      [&] {
+        return gw.metric("tidegate_scaling_events_total",
+                         {{"direction", "up"}, {"reason", "maxReplicas"}}) >= 1 ||
+               gw.metric("tidegate_scaling_events_total",
+                         {{"direction", "up"}, {"reason", "tidegate:inflight"}}) >= 1;
+      },
+      20s));
+  load.wait(30s);
+}
+
+}  // namespace
+}  // namespace tidegate::testing
