@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/duration.h"
+#include "common/url.h"
 
 namespace tidegate::api {
 namespace {
@@ -437,8 +438,22 @@ void readService(Fields& top, Config& c, Source src) {
   if (s.max_replicas < s.min_replicas)
     spec.ctx().fail(spec.node(), spec.sub("maxReplicas"), "must be at least minReplicas");
   for (auto& m : spec.list("metrics")) {
-    const auto name = m.str("metric", {}, true);
-    s.metric_targets[name] = m.number("target", 0, 1e-9, 1e12);
+    std::string name = m.str("metric");
+    auto prom = m.map("prometheus");
+    if (!prom.node().IsMap() || prom.node().size() == 0) {
+      if (name.empty())
+        m.ctx().fail(m.node(), m.sub("metric"), "required (or prometheus: {url, query})");
+    } else {
+      if (!name.empty())
+        m.ctx().fail(m.node(), m.path(), "give either metric or prometheus, not both");
+      InferenceService::PromQuery q{prom.str("url", {}, true), prom.str("query", {}, true)};
+      if (auto u = parseUrl(q.url); !u)
+        m.ctx().fail(prom.node(), prom.sub("url"), u.error().message);
+      name = "prometheus:" + q.query;
+      s.prometheus[name] = std::move(q);
+    }
+    prom.finish();
+    s.metric_targets[name] = m.number("target", 0, 0, 1e12);
     if (s.metric_targets[name] <= 0) m.ctx().fail(m.node(), m.sub("target"), "required, > 0");
     m.finish();
   }

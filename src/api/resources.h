@@ -119,6 +119,12 @@ struct InferenceService {
   int gpus = 1, min_replicas = 1, max_replicas = 1;
   std::string cpu, memory;                       // informational
   std::map<std::string, double> metric_targets;  // engine gauge -> target average per replica
+  // PromQL sources (KEDA's prometheus scaler): name -> {url, query}; the name ("prometheus:" +
+  // query) is also a key of metric_targets, whose target is per replica (AverageValue).
+  struct PromQuery {
+    std::string url, query;
+  };
+  std::map<std::string, PromQuery> prometheus;
   control::Behavior behavior = control::Behavior::kubernetesDefaults();
   control::PanicSpec panic;
 };

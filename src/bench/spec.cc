@@ -101,42 +101,4 @@ Result<std::vector<SloCheck>> parseSlo(std::string_view text) {
   return out;
 }
 
-Result<Target> parseUrl(std::string_view url) {
-  const std::string where = "--url '" + std::string(url) + "'";
-  if (url.starts_with("https://"))
-    return Error{where + ": https is not supported; point tidegate bench at a plain-HTTP endpoint"};
-  if (!url.starts_with("http://")) return Error{where + ": expected http://HOST[:PORT][/PATH]"};
-  url.remove_prefix(7);
-  auto slash = url.find('/');
-  std::string_view hostport = url.substr(0, slash);
-  Target t;
-  if (slash != std::string_view::npos) {
-    t.base_path = std::string(url.substr(slash));
-    while (!t.base_path.empty() && t.base_path.back() == '/') t.base_path.pop_back();
-  }
-  std::string_view host = hostport;
-  if (hostport.starts_with('[')) {  // [::1]:8080
-    auto close = hostport.find(']');
-    if (close == std::string_view::npos) return Error{where + ": unterminated IPv6 address"};
-    host = hostport.substr(1, close - 1);
-    hostport.remove_prefix(close + 1);
-    if (!hostport.empty() && hostport.front() != ':') return Error{where + ": bad port"};
-    hostport = hostport.empty() ? hostport : hostport.substr(1);
-  } else {
-    auto colon = hostport.rfind(':');
-    host = hostport.substr(0, colon);
-    hostport = colon == std::string_view::npos ? std::string_view{} : hostport.substr(colon + 1);
-  }
-  if (host.empty()) return Error{where + ": no host"};
-  t.host = std::string(host);
-  if (!hostport.empty()) {
-    unsigned port = 0;
-    auto [p, ec] = std::from_chars(hostport.data(), hostport.data() + hostport.size(), port);
-    if (ec != std::errc() || p != hostport.data() + hostport.size() || port == 0 || port > 65535)
-      return Error{where + ": bad port '" + std::string(hostport) + "'"};
-    t.port = static_cast<std::uint16_t>(port);
-  }
-  return t;
-}
-
 }  // namespace tidegate::bench

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/url.h"
 
 namespace tidegate::bench {
 
@@ -35,12 +36,8 @@ struct SloCheck {
 };
 Result<std::vector<SloCheck>> parseSlo(std::string_view text);
 
-// An http:// URL: host, port (default 80) and base path ("" or "/prefix").
-struct Target {
-  std::string host;
-  std::uint16_t port = 80;
-  std::string base_path;
-};
-Result<Target> parseUrl(std::string_view url);
+// Target and parseUrl live in common/url.h (the controller parses URLs too).
+using tidegate::parseUrl;
+using tidegate::Target;
 
 }  // namespace tidegate::bench

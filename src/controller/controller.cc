@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/http_client.h"
 #include "common/log.h"
+#include "common/url.h"
 #include "control/autoscaler.h"
 #include "control/placement.h"
 #include "gateway/endpoint.h"
@@ -147,6 +148,50 @@ struct Controller::Impl {
     }
   }
 
+  // The value of a PromQL query (a scalar, or the sum of an instant vector); nullopt on failure.
+  asio::awaitable<std::optional<double>> queryPrometheus(
+      const api::InferenceService::PromQuery& q) {
+    auto target = parseUrl(q.url);
+    if (!target) co_return std::nullopt;
+    http::Client client(gw.controlContext().get_executor(), target->host, target->port);
+    http::ClientRequest req{
+        .method = "GET",
+        .target = target->base_path + "/api/v1/query?query=" + urlEncode(q.query),
+        .timeout_s = 1};
+    auto r = co_await client.send(req);
+    if (!r || r->status != 200) {
+      spdlog::warn("controller: prometheus query failed: {}",
+                   r ? "HTTP " + std::to_string(r->status) : r.error().message);
+      co_return std::nullopt;
+    }
+    boost::system::error_code ec;
+    auto v = bj::parse(r->body, ec);
+    if (ec || !v.is_object()) co_return std::nullopt;
+    const auto* data = v.get_object().if_contains("data");
+    if (!data || !data->is_object()) co_return std::nullopt;
+    const auto* result = data->get_object().if_contains("result");
+    const auto* type = data->get_object().if_contains("resultType");
+    if (!result || !type || !type->is_string()) co_return std::nullopt;
+    auto number = [](const bj::value& pair) -> std::optional<double> {
+      if (!pair.is_array() || pair.get_array().size() != 2 || !pair.get_array()[1].is_string())
+        return std::nullopt;
+      try {
+        return std::stod(std::string(pair.get_array()[1].get_string()));
+      } catch (...) {
+        return std::nullopt;
+      }
+    };
+    if (type->get_string() == "scalar") co_return number(*result);
+    if (type->get_string() != "vector" || !result->is_array()) co_return std::nullopt;
+    double total = 0;
+    for (const auto& sample : result->get_array()) {
+      const auto* value = sample.is_object() ? sample.get_object().if_contains("value") : nullptr;
+      if (!value) continue;
+      if (auto x = number(*value)) total += *x;
+    }
+    co_return total;
+  }
+
   api::HostPort address(const Proc& p) const {
     return {"127.0.0.1", static_cast<std::uint16_t>(p.port)};
   }
@@ -197,7 +242,13 @@ struct Controller::Impl {
       ++it;
     }
 
-    // Observe and decide.
+    // Observe and decide. PromQL totals are spread over the ready replicas, so the HPA formula
+    // gives ceil(total / target), as KEDA's AverageValue does.
+    std::map<std::string, double> prom_totals;
+    for (const auto& [metric, q] : s.spec.prometheus)
+      if (auto total = co_await queryPrometheus(q)) prom_totals[metric] = *total;
+    int ready_count = 0;
+    for (const auto& [id, p] : s.procs) ready_count += p.state == State::kReady;
     control::Observation obs;
     obs.current = static_cast<int>(c.replicas.size());
     for (const auto& r : c.replicas) {
@@ -217,6 +268,8 @@ struct Controller::Impl {
           }
         }
       }
+      if (ro.ready)
+        for (const auto& [metric, total] : prom_totals) ro.values[metric] = total / ready_count;
       obs.replicas.push_back(std::move(ro));
     }
     const auto d = control::decide(s.autoscaler, obs, t, s.autoscaler_state);

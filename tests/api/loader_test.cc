@@ -179,6 +179,12 @@ TEST(Loader, ControlKindsRejectBadFieldsPrecisely) {
       {"apiVersion: tidegate.io/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n"
        "  minReplicas: 3\n  maxReplicas: 2\n",
        "spec.maxReplicas: must be at least minReplicas"},
+      {"apiVersion: tidegate.io/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n"
+       "  metrics: [{prometheus: {url: \"ftp://x\", query: up}, target: 1}]\n",
+       "spec.metrics[0].prometheus.url: URL 'ftp://x': expected http://"},
+      {"apiVersion: tidegate.io/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n"
+       "  metrics: [{target: 1}]\n",
+       "spec.metrics[0].metric: required (or prometheus: {url, query})"},
   };
   for (const auto& c : cases) {
     auto r = parseConfig(c.yaml, "f.yaml");

@@ -206,3 +206,59 @@ TEST(Controller, ScalesOnTheGatewaysOwnInflightCount) {
 
 }  // namespace
 }  // namespace tidegate::testing
+
+namespace tidegate::testing {
+namespace {
+
+int freePort() {
+  auto r = runCommand({"/usr/bin/python3", "-c",
+                       "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); "
+                       "print(s.getsockname()[1])"});
+  return std::stoi(r.output);
+}
+
+TEST(Controller, ScalesOnAPromQlQueryToARealPrometheus) {
+  const int prom_port = freePort();
+  std::string yaml = kHybrid;
+  const std::string from = R"(metrics: [{metric: "vllm:num_requests_waiting", target: 2}])";
+  yaml.replace(yaml.find(from), from.size(),
+               "metrics: [{prometheus: {url: \"http://127.0.0.1:" + std::to_string(prom_port) +
+                   "\", query: \"sum(tidegate_endpoint_inflight)\"}, target: 4}]");
+  Serve gw(yaml);
+  ASSERT_TRUE(eventually([&] { return replicas(gw).ready_by_pool["edge"] == 1; }, 20s));
+  // A real Prometheus scraping the gateway's admin endpoint every second.
+  const std::string dir = "/tmp/tidegate-prom-" + std::to_string(::getpid());
+  runCommand({"/bin/mkdir", "-p", dir + "/data"});
+  std::ofstream(dir + "/prometheus.yml")
+      << "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n"
+      << "- job_name: tidegate\n  static_configs: [{targets: ['127.0.0.1:" << gw.admin_port
+      << "']}]\n";
+  ChildProcess prom({"/usr/bin/prometheus", "--config.file=" + dir + "/prometheus.yml",
+                     "--storage.tsdb.path=" + dir + "/data",
+                     "--web.listen-address=127.0.0.1:" + std::to_string(prom_port)},
+                    true);
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto r = http::fetch("127.0.0.1", static_cast<std::uint16_t>(prom_port),
+                             {.method = "GET", .target = "/-/ready", .timeout_s = 1});
+        return r.ok() && r->status == 200;
+      },
+      30s));
+  ChildProcess load(
+      {binaryPath(), "bench", "--url", "http://127.0.0.1:" + std::to_string(gw.port), "--model",
+       "qwen", "-c", "16", "-z", "8s", "--max-tokens", "40", "--progress", "off", "-q"},
+      true);
+  // ~16 in flight / 4 per replica: the controller asks for more replicas, as KEDA would.
+  EXPECT_TRUE(eventually(
+      [&] {
+        return gw.metric("tidegate_scaling_events_total", {{"direction", "up"}}) >= 1;
+      },
+      30s))
+      << gw.admin("/admin/state").body;
+  load.wait(30s);
+  prom.stop(SIGTERM);
+  runCommand({"/bin/rm", "-rf", dir});
+}
+
+}  // namespace
+}  // namespace tidegate::testing
