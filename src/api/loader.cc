@@ -203,15 +203,22 @@ ObjectMeta readMeta(Fields& top) {
   return meta;
 }
 
+// A resource of kind T with its source and metadata read; the caller reads its spec.
+template <class T>
+T startResource(Fields& top, const Source& src) {
+  T r;
+  r.source = src;
+  r.meta = readMeta(top);
+  return r;
+}
+
 constexpr const char* kXk8s = "inference.networking.x-k8s.io/";
 constexpr const char* kK8sV1 = "inference.networking.k8s.io/v1";
 constexpr const char* kTidegate = "tidegate.io/v1alpha1";
 
 void readPool(Fields& top, const std::string& api, Config& c, Source src) {
-  InferencePool p;
-  p.source = src;
+  auto p = startResource<InferencePool>(top, src);
   p.api_version = api;
-  p.meta = readMeta(top);
   auto spec = top.map("spec", true);
   if (api == kK8sV1) {
     auto sel = spec.map("selector", true);
@@ -251,9 +258,7 @@ std::string readPoolRef(Fields ref) {
 }
 
 void readModel(Fields& top, Config& c, Source src) {
-  InferenceModel m;
-  m.source = src;
-  m.meta = readMeta(top);
+  auto m = startResource<InferenceModel>(top, src);
   auto spec = top.map("spec", true);
   m.model_name = spec.str("modelName", {}, true);
   const auto crit = spec.str("criticality", "Standard");
@@ -285,9 +290,7 @@ void readModel(Fields& top, Config& c, Source src) {
 }
 
 void readRoute(Fields& top, Config& c, Source src) {
-  LLMRoute r;
-  r.source = src;
-  r.meta = readMeta(top);
+  auto r = startResource<LLMRoute>(top, src);
   auto spec = top.map("spec", true);
   r.host = spec.str("host", {}, true);
   r.gateways = spec.strings("gateways");
@@ -305,9 +308,7 @@ void readRoute(Fields& top, Config& c, Source src) {
 }
 
 void readEndpoints(Fields& top, Config& c, Source src) {
-  Endpoints e;
-  e.source = src;
-  e.meta = readMeta(top);
+  auto e = startResource<Endpoints>(top, src);
   auto spec = top.map("spec", true);
   auto addrs = spec.get("addresses");
   if (!addrs.IsDefined() || !addrs.IsSequence() || addrs.size() == 0)
@@ -320,9 +321,7 @@ void readEndpoints(Fields& top, Config& c, Source src) {
 }
 
 void readResourcePolicy(Fields& top, Config& c, Source src) {
-  ResourcePolicy r;
-  r.source = src;
-  r.meta = readMeta(top);
+  auto r = startResource<ResourcePolicy>(top, src);
   auto spec = top.map("spec", true);
   r.selector = spec.stringMap("selector", true);
   const auto strategy = spec.str("strategy", "prefer");
@@ -356,9 +355,7 @@ void readResourcePolicy(Fields& top, Config& c, Source src) {
 }
 
 void readNodePool(Fields& top, Config& c, Source src) {
-  NodePool p;
-  p.source = src;
-  p.meta = readMeta(top);
+  auto p = startResource<NodePool>(top, src);
   auto spec = top.map("spec", true);
   const auto kind = spec.str("kind", {}, true);
   if (kind != "fixed" && kind != "elastic")
@@ -418,9 +415,7 @@ control::ScalingRules readRules(Fields f, control::ScalingRules rules) {
 }
 
 void readService(Fields& top, Config& c, Source src) {
-  InferenceService s;
-  s.source = src;
-  s.meta = readMeta(top);
+  auto s = startResource<InferenceService>(top, src);
   auto spec = top.map("spec", true);
   s.served_model_name = spec.str("servedModelName", s.meta.name);
   if (auto cmd = spec.get("command"); cmd.IsDefined() && cmd.IsScalar()) {

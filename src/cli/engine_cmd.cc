@@ -27,6 +27,7 @@ struct EngineFlags {
   double prefill_us = engine::PerfParams{}.prefill_token_s * 1e6;
   double decode_us = engine::PerfParams{}.decode_seq_s * 1e6;
   double attention_ns = engine::PerfParams{}.attention_token_s * 1e9;
+  double lora_load_ms = engine::PerfParams{}.lora_load_s * 1e3;
 };
 
 int runEngine(EngineFlags& f) {
@@ -57,8 +58,9 @@ int runEngine(EngineFlags& f) {
   perf.prefill_token_s = f.prefill_us / 1e6;
   perf.decode_seq_s = f.decode_us / 1e6;
   perf.attention_token_s = f.attention_ns / 1e9;
+  perf.lora_load_s = f.lora_load_ms / 1e3;
   if (perf.step_s < 0 || perf.prefill_token_s < 0 || perf.decode_seq_s < 0 ||
-      perf.attention_token_s < 0 || perf.noise < 0 || o.lora_load_ms < 0 || o.startup_ms < 0) {
+      perf.attention_token_s < 0 || perf.noise < 0 || perf.lora_load_s < 0 || o.startup_ms < 0) {
     std::cerr << "error: costs, --step-noise, --lora-load-ms and --startup-ms must be >= 0\n";
     return 2;
   }
@@ -122,7 +124,7 @@ void addEngineCommand(CLI::App& app) {
                   "LoRA adapters registered at start, as name=path (repeatable)");
   cmd->add_option("--max-loras", s.max_loras, "LoRA adapters resident in GPU slots at once")
       ->capture_default_str();
-  cmd->add_option("--lora-load-ms", o.lora_load_ms,
+  cmd->add_option("--lora-load-ms", f->lora_load_ms,
                   "Time to load an adapter into a slot, in the step that needs it")
       ->capture_default_str();
   cmd->add_option("--max-num-seqs", s.max_num_seqs, "Most sequences running in one batch")

@@ -32,6 +32,13 @@ class FakeClock final : public Clock {
   double now_;
 };
 
+// The process's monotonic clock, for components that run live (servers, the controller); pure
+// code takes `now` as an argument instead.
+inline double monotonicSeconds() {
+  static const SteadyClock clock;
+  return clock.now();
+}
+
 // Wall-clock seconds since the Unix epoch, for protocol fields such as OpenAI's `created`.
 inline long long unixSeconds() {
   using namespace std::chrono;

@@ -32,10 +32,7 @@ constexpr double kTermGraceS = 5;
 constexpr const char* kGatewayInflight = "tidegate:inflight";
 
 namespace {
-double now() {
-  static const SteadyClock clock;
-  return clock.now();
-}
+double now() { return monotonicSeconds(); }
 }  // namespace
 
 struct Controller::Impl {

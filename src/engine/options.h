@@ -22,8 +22,6 @@ struct EngineOptions {
   std::string model = "meta-llama/Llama-3.1-8B-Instruct";  // default model path/name
   std::string served_model_name;                           // default: the --model value
   std::vector<LoraModule> lora_modules;                    // default none; `name=path` at start
-  double lora_load_ms = 30;              // default 30 ms to load an adapter into a slot
-                                         // (overrides scheduler.perf.lora_load_s)
   double startup_ms = 0;                 // default 0: /health is 503 until this has passed
   double time_scale = 1;                 // default 1; every duration is divided by it; inf = 0
   std::uint64_t seed = 0;                // default 0

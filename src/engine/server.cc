@@ -118,7 +118,6 @@ EngineServer::EngineServer(asio::io_context& ioc, EngineOptions options)
       opts_(std::move(options)),
       scheduler_([&] {
         SchedulerConfig c = opts_.scheduler;
-        c.perf.lora_load_s = opts_.lora_load_ms / 1000.0;
         c.perf = c.perf.scaled(opts_.time_scale);
         c.seed = opts_.seed;
         return c;
@@ -137,10 +136,7 @@ EngineServer::EngineServer(asio::io_context& ioc, EngineOptions options)
 
 EngineServer::~EngineServer() { stop(); }
 
-double EngineServer::now() const {
-  static const SteadyClock clock;
-  return clock.now();
-}
+double EngineServer::now() const { return monotonicSeconds(); }
 
 Result<http::tcp::endpoint> EngineServer::start() {
   auto ep = server_.listen(opts_.host, opts_.port);

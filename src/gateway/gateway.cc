@@ -18,6 +18,7 @@
 #include "common/http_server.h"
 #include "common/log.h"
 #include "common/prometheus.h"
+#include "common/sse.h"
 #include "common/tokenizer.h"
 #include "engine/model/kv_cache.h"
 #include "gateway/body.h"
@@ -37,10 +38,8 @@ constexpr std::size_t kPrefixMaxTokens = 32768;  // only the first tokens matter
 
 namespace {
 
-double now() {
-  static const SteadyClock clock;
-  return clock.now();
-}
+using tidegate::monotonicSeconds;
+double now() { return monotonicSeconds(); }
 
 // Everything a request needs from the configuration, swapped as a whole on reload.
 struct State {
@@ -48,44 +47,6 @@ struct State {
   std::unique_ptr<RoutingTable> table;
   std::vector<std::vector<std::shared_ptr<Endpoint>>> pool_endpoints;  // by pool index
 };
-
-// Splits an SSE byte stream into raw events (the bytes up to and including the blank line).
-class EventSplitter {
- public:
-  // Appends bytes; complete raw events go to `out`. False if an event exceeds 1 MiB.
-  bool feed(std::string_view bytes, std::vector<std::string>& out) {
-    buf_.append(bytes);
-    std::size_t start = 0;
-    while (true) {
-      std::size_t end = buf_.find("\n\n", start);
-      std::size_t crlf = buf_.find("\r\n\r\n", start);
-      std::size_t len = 2;
-      if (crlf != std::string::npos && (end == std::string::npos || crlf < end)) {
-        end = crlf;
-        len = 4;
-      }
-      if (end == std::string::npos) break;
-      out.push_back(buf_.substr(start, end + len - start));
-      start = end + len;
-    }
-    buf_.erase(0, start);
-    return buf_.size() <= (1 << 20);
-  }
-  std::string rest() { return std::move(buf_); }
-
- private:
-  std::string buf_;
-};
-
-// The `data:` payload of a raw event.
-std::string_view payload(std::string_view ev) {
-  auto p = ev.find("data:");
-  if (p == std::string_view::npos) return {};
-  ev.remove_prefix(p + 5);
-  if (!ev.empty() && ev.front() == ' ') ev.remove_prefix(1);
-  while (!ev.empty() && (ev.back() == '\n' || ev.back() == '\r')) ev.remove_suffix(1);
-  return ev;
-}
 
 struct Usage {
   long prompt = -1, completion = -1;
@@ -511,11 +472,14 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
   const bool client_usage = fields.include_usage;
   const std::string body = rewriteBody(ex.request().body(), fields, route.target_model, true);
 
-  // Prefix hashes of the prompt, for affinity.
-  std::vector<std::uint32_t> ids;
-  tokenizer::encode(std::string_view(fields.prompt_text).substr(0, kPrefixMaxTokens * 4), ids);
-  if (ids.size() > kPrefixMaxTokens) ids.resize(kPrefixMaxTokens);
-  const auto hashes = engine::blockHashes(ids, kPrefixBlockTokens, 0);
+  // Prefix hashes of the prompt, for affinity; not computed when the prefix scorer is off.
+  std::vector<engine::BlockHash> hashes;
+  if (g.weights.prefix > 0) {
+    std::vector<std::uint32_t> ids;
+    tokenizer::encode(std::string_view(fields.prompt_text).substr(0, kPrefixMaxTokens * 4), ids);
+    if (ids.size() > kPrefixMaxTokens) ids.resize(kPrefixMaxTokens);
+    hashes = engine::blockHashes(ids, kPrefixBlockTokens, 0);
+  }
 
   PickConfig pc{g.weights, g.queue_threshold, g.kv_threshold, g.stale_after_s};
   std::vector<bool> tried(eps.size(), false);
@@ -653,7 +617,7 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
         client->close();
         status_for_metrics = 499;  // the client went away
       } else {
-        EventSplitter splitter;
+        SseParser splitter;
         std::vector<std::string> events;
         std::string out;
         bool write_failed = false;
@@ -667,16 +631,16 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
           }
           if (piece->empty()) break;
           events.clear();
-          if (!splitter.feed(*piece, events)) {
+          if (!splitter.feedRaw(*piece, events)) {
             failure = "protocol: upstream event over 1 MiB";
             break;
           }
           out.clear();
           for (auto& ev : events) {
-            const auto data = payload(ev);
-            if (!data.empty() && data != "[DONE]") {
+            const auto data = SseParser::data(ev);
+            if (data && *data != "[DONE]") {
               boost::system::error_code ec;
-              auto v = bj::parse(data, ec);
+              auto v = bj::parse(*data, ec);
               if (!ec && v.is_object()) {
                 const auto& o = v.get_object();
                 const auto* choices = o.if_contains("choices");
@@ -722,7 +686,7 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
           co_await ex.finishStream();
           status_for_metrics = 502;
         } else {
-          auto rest = splitter.rest();
+          auto rest = splitter.takePending();
           if (!rest.empty()) co_await ex.write(rest);
           co_await ex.finishStream();
         }
