@@ -2,10 +2,12 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
 
+#include "common/crypto.h"
 #include "common/duration.h"
 #include "common/url.h"
 
@@ -465,6 +467,72 @@ void readService(Fields& top, Config& c, Source src) {
   c.services.push_back(std::move(s));
 }
 
+void readPlan(Fields& top, Config& c, Source src) {
+  auto p = startResource<UsagePlan>(top, src);
+  auto spec = top.map("spec", true);
+  p.requests_per_minute = spec.number("requestsPerMinute", 0, 0, 1e12);
+  p.requests_per_day = spec.number("requestsPerDay", 0, 0, 1e15);
+  p.tokens_per_minute = spec.number("tokensPerMinute", 0, 0, 1e15);
+  p.tokens_per_day = spec.number("tokensPerDay", 0, 0, 1e15);
+  p.tokens_per_month = spec.number("tokensPerMonth", 0, 0, 1e15);
+  p.max_concurrent = static_cast<int>(spec.integer("maxConcurrentRequests", 0, 0, 1000000));
+  p.models = spec.strings("models");
+  if (const auto pr = spec.str("priority"); !pr.empty()) {
+    if (pr == "high") {
+      p.priority = Criticality::kCritical;
+    } else if (pr == "normal") {
+      p.priority = Criticality::kStandard;
+    } else if (pr == "low") {
+      p.priority = Criticality::kSheddable;
+    } else {
+      spec.ctx().fail(spec.node(), spec.sub("priority"),
+                      "expected high, normal or low, got \"" + pr + "\"");
+    }
+  }
+  spec.finish();
+  c.plans.push_back(std::move(p));
+}
+
+void readKey(Fields& top, Config& c, Source src) {
+  auto k = startResource<APIKey>(top, src);
+  auto spec = top.map("spec", true);
+  k.plan = spec.str("plan", {}, true);
+  const auto hex = spec.str("sha256");
+  auto ref = spec.map("secretRef");
+  const auto env = ref.str("env"), file = ref.str("file");
+  ref.finish();
+  if (hex.empty() == (env.empty() && file.empty()) || (!env.empty() && !file.empty()))
+    spec.ctx().fail(spec.node(), spec.path(),
+                    "give exactly one of sha256 (hex SHA-256 of the key) or secretRef "
+                    "(env or file)");
+  if (!hex.empty()) {
+    k.sha256 = crypto::fromHex(hex);
+    if (k.sha256.size() != 32)
+      spec.ctx().fail(spec.get("sha256"), spec.sub("sha256"),
+                      "expected 64 hex digits (sha256sum of the key)");
+  } else if (!env.empty()) {
+    const char* v = std::getenv(env.c_str());
+    if (!v || !*v)
+      spec.ctx().fail(spec.node(), spec.sub("secretRef.env"),
+                      "environment variable " + env + " is not set");
+    k.sha256 = crypto::sha256(v);
+  } else {
+    std::ifstream in(file);
+    std::string secret;
+    if (!in || !std::getline(in, secret) || secret.empty())
+      spec.ctx().fail(spec.node(), spec.sub("secretRef.file"),
+                      "cannot read a key from " + file);
+    k.sha256 = crypto::sha256(secret);
+  }
+  if (const auto exp = spec.str("expiresAt"); !exp.empty()) {
+    auto t = parseTimestamp(exp);
+    if (!t) spec.ctx().fail(spec.get("expiresAt"), spec.sub("expiresAt"), t.error().message);
+    k.expires = *t;
+  }
+  spec.finish();
+  c.keys.push_back(std::move(k));
+}
+
 void readGateway(Fields& top, Config& c) {
   if (c.has_gateway) top.ctx().fail(top.node(), "", "only one Gateway per configuration");
   c.has_gateway = true;
@@ -512,6 +580,47 @@ void readGateway(Fields& top, Config& c) {
   g.weights.inflight = w.number("inflight", g.weights.inflight, 0, 1000);
   w.finish();
   picker.finish();
+  auto auth = spec.map("auth");
+  g.admin_token = auth.str("adminToken");
+  auth.finish();
+  if (const char* env = std::getenv("TIDEGATE_ADMIN_TOKEN"); env && *env) g.admin_token = env;
+  auto rl = spec.map("rateLimit");
+  const auto backend = rl.str("backend", "local");
+  if (backend != "local" && backend != "redis")
+    rl.ctx().fail(rl.node(), rl.sub("backend"), "expected local or redis, got \"" + backend + "\"");
+  g.rate_limit.redis = backend == "redis";
+  auto redis = rl.map("redis");
+  g.rate_limit.redis_address = hostPort(redis, "address", g.rate_limit.redis_address);
+  g.rate_limit.redis_timeout_s = redis.duration("timeout", g.rate_limit.redis_timeout_s);
+  const auto policy = redis.str("failurePolicy", "open");
+  if (policy != "open" && policy != "closed")
+    redis.ctx().fail(redis.node(), redis.sub("failurePolicy"),
+                     "expected open or closed, got \"" + policy + "\"");
+  g.rate_limit.fail_open = policy == "open";
+  redis.finish();
+  rl.finish();
+  auto ledger = spec.map("ledger");
+  g.ledger.path = ledger.str("path");
+  g.ledger.flush_interval_s = ledger.duration("flushInterval", g.ledger.flush_interval_s);
+  if (g.ledger.flush_interval_s <= 0 || g.ledger.flush_interval_s > 1)
+    ledger.ctx().fail(ledger.node(), ledger.sub("flushInterval"),
+                      "must be > 0 and at most 1s (at most one second of records may be lost)");
+  ledger.finish();
+  auto pricing = spec.map("pricing");
+  for (auto& m : pricing.list("models")) {
+    GatewayConfig::ModelPrice mp;
+    mp.model = m.str("model", {}, true);
+    mp.prompt_per_million = m.number("promptPerMillion", 0, 0, 1e9);
+    mp.completion_per_million = m.number("completionPerMillion", 0, 0, 1e9);
+    m.finish();
+    g.model_prices.push_back(std::move(mp));
+  }
+  for (auto& p : pricing.list("pools")) {
+    const auto name = p.str("pool", {}, true);
+    g.pool_price_per_hour[name] = p.number("pricePerHour", 0, 0, 1e9);
+    p.finish();
+  }
+  pricing.finish();
   spec.finish();
   if (g.scrape_interval_s <= 0) spec.ctx().fail(spec.node(), "spec.scrape.interval", "must be > 0");
 }
@@ -534,6 +643,18 @@ void validate(const Config& c) {
     if (!model_names.insert(m.model_name).second)
       fail(m.source, "InferenceModel " + m.meta.name,
            "spec.modelName: \"" + m.model_name + "\" is claimed by another InferenceModel");
+  }
+  std::set<std::string> plan_names, key_names, digests;
+  for (const auto& p : c.plans)
+    if (!plan_names.insert(p.meta.name).second)
+      fail(p.source, "UsagePlan " + p.meta.name, "metadata.name: duplicate plan name");
+  for (const auto& k : c.keys) {
+    if (!c.plan(k.plan))
+      fail(k.source, "APIKey " + k.meta.name, "spec.plan: no UsagePlan named \"" + k.plan + "\"");
+    if (!key_names.insert(k.meta.name).second)
+      fail(k.source, "APIKey " + k.meta.name, "metadata.name: duplicate key name");
+    if (!digests.insert(k.sha256).second)
+      fail(k.source, "APIKey " + k.meta.name, "spec: the same secret as another APIKey");
   }
   std::set<std::string> hosts;
   for (const auto& r : c.routes) {
@@ -591,6 +712,10 @@ Result<Config> parseConfig(const std::string& text, const std::string& name) {
         readNodePool(top, c, src);
       } else if (kind == "InferenceService" && api == kTidegate) {
         readService(top, c, src);
+      } else if (kind == "UsagePlan" && api == kTidegate) {
+        readPlan(top, c, src);
+      } else if (kind == "APIKey" && api == kTidegate) {
+        readKey(top, c, src);
       } else {
         ctx.fail(doc, "", "unknown kind " + kind + " of apiVersion " + api);
       }

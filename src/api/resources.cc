@@ -11,6 +11,27 @@ bool selectorMatches(const Labels& selector, const Labels& labels) {
   return true;
 }
 
+bool globMatches(std::string_view p, std::string_view t) {
+  // Iterative matcher with one backtrack point (the last `*`): linear in practice, no recursion.
+  std::size_t pi = 0, ti = 0, star = std::string_view::npos, mark = 0;
+  while (ti < t.size()) {
+    if (pi < p.size() && (p[pi] == '?' || p[pi] == t[ti])) {
+      ++pi;
+      ++ti;
+    } else if (pi < p.size() && p[pi] == '*') {
+      star = pi++;
+      mark = ti;
+    } else if (star != std::string_view::npos) {
+      pi = star + 1;
+      ti = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (pi < p.size() && p[pi] == '*') ++pi;
+  return pi == p.size();
+}
+
 const char* criticalityName(Criticality c) {
   switch (c) {
     case Criticality::kCritical:
@@ -25,6 +46,12 @@ const char* criticalityName(Criticality c) {
 
 const InferencePool* Config::pool(const std::string& name) const {
   for (const auto& p : pools)
+    if (p.meta.name == name) return &p;
+  return nullptr;
+}
+
+const UsagePlan* Config::plan(const std::string& name) const {
+  for (const auto& p : plans)
     if (p.meta.name == name) return &p;
   return nullptr;
 }

@@ -4,13 +4,15 @@
 //   InferencePool, InferenceModel  inference.networking.x-k8s.io/v1alpha1|v1alpha2,
 //                                  inference.networking.k8s.io/v1 (pools only)
 //   LLMRoute                       istio.alibabacloud.com/v1
-// and tidegate's own kinds under tidegate.io/v1alpha1: Gateway, Endpoints.
+// and tidegate's own kinds under tidegate.io/v1alpha1: Gateway, Endpoints, NodePool,
+// InferenceService, UsagePlan, APIKey.
 // Validated once at load (api/loader.h), then shared immutably.
 
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "control/autoscaler.h"
@@ -39,6 +41,9 @@ struct HostPort {
 
 // True if every selector entry is among `labels` (an empty selector matches nothing).
 bool selectorMatches(const Labels& selector, const Labels& labels);
+
+// Shell-style glob: `*` any run of characters, `?` one character, everything else literal.
+bool globMatches(std::string_view pattern, std::string_view text);
 
 struct InferencePool {
   ObjectMeta meta;
@@ -129,6 +134,33 @@ struct InferenceService {
   control::PanicSpec panic;
 };
 
+// What the keys on a plan may do. Every limit <= 0 means unlimited (the default).
+struct UsagePlan {
+  ObjectMeta meta;
+  Source source;
+  double requests_per_minute = 0;  // spec.requestsPerMinute (GCRA, burst = the limit)
+  double requests_per_day = 0;     // spec.requestsPerDay (UTC calendar day)
+  double tokens_per_minute = 0;    // spec.tokensPerMinute, prompt + completion (GCRA)
+  double tokens_per_day = 0;       // spec.tokensPerDay (UTC calendar day)
+  double tokens_per_month = 0;     // spec.tokensPerMonth (UTC calendar month)
+  int max_concurrent = 0;          // spec.maxConcurrentRequests
+  std::vector<std::string> models;  // spec.models: names or globs (*, ?); empty: every model
+  // spec.priority high | normal | low -> Critical | Standard | Sheddable. A request runs at the
+  // less critical of its model's criticality and its plan's, so a low plan is shed first.
+  std::optional<Criticality> priority;
+};
+
+// An API key: a name, a plan, an optional expiry and the SHA-256 of the secret. The secret comes
+// from spec.sha256 (static setups), or from spec.secretRef {env | file}, hashed at load; it is
+// never kept. Keys created through the admin API live in the ledger database instead.
+struct APIKey {
+  ObjectMeta meta;
+  Source source;
+  std::string plan;              // spec.plan, a UsagePlan's name
+  std::string sha256;            // 32 raw bytes
+  std::optional<double> expires;  // spec.expiresAt (RFC 3339), unix seconds
+};
+
 struct PickerWeights {
   double queue = 2;     // default 2: fewer waiting requests is better
   double kv_cache = 1;  // default 1: lower KV-cache use is better
@@ -156,6 +188,27 @@ struct GatewayConfig {
   double kv_threshold = 0.8;        // default 0.8 KV use: ...or past this
   PickerWeights weights;
   double controller_interval_s = 1;  // default 1 s between reconciles of each InferenceService
+  // Admin API token (spec.auth.adminToken; the environment's TIDEGATE_ADMIN_TOKEN wins). Empty:
+  // the admin API answers without one (it listens on a private address by default).
+  std::string admin_token;
+  struct RateLimit {
+    bool redis = false;               // spec.rateLimit.backend: local (default) | redis
+    HostPort redis_address{"127.0.0.1", 6379};  // spec.rateLimit.redis.address
+    double redis_timeout_s = 0.05;    // spec.rateLimit.redis.timeout, default 50 ms
+    bool fail_open = true;            // spec.rateLimit.redis.failurePolicy: open (default:
+                                      // the local limiter decides) | closed (deny)
+  } rate_limit;
+  struct Ledger {
+    std::string path;             // spec.ledger.path; empty: no ledger
+    double flush_interval_s = 0.25;  // spec.ledger.flushInterval, default 250 ms (<= 1 s)
+  } ledger;
+  struct ModelPrice {
+    std::string model;  // name or glob, matched against the requested model
+    double prompt_per_million = 0, completion_per_million = 0;  // dollars per 1M tokens
+  };
+  std::vector<ModelPrice> model_prices;  // spec.pricing.models
+  std::map<std::string, double> pool_price_per_hour;  // spec.pricing.pools: pool -> $/hour
+
   std::uint64_t seed = 0;  // default 0: random; else worker i's RNG (splits, tie-breaks) is
                            // seeded with seed + i, for reproducible runs
 };
@@ -171,8 +224,11 @@ struct Config {
   std::vector<ResourcePolicy> resource_policies;
   std::vector<NodePool> node_pools;
   std::vector<InferenceService> services;
+  std::vector<UsagePlan> plans;
+  std::vector<APIKey> keys;
 
   const InferencePool* pool(const std::string& name) const;
+  const UsagePlan* plan(const std::string& name) const;
 };
 
 }  // namespace tidegate::api

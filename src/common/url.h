@@ -21,5 +21,9 @@ Result<Target> parseUrl(std::string_view url);
 
 // Percent-encodes `s` for a URL query value.
 std::string urlEncode(std::string_view s);
+// Decodes %XX and '+' (as a space); malformed escapes are kept as they are.
+std::string urlDecode(std::string_view s);
+// The decoded value of `name` in a query string "a=1&b=2" (without '?'); empty when absent.
+std::string queryParam(std::string_view query, std::string_view name);
 
 }  // namespace tidegate

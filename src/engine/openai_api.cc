@@ -224,6 +224,9 @@ std::variant<GenParams, ApiError> parseGeneration(Endpoint endpoint, std::string
     if (!p.stream)
       return bad("stream_options is only allowed when stream is true", "stream_options");
     if (auto e = optBool(so->get_object(), "include_usage", p.include_usage)) return *e;
+    if (auto e = optBool(so->get_object(), "continuous_usage_stats", p.continuous_usage))
+      return *e;
+    p.continuous_usage = p.continuous_usage && p.include_usage;  // as vLLM: only with usage
   }
   return p;
 }
@@ -272,12 +275,13 @@ std::variant<EmbeddingParams, ApiError> parseEmbeddings(std::string_view body) {
 }
 
 ResponseWriter::ResponseWriter(Endpoint endpoint, std::string id, long long created,
-                               std::string model, bool include_usage)
+                               std::string model, bool include_usage, bool continuous_usage)
     : endpoint_(endpoint),
       id_(std::move(id)),
       created_(created),
       model_(std::move(model)),
-      include_usage_(include_usage) {
+      include_usage_(include_usage),
+      continuous_usage_(continuous_usage) {
   prefix_ = "data: {\"id\":";
   json::appendQuoted(prefix_, id_);
   prefix_ += endpoint_ == Endpoint::kChat ? ",\"object\":\"chat.completion.chunk\""
@@ -300,7 +304,8 @@ std::string ResponseWriter::roleChunk() const {
 
 void ResponseWriter::appendContentChunk(std::string& out, std::string_view text,
                                         std::string_view finish_reason,
-                                        std::string_view stop_reason) const {
+                                        std::string_view stop_reason, int prompt_tokens,
+                                        int completion_tokens) const {
   out += prefix_;
   if (endpoint_ == Endpoint::kChat) {
     out += "\"delta\":{\"content\":";
@@ -324,7 +329,13 @@ void ResponseWriter::appendContentChunk(std::string& out, std::string_view text,
     }
   }
   out += "}]";
-  if (include_usage_) out += ",\"usage\":null";
+  if (continuous_usage_) {
+    out += ",\"usage\":{\"prompt_tokens\":" + std::to_string(prompt_tokens) +
+           ",\"total_tokens\":" + std::to_string(prompt_tokens + completion_tokens) +
+           ",\"completion_tokens\":" + std::to_string(completion_tokens) + "}";
+  } else if (include_usage_) {
+    out += ",\"usage\":null";
+  }
   out += "}\n\n";
 }
 

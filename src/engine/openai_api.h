@@ -32,6 +32,7 @@ struct GenParams {
   std::optional<std::uint64_t> seed;
   bool stream = false;
   bool include_usage = false;
+  bool continuous_usage = false;  // stream_options.continuous_usage_stats (vLLM): usage per chunk
   bool ignore_eos = false;
 };
 
@@ -55,13 +56,15 @@ inline constexpr int kReplyPrimingTokens = 3;
 class ResponseWriter {
  public:
   ResponseWriter(Endpoint endpoint, std::string id, long long created, std::string model,
-                 bool include_usage);
+                 bool include_usage, bool continuous_usage = false);
 
   // `data: {...}\n\n` for the first chat chunk (delta.role); empty for completions.
   std::string roleChunk() const;
-  // Appends one content chunk; `finish_reason` empty while the stream goes on.
+  // Appends one content chunk; `finish_reason` empty while the stream goes on. With continuous
+  // usage the chunk carries the usage so far (`completion_tokens` including this chunk's token).
   void appendContentChunk(std::string& out, std::string_view text, std::string_view finish_reason,
-                          std::string_view stop_reason) const;
+                          std::string_view stop_reason, int prompt_tokens = 0,
+                          int completion_tokens = 0) const;
   // The usage chunk (choices: []) and `data: [DONE]`.
   std::string usageChunk(int prompt_tokens, int completion_tokens) const;
   static constexpr std::string_view kDone = "data: [DONE]\n\n";
@@ -77,6 +80,7 @@ class ResponseWriter {
   long long created_;
   std::string model_;
   bool include_usage_;
+  bool continuous_usage_;
   std::string prefix_;  // `data: {"id":...,"model":...,"choices":[{"index":0,`
 };
 

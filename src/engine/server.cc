@@ -351,7 +351,7 @@ asio::awaitable<void> EngineServer::generate(http::Exchange& ex, Endpoint endpoi
   if (request_id.empty()) request_id = hex(mix(created_ ^ mix(id ^ opts_.seed)));
   ResponseWriter writer(endpoint,
                         (endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-") + request_id,
-                        unixSeconds(), p.model, p.include_usage);
+                        unixSeconds(), p.model, p.include_usage, p.continuous_usage);
   // Built here, not inside a co_await expression: GCC 12 rejects initializer lists there.
   const http::Headers id_header{{"x-request-id", request_id}};
   const auto& finish = a.text.finish_reason;
@@ -384,7 +384,7 @@ asio::awaitable<void> EngineServer::generate(http::Exchange& ex, Endpoint endpoi
     for (; sent < a.produced; ++sent) {
       const bool last = sent + 1 == output_len;
       writer.appendContentChunk(buf, a.text.pieces[sent], last ? finish : "",
-                                last ? stop_reason : "");
+                                last ? stop_reason : "", prompt_len, sent + 1);
     }
     const bool done = a.done;
     if (done) {

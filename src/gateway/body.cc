@@ -1,6 +1,7 @@
 #include "gateway/body.h"
 
 #include <algorithm>
+#include <charconv>
 #include <boost/json.hpp>
 #include <cctype>
 #include <vector>
@@ -160,6 +161,16 @@ std::optional<ScanError> scanRequest(std::string_view body, RequestFields& out) 
         } else if (v != "false" && v != "null") {
           return ScanError{"stream: expected a boolean", "stream"};
         }
+      } else if (key == "max_tokens" || key == "max_completion_tokens") {
+        if (!s.value()) return ScanError{"malformed JSON in request body", {}};
+        const auto v = body.substr(vstart, s.pos() - vstart);
+        long n = 0;
+        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (ec == std::errc() && end == v.data() + v.size()) {
+          out.max_tokens = n;
+        } else if (v != "null") {
+          return ScanError{std::string(key) + ": expected an integer", std::string(key)};
+        }
       } else if (key == "stream_options" || key == "prompt" || key == "messages") {
         if (!s.value()) return ScanError{"malformed JSON in request body", {}};
         const auto raw = body.substr(vstart, s.pos() - vstart);
@@ -168,9 +179,12 @@ std::optional<ScanError> scanRequest(std::string_view body, RequestFields& out) 
         if (ec) return ScanError{"malformed JSON in request body", {}};
         if (key == "stream_options") {
           out.stream_options_span = {vstart, s.pos()};
-          if (const auto* o = v.if_object())
+          if (const auto* o = v.if_object()) {
             if (const auto* iu = o->if_contains("include_usage"); iu && iu->is_bool())
               out.include_usage = iu->get_bool();
+            if (const auto* cu = o->if_contains("continuous_usage_stats"); cu && cu->is_bool())
+              out.continuous_usage = cu->get_bool();
+          }
         } else if (key == "prompt") {
           if (v.is_string()) out.prompt_text = v.get_string();
         } else {
@@ -196,13 +210,14 @@ std::string rewriteBody(std::string_view body, const RequestFields& f, std::stri
   std::vector<Edit> edits;
   if (!model.empty() && model != f.model) edits.push_back({f.model_span, json::quoted(model)});
   std::string out;
-  if (force_usage && f.stream && !f.include_usage) {
+  if (force_usage && f.stream && !(f.include_usage && f.continuous_usage)) {
+    constexpr std::string_view kUsage = R"({"include_usage":true,"continuous_usage_stats":true})";
     if (f.stream_options_span.found()) {
-      edits.push_back({f.stream_options_span, R"({"include_usage":true})"});
+      edits.push_back({f.stream_options_span, std::string(kUsage)});
     } else {
       // Insert before the final '}'.
       const auto close = body.rfind('}');
-      edits.push_back({{close, close}, R"(,"stream_options":{"include_usage":true})"});
+      edits.push_back({{close, close}, ",\"stream_options\":" + std::string(kUsage)});
     }
   }
   std::sort(edits.begin(), edits.end(),

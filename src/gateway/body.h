@@ -19,7 +19,9 @@ struct RequestFields {
   std::string model;  // decoded
   Span model_span;    // the model value, quotes included
   bool stream = false;
-  bool include_usage = false;  // stream_options.include_usage was true
+  bool include_usage = false;     // stream_options.include_usage was true
+  bool continuous_usage = false;  // stream_options.continuous_usage_stats was true (vLLM)
+  long max_tokens = -1;           // max_tokens or max_completion_tokens; -1 when absent
   Span stream_options_span;    // the stream_options value, if present
   std::string prompt_text;     // prompt, or the concatenated message contents (for prefix affinity)
 };
@@ -32,8 +34,10 @@ struct ScanError {
 };
 std::optional<ScanError> scanRequest(std::string_view body, RequestFields& out);
 
-// Returns `body` with the model replaced by `model` (if not empty) and, when `force_usage`,
-// stream_options set to {"include_usage":true} (an existing stream_options object is replaced).
+// Returns `body` with the model replaced by `model` (if not empty) and, when `force_usage` on a
+// streamed request, stream_options set to {"include_usage":true,"continuous_usage_stats":true}
+// (an existing stream_options object is replaced): vLLM then reports the usage so far in every
+// chunk, so a stream the client drops midway is still accounted with real token counts.
 // REQUIRES: `f` came from scanRequest(body).
 std::string rewriteBody(std::string_view body, const RequestFields& f, std::string_view model,
                         bool force_usage);

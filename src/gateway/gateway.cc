@@ -14,6 +14,7 @@
 
 #include "api/loader.h"
 #include "common/clock.h"
+#include "common/crypto.h"
 #include "common/http_client.h"
 #include "common/http_server.h"
 #include "common/log.h"
@@ -21,6 +22,7 @@
 #include "common/sse.h"
 #include "common/tokenizer.h"
 #include "engine/model/kv_cache.h"
+#include "gateway/access.h"
 #include "gateway/body.h"
 #include "gateway/endpoint.h"
 #include "gateway/picker/picker.h"
@@ -70,6 +72,7 @@ struct Gateway::Impl {
   EndpointRegistry registry;
   prom::Registry metrics_registry;
   std::unique_ptr<GatewayStats> stats;
+  Access access{metrics_registry};
 
   // Control thread: scraper and admin server.
   asio::io_context control{1};
@@ -84,6 +87,7 @@ struct Gateway::Impl {
     std::thread thread;
     std::unordered_map<std::string, std::vector<std::shared_ptr<http::Client>>> idle;
     std::mt19937_64 rng{std::random_device{}()};
+    std::unique_ptr<admission::RedisClient> redis;  // the shared rate-limit backend, if any
   };
   std::vector<std::unique_ptr<Worker>> workers;
   std::uint16_t port = 0, admin_port = 0;
@@ -261,9 +265,26 @@ struct Gateway::Impl {
 
   // --- Admin server ----------------------------------------------------------------------
 
+  // The admin token guards /admin/*; /metrics and the health checks stay open to probes.
+  bool adminAuthorized(const http::Exchange& ex) const {
+    const auto& token = snapshot()->config->gateway.admin_token;
+    if (token.empty()) return true;
+    const auto presented = admission::presentedKey(
+        ex.request()[boost::beast::http::field::authorization], ex.request()["x-admin-token"]);
+    return crypto::constantTimeEqual(crypto::sha256(presented), crypto::sha256(token));
+  }
+
   asio::awaitable<void> handleAdmin(http::Exchange& ex) {
     std::string target(ex.request().target());
     if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
+    if (target.starts_with("/admin/") && !adminAuthorized(ex)) {
+      const http::Headers challenge{{"WWW-Authenticate", "Bearer"}};
+      std::string b = http::openaiError("the admin API needs 'Authorization: Bearer ADMIN_TOKEN'",
+                                        "invalid_request_error", {}, "invalid_admin_token");
+      co_await ex.respond(Status::unauthorized, std::move(b), "application/json", challenge);
+      co_return;
+    }
+    if (co_await access.handleAdmin(ex, target)) co_return;
     if (ex.request().method() != boost::beast::http::verb::get) {
       co_await ex.respond(Status::method_not_allowed,
                           http::openaiError("use GET", "invalid_request_error"));
@@ -371,9 +392,11 @@ struct Gateway::Impl {
   // --- Data plane --------------------------------------------------------------------------
 
   asio::awaitable<void> handle(Worker& w, http::Exchange& ex);
+  // Relays an admitted request; fills in `rec` (where it went, its tokens and status).
+  // `extra`: response headers from admission (x-ratelimit-*).
   asio::awaitable<void> relay(Worker& w, http::Exchange& ex, std::shared_ptr<const State> st,
                               const Route& route, const RequestFields& fields, std::string path,
-                              std::string model);
+                              std::string model, const http::Headers& extra, UsageRecord& rec);
   std::string modelsBody(const State& st) const;
 };
 
@@ -407,7 +430,6 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
   const bool generation =
       path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/embeddings";
   std::optional<http::Headers> allow;
-  std::optional<std::pair<Status, std::string>> error;  // status, body
   if (path == "/v1/models") {
     if (req.method() == V::get) {
       co_await ex.respond(Status::ok, modelsBody(*st));
@@ -415,7 +437,9 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
     }
     allow = http::Headers{{"Allow", "GET"}};
   } else if (!generation) {
-    error = {Status::not_found, http::openaiError("no route for " + path, "not_found_error")};
+    std::string body = http::openaiError("no route for " + path, "not_found_error");
+    co_await ex.respond(Status::not_found, std::move(body));
+    co_return;
   } else if (req.method() != V::post) {
     allow = http::Headers{{"Allow", "POST"}};
   }
@@ -426,20 +450,40 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
     co_await ex.respond(Status::method_not_allowed, std::move(body), "application/json", *allow);
     co_return;
   }
+  // From here on every request is a usage record, whatever becomes of it.
+  const double t0 = now();
+  UsageRecord rec;
+  rec.request_id = std::string(req["x-request-id"]);
+  std::optional<Denial> denial;
+  // Admission, cheapest check first: the key (before the body is parsed), the body, the model
+  // the plan allows, the route, then the limits (which charge the key).
+  Principal who;
+  auto authn = access.authenticate(st->config, req[boost::beast::http::field::authorization],
+                                   req["api-key"]);
+  if (auto* d = std::get_if<Denial>(&authn)) {
+    denial = std::move(*d);
+  } else {
+    who = std::move(std::get<Principal>(authn));
+  }
   RequestFields fields;
-  if (!error) {
+  if (!denial) {
     const auto ct = req[boost::beast::http::field::content_type];
     if (!ct.empty() && ct.find("application/json") == std::string_view::npos) {
-      error = {Status::unsupported_media_type,
-               http::openaiError("Content-Type must be application/json, got " + std::string(ct),
-                                 "invalid_request_error")};
+      denial = Denial{Status::unsupported_media_type,
+                      http::openaiError("Content-Type must be application/json, got " +
+                                            std::string(ct),
+                                        "invalid_request_error"),
+                      {}};
     } else if (auto e = scanRequest(req.body(), fields)) {
-      error = {Status::bad_request,
-               http::openaiError(e->message, "invalid_request_error", e->param)};
+      denial = Denial{Status::bad_request,
+                      http::openaiError(e->message, "invalid_request_error", e->param),
+                      {}};
     }
   }
+  rec.model = fields.model;
+  if (!denial) denial = access.authorize(who, fields.model);
   std::optional<Route> route;
-  if (!error) {
+  if (!denial) {
     auto serves = [&](std::size_t p, const std::string& model) {
       for (const auto& e : st->pool_endpoints[p])
         if (e->metrics()->lists(model)) return true;
@@ -447,30 +491,60 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
     };
     auto r = st->table->route(req[boost::beast::http::field::host], fields.model, w.rng(), serves);
     if (auto* re = std::get_if<RouteError>(&r)) {
-      error = {Status::not_found,
-               http::openaiError(re->message, "not_found_error", "model", "model_not_found")};
+      denial = Denial{Status::not_found,
+                      http::openaiError(re->message, "not_found_error", "model",
+                                        "model_not_found"),
+                      {}};
       stats->requests(fields.model, "", "", 404).inc();
     } else {
       route = std::get<Route>(r);
+      route->criticality = Access::criticality(who, route->criticality);
     }
   }
-  if (error) {
-    co_await ex.respond(error->first, std::move(error->second));
+  // The limits reserve prompt + max_tokens tokens (256 when the request sets no max_tokens);
+  // finish() settles with what the engine reports.
+  const long prompt_estimate = static_cast<long>(tokenizer::count(fields.prompt_text));
+  Grant grant;
+  if (!denial) {
+    const double reserve =
+        static_cast<double>(prompt_estimate + (fields.max_tokens > 0 ? fields.max_tokens : 256));
+    std::string request_id = rec.request_id.empty() ? "r" + std::to_string(w.rng()) : rec.request_id;
+    auto admitted = co_await access.admit(w.redis.get(), who, reserve, std::move(request_id));
+    if (auto* d = std::get_if<Denial>(&admitted)) {
+      denial = std::move(*d);
+    } else {
+      grant = std::move(std::get<Grant>(admitted));
+    }
+  }
+  if (denial) {
+    rec.status = static_cast<int>(denial->status);
+    rec.latency_s = now() - t0;
+    access.record(who, std::move(rec));
+    co_await ex.respond(denial->status, std::move(denial->body), "application/json",
+                        denial->headers);
     co_return;
   }
-  co_await relay(w, ex, st, *route, fields, path, fields.model);
+  rec.prompt_tokens = prompt_estimate;
+  co_await relay(w, ex, st, *route, fields, path, fields.model, grant.headers, rec);
+  rec.latency_s = now() - t0;
+  access.finish(w.ioc.get_executor(), w.redis.get(), who, grant, std::move(rec));
 }
 
 asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
                                            std::shared_ptr<const State> st, const Route& route,
                                            const RequestFields& fields, std::string path,
-                                           std::string model) {
+                                           std::string model, const http::Headers& extra,
+                                           UsageRecord& rec) {
   const auto& g = st->config->gateway;
   const auto& pool = st->table->pools()[route.pool];
   const auto& eps = st->pool_endpoints[route.pool];
   const double t0 = now();
   const bool client_usage = fields.include_usage;
+  const bool client_continuous = fields.include_usage && fields.continuous_usage;
   const std::string body = rewriteBody(ex.request().body(), fields, route.target_model, true);
+  rec.target_model = route.target_model;
+  rec.pool = pool.name;
+  rec.estimated = true;  // until the engine reports usage
 
   // Prefix hashes of the prompt, for affinity; not computed when the prefix scorer is off.
   std::vector<engine::BlockHash> hashes;
@@ -502,7 +576,10 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
     const Pick p = pick(cands, {route.target_model, route.criticality}, pc, now(), w.rng());
     if (p.shed) {
       stats->requests(model, route.target_model, pool.name, 429).inc();
+      rec.status = 429;
+      rec.prompt_tokens = 0;
       http::Headers h{{"x-tidegate-dropped-reason", "saturated"}};
+      h.insert(h.end(), extra.begin(), extra.end());
       std::string b =
           http::openaiError("The pool " + pool.name + " is saturated; shedding Sheddable requests.",
                             "rate_limit_error", {}, "saturated");
@@ -520,6 +597,7 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
       if (picks.size() > 64) picks.pop_front();
     }
     if (!hashes.empty()) ep.prefix.insert(hashes);
+    rec.endpoint = ep.address().str();
 
     // Upstream connection from this worker's pool.
     auto& idle = w.idle[ep.address().str()];
@@ -555,6 +633,7 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
     if (*client_gone) {
       client->close();
       stats->requests(model, route.target_model, pool.name, 499).inc();
+      rec.status = 499;
       co_return;  // nobody to answer, nothing to retry for
     }
     if (!started || started->status >= 500) {
@@ -578,6 +657,8 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
     auto& ttft = stats->ttft(model);
     auto& itl = stats->itl(model);
     http::Headers down{{"x-tidegate-endpoint", ep.address().str()}, {"x-tidegate-pool", pool.name}};
+    down.insert(down.end(), extra.begin(), extra.end());
+    long content_chunks = 0;  // completion tokens when the engine reports no usage
     status_for_metrics = static_cast<int>(started->status);
     if (!streaming) {
       std::string resp;
@@ -596,6 +677,7 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
       if (failed && *client_gone) {
         client->close();
         stats->requests(model, route.target_model, pool.name, 499).inc();
+        rec.status = 499;
         co_return;
       }
       if (failed) {
@@ -609,6 +691,7 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
         auto v = bj::parse(resp, ec);
         if (!ec && v.is_object()) readUsage(v.get_object(), usage);
         ttft.observe(now() - t0);
+        rec.ttft_s = now() - t0;
       }
       std::string ct(started->header("content-type"));
       co_await ex.respond(static_cast<Status>(started->status), std::move(resp), ct, down);
@@ -642,23 +725,34 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
               boost::system::error_code ec;
               auto v = bj::parse(*data, ec);
               if (!ec && v.is_object()) {
-                const auto& o = v.get_object();
+                auto& o = v.get_object();
                 const auto* choices = o.if_contains("choices");
-                const bool usage_chunk = choices && choices->is_array() &&
-                                         choices->get_array().empty() && o.contains("usage") &&
-                                         o.at("usage").is_object();
-                if (usage_chunk) {
-                  readUsage(o, usage);
+                const auto* u = o.if_contains("usage");
+                const bool has_usage = u && u->is_object();
+                if (has_usage) readUsage(o, usage);
+                if (choices && choices->is_array() && choices->get_array().empty() && has_usage) {
                   if (!client_usage) continue;  // asked for by the gateway, not by the client
                 } else {
                   const double t = now();
                   if (first_token < 0) {
                     first_token = t;
                     ttft.observe(t - t0);
+                    rec.ttft_s = t - t0;
                   } else {
                     itl.observe(t - last_token);
                   }
                   last_token = t;
+                  ++content_chunks;
+                  if (has_usage && !client_continuous) {
+                    // Per-chunk usage was asked for by the gateway (to account dropped streams):
+                    // give the client the chunk it asked for.
+                    if (client_usage) {
+                      o["usage"] = nullptr;
+                    } else {
+                      o.erase("usage");
+                    }
+                    ev = "data: " + bj::serialize(o) + "\n\n";
+                  }
                 }
               }
             }
@@ -693,6 +787,16 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
       }
     }
     if (client->reusable() && idle.size() < 256) idle.push_back(std::move(client));
+    rec.status = status_for_metrics;
+    if (usage.prompt >= 0) rec.prompt_tokens = usage.prompt;
+    if (usage.completion >= 0) {
+      rec.completion_tokens = usage.completion;
+      rec.estimated = usage.prompt < 0;
+    } else {
+      // No usage from the engine (an engine that does not report it, or a stream cut short
+      // before the first chunk): one content chunk is one token, as engines stream them.
+      rec.completion_tokens = content_chunks;
+    }
     stats->requests(model, route.target_model, pool.name, status_for_metrics).inc();
     stats->duration(model).observe(now() - t0);
     if (usage.prompt >= 0) stats->promptTokens(model).inc(static_cast<double>(usage.prompt));
@@ -704,6 +808,8 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
   const bool none_ready = last_error == "no endpoint";
   const Status status = none_ready ? Status::service_unavailable : Status::bad_gateway;
   stats->requests(model, route.target_model, pool.name, static_cast<int>(status)).inc();
+  rec.status = static_cast<int>(status);
+  rec.prompt_tokens = 0;  // no engine processed it
   std::string b = none_ready ? http::openaiError("no ready endpoint in pool " + pool.name,
                                                  "service_unavailable", {}, "no_ready_endpoint")
                              : http::openaiError("upstream failed: " + last_error, "server_error",
@@ -719,6 +825,7 @@ tidegate::Status Gateway::start() {
   auto& m = *impl_;
   auto st = m.build(m.opts.config_path);
   if (!st) return st.error();
+  if (auto s = m.access.configure((*st)->config); !s) return s;
   m.state.store(*st);
   const auto& g = (*st)->config->gateway;
   http::ServerOptions so{.max_body_bytes = g.max_body_bytes,
@@ -728,6 +835,7 @@ tidegate::Status Gateway::start() {
   for (int i = 0; i < g.workers; ++i) {
     auto w = std::make_unique<Impl::Worker>();
     if (g.seed != 0) w->rng.seed(g.seed + static_cast<std::uint64_t>(i));
+    w->redis = m.access.makeRedisClient(w->ioc.get_executor());
     Impl::Worker* wp = w.get();
     w->server = std::make_unique<http::Server>(
         w->ioc, so, [this, wp](http::Exchange& ex) { return impl_->handle(*wp, ex); });
@@ -762,6 +870,10 @@ tidegate::Status Gateway::reload() {
     spdlog::error("reload rejected, keeping the running configuration: {}", st.error().message);
     return st.error();
   }
+  if (auto s = m.access.configure((*st)->config); !s) {
+    spdlog::error("reload rejected, keeping the running configuration: {}", s.message());
+    return s;
+  }
   m.state.store(*st);
   asio::post(m.control, [&m] { m.syncScrapers(); });
   spdlog::info("configuration reloaded from {}", m.opts.config_path);
@@ -774,6 +886,7 @@ void Gateway::stop() {
     asio::post(w->ioc, [wp = w.get()] {
       wp->server->stop();
       wp->idle.clear();
+      if (wp->redis) wp->redis->close();
       wp->ioc.stop();
     });
   }
@@ -786,6 +899,7 @@ void Gateway::stop() {
     m.control.stop();
   });
   if (m.control_thread.joinable()) m.control_thread.join();
+  m.access.stop();  // commits the ledger's last records
 }
 
 void Gateway::setDynamicEndpoints(std::vector<api::Endpoints> endpoints) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/crypto.h"
+
 namespace tidegate::api {
 namespace {
 
@@ -192,6 +194,114 @@ TEST(Loader, ControlKindsRejectBadFieldsPrecisely) {
     EXPECT_NE(r.error().message.find(c.error), std::string::npos)
         << "want: " << c.error << "\ngot:  " << r.error().message;
   }
+}
+
+
+TEST(Loader, ReadsPlansKeysAndAccessSettings) {
+  setenv("TIDEGATE_TEST_KEY", "sk-from-env", 1);
+  auto c = parseConfig(R"(
+apiVersion: tidegate.io/v1alpha1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  auth: {adminToken: admin-demo}
+  rateLimit: {backend: redis, redis: {address: "127.0.0.1:6390", timeout: 20ms, failurePolicy: closed}}
+  ledger: {path: /tmp/x.db, flushInterval: 200ms}
+  pricing:
+    models: [{model: "llama-*", promptPerMillion: 0.2, completionPerMillion: 0.6}]
+    pools: [{pool: edge, pricePerHour: 2.5}]
+---
+apiVersion: tidegate.io/v1alpha1
+kind: UsagePlan
+metadata: {name: free}
+spec: {requestsPerMinute: 10, tokensPerDay: 100000, maxConcurrentRequests: 2, models: ["llama-*"], priority: low}
+---
+apiVersion: tidegate.io/v1alpha1
+kind: APIKey
+metadata: {name: alice}
+spec: {plan: free, sha256: 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824, expiresAt: "2030-01-01T00:00:00Z"}
+---
+apiVersion: tidegate.io/v1alpha1
+kind: APIKey
+metadata: {name: bob}
+spec: {plan: free, secretRef: {env: TIDEGATE_TEST_KEY}}
+)",
+                       "a.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  const auto& g = c->gateway;
+  EXPECT_EQ(g.admin_token, "admin-demo");
+  EXPECT_TRUE(g.rate_limit.redis);
+  EXPECT_EQ(g.rate_limit.redis_address.port, 6390);
+  EXPECT_DOUBLE_EQ(g.rate_limit.redis_timeout_s, 0.02);
+  EXPECT_FALSE(g.rate_limit.fail_open);
+  EXPECT_EQ(g.ledger.path, "/tmp/x.db");
+  EXPECT_DOUBLE_EQ(g.ledger.flush_interval_s, 0.2);
+  ASSERT_EQ(g.model_prices.size(), 1u);
+  EXPECT_DOUBLE_EQ(g.model_prices[0].completion_per_million, 0.6);
+  EXPECT_DOUBLE_EQ(g.pool_price_per_hour.at("edge"), 2.5);
+  ASSERT_EQ(c->plans.size(), 1u);
+  EXPECT_EQ(c->plans[0].requests_per_minute, 10);
+  EXPECT_EQ(c->plans[0].max_concurrent, 2);
+  EXPECT_EQ(c->plans[0].priority, Criticality::kSheddable);
+  ASSERT_EQ(c->keys.size(), 2u);
+  EXPECT_EQ(crypto::toHex(c->keys[0].sha256), crypto::sha256Hex("hello"));
+  EXPECT_DOUBLE_EQ(*c->keys[0].expires, 1893456000);
+  EXPECT_EQ(c->keys[1].sha256, crypto::sha256("sk-from-env"));
+}
+
+TEST(Loader, AccessKindsRejectBadFieldsPrecisely) {
+  const std::string plan =
+      "apiVersion: tidegate.io/v1alpha1\nkind: UsagePlan\nmetadata: {name: free}\nspec: "
+      "{requestsPerMinute: 1}\n---\n";
+  struct Case {
+    std::string yaml, error;
+  } cases[] = {
+      {"apiVersion: tidegate.io/v1alpha1\nkind: UsagePlan\nmetadata: {name: p}\nspec: "
+       "{requestsPerMinute: -1}\n",
+       "spec.requestsPerMinute: must be between"},
+      {"apiVersion: tidegate.io/v1alpha1\nkind: UsagePlan\nmetadata: {name: p}\nspec: "
+       "{priority: urgent}\n",
+       "spec.priority: expected high, normal or low"},
+      {"apiVersion: tidegate.io/v1alpha1\nkind: UsagePlan\nmetadata: {name: p}\nspec: "
+       "{rpm: 3}\n",
+       "spec.rpm: unknown field"},
+      {plan + "apiVersion: tidegate.io/v1alpha1\nkind: APIKey\nmetadata: {name: k}\nspec: "
+              "{plan: free, sha256: abc}\n",
+       "spec.sha256: expected 64 hex digits"},
+      {plan + "apiVersion: tidegate.io/v1alpha1\nkind: APIKey\nmetadata: {name: k}\nspec: "
+              "{plan: free}\n",
+       "give exactly one of sha256"},
+      {plan + "apiVersion: tidegate.io/v1alpha1\nkind: APIKey\nmetadata: {name: k}\nspec: "
+              "{plan: gold, secretRef: {env: HOME}}\n",
+       "spec.plan: no UsagePlan named \"gold\""},
+      {plan + "apiVersion: tidegate.io/v1alpha1\nkind: APIKey\nmetadata: {name: k}\nspec: "
+              "{plan: free, secretRef: {env: TIDEGATE_SURELY_UNSET}}\n",
+       "spec.secretRef.env: environment variable TIDEGATE_SURELY_UNSET is not set"},
+      {plan + "apiVersion: tidegate.io/v1alpha1\nkind: APIKey\nmetadata: {name: k}\nspec: "
+              "{plan: free, secretRef: {env: HOME}, expiresAt: soon}\n",
+       "spec.expiresAt: bad timestamp 'soon'"},
+      {"apiVersion: tidegate.io/v1alpha1\nkind: Gateway\nmetadata: {name: g}\nspec: "
+       "{rateLimit: {backend: memcached}}\n",
+       "spec.rateLimit.backend: expected local or redis"},
+      {"apiVersion: tidegate.io/v1alpha1\nkind: Gateway\nmetadata: {name: g}\nspec: "
+       "{ledger: {path: /tmp/x, flushInterval: 5s}}\n",
+       "spec.ledger.flushInterval: must be > 0 and at most 1s"},
+  };
+  for (const auto& c : cases) {
+    auto r = parseConfig(c.yaml, "f.yaml");
+    ASSERT_FALSE(r.ok()) << c.yaml;
+    EXPECT_NE(r.error().message.find(c.error), std::string::npos)
+        << "want: " << c.error << "\ngot:  " << r.error().message;
+  }
+}
+
+TEST(Resources, GlobsMatchShellStyle) {
+  EXPECT_TRUE(globMatches("llama-*", "llama-3-8b"));
+  EXPECT_TRUE(globMatches("*", ""));
+  EXPECT_TRUE(globMatches("tweet-summary-?", "tweet-summary-1"));
+  EXPECT_FALSE(globMatches("tweet-summary-?", "tweet-summary-10"));
+  EXPECT_TRUE(globMatches("*-lora-*", "base-lora-7"));
+  EXPECT_FALSE(globMatches("llama", "llama-3"));
 }
 
 }  // namespace

@@ -52,17 +52,21 @@ TEST(Body, RewritesModelAndForcesUsageByteExactly) {
   const auto out = rewriteBody(body, f, "tweet-summary-1", true);
   EXPECT_EQ(
       out,
-      R"({"model": "tweet-summary-1", "prompt": "hi", "stream": true,"stream_options":{"include_usage":true}})");
-  // An explicit include_usage:false is replaced; include_usage:true is left alone.
-  const std::string off = R"({"model":"m","stream":true,"stream_options":{"include_usage":false}})";
+      R"({"model": "tweet-summary-1", "prompt": "hi", "stream": true,"stream_options":{"include_usage":true,"continuous_usage_stats":true}})");
+  // Any other stream_options is replaced; one asking for both is left alone.
+  const std::string off = R"({"model":"m","stream":true,"stream_options":{"include_usage":true}})";
   RequestFields g;
   ASSERT_FALSE(scanRequest(off, g));
-  EXPECT_EQ(rewriteBody(off, g, "", true),
-            R"({"model":"m","stream":true,"stream_options":{"include_usage":true}})");
-  const std::string on = R"({"model":"m","stream":true,"stream_options":{"include_usage":true}})";
+  EXPECT_TRUE(g.include_usage);
+  EXPECT_FALSE(g.continuous_usage);
+  EXPECT_EQ(
+      rewriteBody(off, g, "", true),
+      R"({"model":"m","stream":true,"stream_options":{"include_usage":true,"continuous_usage_stats":true}})");
+  const std::string on =
+      R"({"model":"m","stream":true,"stream_options":{"include_usage":true,"continuous_usage_stats":true}})";
   RequestFields h;
   ASSERT_FALSE(scanRequest(on, h));
-  EXPECT_TRUE(h.include_usage);
+  EXPECT_TRUE(h.continuous_usage);
   EXPECT_EQ(rewriteBody(on, h, "m", true), on);
   // Non-streaming bodies get no stream_options.
   const std::string plain = R"({"model":"m","prompt":"x"})";
@@ -70,6 +74,22 @@ TEST(Body, RewritesModelAndForcesUsageByteExactly) {
   ASSERT_FALSE(scanRequest(plain, p));
   EXPECT_EQ(rewriteBody(plain, p, "", true), plain);
   EXPECT_TRUE(boost::json::parse(out).is_object());
+}
+
+TEST(Body, ReadsMaxTokens) {
+  RequestFields f;
+  ASSERT_FALSE(scanRequest(R"({"model":"m","max_tokens":128})", f));
+  EXPECT_EQ(f.max_tokens, 128);
+  RequestFields g;
+  ASSERT_FALSE(scanRequest(R"({"model":"m","max_completion_tokens":7})", g));
+  EXPECT_EQ(g.max_tokens, 7);
+  RequestFields h;
+  ASSERT_FALSE(scanRequest(R"({"model":"m"})", h));
+  EXPECT_EQ(h.max_tokens, -1);
+  RequestFields bad;
+  const auto e = scanRequest(R"({"model":"m","max_tokens":"many"})", bad);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->param, "max_tokens");
 }
 
 }  // namespace

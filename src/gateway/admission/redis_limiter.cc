@@ -1,0 +1,219 @@
+#include "gateway/admission/redis_limiter.h"
+
+#include <boost/asio/use_awaitable.hpp>
+#include <cmath>
+
+#include "common/crypto.h"
+
+namespace tidegate::gateway::admission {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// KEYS: state hash, concurrency set. ARGV: rpm tpm rpd tpd tpmonth maxconc tokens day month
+// to_next_day to_next_month request_id lease_s. Returns {refusal, retry_after, remaining_req,
+// reset_req, remaining_tok, reset_tok, day_requests, day_tokens} (numbers as strings: Lua numbers
+// would be truncated to integers). Refusal codes follow admission::Refusal.
+constexpr const char* kAdmitScript = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local a = {}
+for i = 1, 11 do a[i] = tonumber(ARGV[i]) end
+local rpm, tpm, rpd, tpd, tpmo, maxc, n, day, month, to_day, to_month =
+  a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]
+local rid, lease = ARGV[12], tonumber(ARGV[13])
+local s = redis.call('HMGET', KEYS[1], 'tr', 'tt', 'd', 'dr', 'dt', 'm', 'mt')
+local tr, tt = tonumber(s[1]) or 0, tonumber(s[2]) or 0
+local dr, dt, mt = tonumber(s[4]) or 0, tonumber(s[5]) or 0, tonumber(s[7]) or 0
+if tonumber(s[3]) ~= day then dr = 0; dt = 0 end
+if tonumber(s[6]) ~= month then mt = 0 end
+local refusal, retry = 0, 0
+local function refuse(r, after)
+  if refusal == 0 then refusal = r end
+  if after > retry then retry = after end
+end
+local function gcra(limit, tat, units)
+  if limit <= 0 then return true, tat, 0 end
+  local iv = 60 / limit
+  local nxt = math.max(tat, now) + units * iv
+  if nxt - now > limit * iv + 1e-9 then return false, tat, nxt - now - limit * iv end
+  return true, nxt, 0
+end
+local okr, ntr, ar = gcra(rpm, tr, 1)
+local okt, ntt, at = gcra(tpm, tt, n)
+if not okr then refuse(1, ar) end
+if not okt then refuse(2, at) end
+if rpd > 0 and dr + 1 > rpd then refuse(3, to_day) end
+if tpd > 0 and dt + n > tpd then refuse(4, to_day) end
+if tpmo > 0 and mt + n > tpmo then refuse(5, to_month) end
+if maxc > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - lease)
+  if redis.call('ZCARD', KEYS[2]) >= maxc then refuse(6, 1) end
+end
+if refusal == 0 then
+  tr, tt, dr, dt, mt = ntr, ntt, dr + 1, dt + n, mt + n
+  redis.call('HSET', KEYS[1], 'tr', string.format('%.6f', tr), 'tt', string.format('%.6f', tt),
+             'd', string.format('%d', day), 'dr', string.format('%.17g', dr),
+             'dt', string.format('%.17g', dt), 'm', string.format('%d', month),
+             'mt', string.format('%.17g', mt))
+  redis.call('EXPIRE', KEYS[1], 3024000)
+  if maxc > 0 then
+    redis.call('ZADD', KEYS[2], now, rid)
+    redis.call('EXPIRE', KEYS[2], math.ceil(lease) + 60)
+  end
+end
+local function rem(limit, tat)
+  if limit <= 0 then return 0, 0 end
+  local iv = 60 / limit
+  local ahead = math.max(tat, now) - now
+  return math.max(0, math.floor((limit * iv - ahead) / iv + 1e-9)), ahead
+end
+local rr, resr = rem(rpm, tr)
+local rt, rest = rem(tpm, tt)
+return {tostring(refusal), tostring(retry), tostring(rr), tostring(resr), tostring(rt),
+        tostring(rest), tostring(dr), tostring(dt)}
+)lua";
+
+// KEYS: state hash, concurrency set. ARGV: tpm reserved actual day month request_id.
+constexpr const char* kFinishScript = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local tpm, delta = tonumber(ARGV[1]), tonumber(ARGV[3]) - tonumber(ARGV[2])
+local s = redis.call('HMGET', KEYS[1], 'tt', 'd', 'dt', 'm', 'mt')
+if s[2] then
+  if tpm > 0 and s[1] then
+    local tt = math.max(now, tonumber(s[1]) + delta * 60 / tpm)
+    redis.call('HSET', KEYS[1], 'tt', string.format('%.6f', tt))
+  end
+  if s[2] == ARGV[4] then
+    redis.call('HSET', KEYS[1], 'dt', string.format('%.17g', math.max(0, tonumber(s[3]) + delta)))
+  end
+  if s[4] == ARGV[5] then
+    redis.call('HSET', KEYS[1], 'mt', string.format('%.17g', math.max(0, tonumber(s[5]) + delta)))
+  end
+end
+redis.call('ZREM', KEYS[2], ARGV[6])
+return 1
+)lua";
+
+std::string num(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+double toNumber(const RedisReply& r) {
+  if (r.type == RedisReply::Type::kInteger) return static_cast<double>(r.integer);
+  if (r.type == RedisReply::Type::kString) return std::strtod(r.str.c_str(), nullptr);
+  return 0;
+}
+
+// Keys of one API key's state; the hash tag keeps both in one slot of a Redis Cluster.
+std::vector<std::string> keysOf(const std::string& key) {
+  return {"tidegate:{" + key + "}:limits", "tidegate:{" + key + "}:inflight"};
+}
+
+}  // namespace
+
+RedisLimiter::RedisLimiter(LocalLimiter& fallback, bool fail_open, double lease_s,
+                           std::function<void(const std::string&)> on_failure)
+    : fallback_(fallback),
+      fail_open_(fail_open),
+      lease_s_(lease_s),
+      on_failure_(std::move(on_failure)) {}
+
+asio::awaitable<Result<RedisReply>> RedisLimiter::eval(RedisClient& redis,
+                                                       const std::string& script,
+                                                       const std::string& sha,
+                                                       std::vector<std::string> keys_and_args,
+                                                       int nkeys) {
+  std::vector<std::string> argv{"EVALSHA", sha, std::to_string(nkeys)};
+  argv.insert(argv.end(), keys_and_args.begin(), keys_and_args.end());
+  auto r = co_await redis.call(argv);
+  if (r && r->type == RedisReply::Type::kError && r->str.starts_with("NOSCRIPT")) {
+    // First use on this server (or after SCRIPT FLUSH): send the script itself, which also
+    // caches it for the next EVALSHA.
+    argv[0] = "EVAL";
+    argv[1] = script;
+    r = co_await redis.call(std::move(argv));
+  }
+  if (r && r->type == RedisReply::Type::kError) co_return Error{"redis: " + r->str};
+  co_return r;
+}
+
+asio::awaitable<Decision> RedisLimiter::admit(RedisClient& redis, std::string key,
+                                              const api::UsagePlan& plan, double tokens,
+                                              std::string request_id, double mono,
+                                              double unix_s) {
+  static const std::string sha = crypto::sha1Hex(kAdmitScript);
+  static const std::string script = kAdmitScript;
+  auto args = keysOf(key);
+  for (double v : {plan.requests_per_minute, plan.tokens_per_minute, plan.requests_per_day,
+                   plan.tokens_per_day, plan.tokens_per_month,
+                   static_cast<double>(plan.max_concurrent), tokens,
+                   static_cast<double>(dayOf(unix_s)), static_cast<double>(monthOf(unix_s)),
+                   secondsToNextDay(unix_s), secondsToNextMonth(unix_s)})
+    args.push_back(num(v));
+  args.push_back(request_id);
+  args.push_back(num(lease_s_));
+  auto r = co_await eval(redis, script, sha, std::move(args), 2);
+  if (!r || r->type != RedisReply::Type::kArray || r->elements.size() != 8) {
+    on_failure_(r ? "redis: unexpected reply to the admission script" : r.error().message);
+    Decision d;
+    if (fail_open_) {
+      d = fallback_.admit(key, plan, tokens, mono, unix_s);
+    } else {
+      d.refusal = Refusal::kBackend;
+      d.retry_after_s = 1;
+    }
+    d.degraded = true;
+    co_return d;
+  }
+  const auto& e = r->elements;
+  Decision d;
+  const int code = static_cast<int>(toNumber(e[0]));
+  d.refusal = code >= 1 && code <= 6 ? static_cast<Refusal>(code) : Refusal::kNone;
+  d.retry_after_s = toNumber(e[1]);
+  if (plan.requests_per_minute > 0) {
+    d.limit_requests = plan.requests_per_minute;
+    d.remaining_requests = toNumber(e[2]);
+    d.reset_requests_s = toNumber(e[3]);
+  } else if (plan.requests_per_day > 0) {
+    d.limit_requests = plan.requests_per_day;
+    d.remaining_requests = std::max(0.0, plan.requests_per_day - toNumber(e[6]));
+    d.reset_requests_s = secondsToNextDay(unix_s);
+  }
+  if (plan.tokens_per_minute > 0) {
+    d.limit_tokens = plan.tokens_per_minute;
+    d.remaining_tokens = toNumber(e[4]);
+    d.reset_tokens_s = toNumber(e[5]);
+  } else if (plan.tokens_per_day > 0) {
+    d.limit_tokens = plan.tokens_per_day;
+    d.remaining_tokens = std::max(0.0, plan.tokens_per_day - toNumber(e[7]));
+    d.reset_tokens_s = secondsToNextDay(unix_s);
+  }
+  co_return d;
+}
+
+asio::awaitable<void> RedisLimiter::finish(RedisClient& redis, std::string key,
+                                           const api::UsagePlan& plan, double reserved,
+                                           double actual, std::string request_id, bool degraded,
+                                           double mono, double unix_s) {
+  if (degraded) {
+    fallback_.finish(key, plan, reserved, actual, mono, unix_s);
+    co_return;
+  }
+  static const std::string sha = crypto::sha1Hex(kFinishScript);
+  static const std::string script = kFinishScript;
+  auto args = keysOf(key);
+  for (double v : {plan.tokens_per_minute, reserved, actual})
+    args.push_back(num(v));
+  args.push_back(std::to_string(dayOf(unix_s)));
+  args.push_back(std::to_string(monthOf(unix_s)));
+  args.push_back(request_id);
+  auto r = co_await eval(redis, script, sha, std::move(args), 2);
+  if (!r) on_failure_(r.error().message);
+}
+
+}  // namespace tidegate::gateway::admission

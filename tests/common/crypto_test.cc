@@ -1,0 +1,55 @@
+#include "common/crypto.h"
+
+#include <gtest/gtest.h>
+
+#include "common/duration.h"
+#include "common/url.h"
+
+namespace tidegate {
+namespace {
+
+TEST(Crypto, Sha256MatchesTheStandardVectors) {
+  EXPECT_EQ(crypto::sha256Hex(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(crypto::sha256Hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(crypto::sha1Hex("abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+}
+
+TEST(Crypto, HexRoundTripsAndRejectsGarbage) {
+  const std::string raw = crypto::sha256("sk-demo-free");
+  EXPECT_EQ(crypto::fromHex(crypto::toHex(raw)), raw);
+  EXPECT_EQ(crypto::fromHex("zz"), "");
+  EXPECT_EQ(crypto::fromHex("abc"), "");
+  EXPECT_EQ(crypto::randomHex(16).size(), 32u);
+  EXPECT_NE(crypto::randomHex(16), crypto::randomHex(16));
+}
+
+TEST(Crypto, ConstantTimeEqualComparesWholeValues) {
+  EXPECT_TRUE(crypto::constantTimeEqual("abc", "abc"));
+  EXPECT_FALSE(crypto::constantTimeEqual("abc", "abd"));
+  EXPECT_FALSE(crypto::constantTimeEqual("abc", "abcd"));
+}
+
+TEST(Timestamp, ParsesRfc3339AndFormatsBack) {
+  auto t = parseTimestamp("2027-01-01T00:00:00Z");
+  ASSERT_TRUE(t.ok());
+  EXPECT_DOUBLE_EQ(*t, 1798761600);
+  EXPECT_DOUBLE_EQ(*parseTimestamp("2027-01-01T01:00:00+01:00"), 1798761600);
+  EXPECT_DOUBLE_EQ(*parseTimestamp("2027-01-01"), 1798761600);
+  EXPECT_EQ(formatTimestamp(1798761600), "2027-01-01T00:00:00Z");
+  EXPECT_FALSE(parseTimestamp("tomorrow").ok());
+  EXPECT_FALSE(parseTimestamp("2027-13-01T00:00:00Z").ok());
+  EXPECT_FALSE(parseTimestamp("2027-01-01T00:00:00").ok());  // no zone: ambiguous
+}
+
+TEST(Url, QueryParamsAreDecoded) {
+  EXPECT_EQ(queryParam("from=2027-01-01T00%3A00%3A00Z&group_by=model", "from"),
+            "2027-01-01T00:00:00Z");
+  EXPECT_EQ(queryParam("from=1&group_by=model", "group_by"), "model");
+  EXPECT_EQ(queryParam("from=1", "to"), "");
+  EXPECT_EQ(urlDecode("a+b%20c"), "a b c");
+}
+
+}  // namespace
+}  // namespace tidegate
