@@ -520,8 +520,7 @@ void readKey(Fields& top, Config& c, Source src) {
     std::ifstream in(file);
     std::string secret;
     if (!in || !std::getline(in, secret) || secret.empty())
-      spec.ctx().fail(spec.node(), spec.sub("secretRef.file"),
-                      "cannot read a key from " + file);
+      spec.ctx().fail(spec.node(), spec.sub("secretRef.file"), "cannot read a key from " + file);
     k.sha256 = crypto::sha256(secret);
   }
   if (const auto exp = spec.str("expiresAt"); !exp.empty()) {

@@ -138,12 +138,12 @@ struct InferenceService {
 struct UsagePlan {
   ObjectMeta meta;
   Source source;
-  double requests_per_minute = 0;  // spec.requestsPerMinute (GCRA, burst = the limit)
-  double requests_per_day = 0;     // spec.requestsPerDay (UTC calendar day)
-  double tokens_per_minute = 0;    // spec.tokensPerMinute, prompt + completion (GCRA)
-  double tokens_per_day = 0;       // spec.tokensPerDay (UTC calendar day)
-  double tokens_per_month = 0;     // spec.tokensPerMonth (UTC calendar month)
-  int max_concurrent = 0;          // spec.maxConcurrentRequests
+  double requests_per_minute = 0;   // spec.requestsPerMinute (GCRA, burst = the limit)
+  double requests_per_day = 0;      // spec.requestsPerDay (UTC calendar day)
+  double tokens_per_minute = 0;     // spec.tokensPerMinute, prompt + completion (GCRA)
+  double tokens_per_day = 0;        // spec.tokensPerDay (UTC calendar day)
+  double tokens_per_month = 0;      // spec.tokensPerMonth (UTC calendar month)
+  int max_concurrent = 0;           // spec.maxConcurrentRequests
   std::vector<std::string> models;  // spec.models: names or globs (*, ?); empty: every model
   // spec.priority high | normal | low -> Critical | Standard | Sheddable. A request runs at the
   // less critical of its model's criticality and its plan's, so a low plan is shed first.
@@ -156,8 +156,8 @@ struct UsagePlan {
 struct APIKey {
   ObjectMeta meta;
   Source source;
-  std::string plan;              // spec.plan, a UsagePlan's name
-  std::string sha256;            // 32 raw bytes
+  std::string plan;               // spec.plan, a UsagePlan's name
+  std::string sha256;             // 32 raw bytes
   std::optional<double> expires;  // spec.expiresAt (RFC 3339), unix seconds
 };
 
@@ -192,21 +192,21 @@ struct GatewayConfig {
   // the admin API answers without one (it listens on a private address by default).
   std::string admin_token;
   struct RateLimit {
-    bool redis = false;               // spec.rateLimit.backend: local (default) | redis
+    bool redis = false;                         // spec.rateLimit.backend: local (default) | redis
     HostPort redis_address{"127.0.0.1", 6379};  // spec.rateLimit.redis.address
-    double redis_timeout_s = 0.05;    // spec.rateLimit.redis.timeout, default 50 ms
-    bool fail_open = true;            // spec.rateLimit.redis.failurePolicy: open (default:
-                                      // the local limiter decides) | closed (deny)
+    double redis_timeout_s = 0.05;              // spec.rateLimit.redis.timeout, default 50 ms
+    bool fail_open = true;  // spec.rateLimit.redis.failurePolicy: open (default:
+                            // the local limiter decides) | closed (deny)
   } rate_limit;
   struct Ledger {
-    std::string path;             // spec.ledger.path; empty: no ledger
+    std::string path;                // spec.ledger.path; empty: no ledger
     double flush_interval_s = 0.25;  // spec.ledger.flushInterval, default 250 ms (<= 1 s)
   } ledger;
   struct ModelPrice {
     std::string model;  // name or glob, matched against the requested model
     double prompt_per_million = 0, completion_per_million = 0;  // dollars per 1M tokens
   };
-  std::vector<ModelPrice> model_prices;  // spec.pricing.models
+  std::vector<ModelPrice> model_prices;               // spec.pricing.models
   std::map<std::string, double> pool_price_per_hour;  // spec.pricing.pools: pool -> $/hour
 
   std::uint64_t seed = 0;  // default 0: random; else worker i's RNG (splits, tie-breaks) is

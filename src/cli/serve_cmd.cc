@@ -91,6 +91,43 @@ std::string describeControl(const api::Config& c) {
   return o.str();
 }
 
+// Access control and accounting as understood, for `tidegate check`.
+std::string describeAccess(const api::Config& c) {
+  std::ostringstream o;
+  const auto& g = c.gateway;
+  if (c.plans.empty() && c.keys.empty()) {
+    o << "auth: off (no UsagePlan or APIKey resources): every request is admitted\n";
+  } else {
+    o << "auth: on (" << c.plans.size() << " plans, " << c.keys.size()
+      << " keys in the file; keys created through the admin API are kept in the ledger)\n";
+    auto limit = [&](const char* what, double v) {
+      if (v > 0) o << " " << static_cast<long long>(v) << " " << what << ";";
+    };
+    for (const auto& p : c.plans) {
+      o << "  plan " << p.meta.name << ":";
+      limit("requests/min", p.requests_per_minute);
+      limit("requests/day", p.requests_per_day);
+      limit("tokens/min", p.tokens_per_minute);
+      limit("tokens/day", p.tokens_per_day);
+      limit("tokens/month", p.tokens_per_month);
+      if (p.max_concurrent > 0) o << " " << p.max_concurrent << " concurrent;";
+      o << " models " << (p.models.empty() ? "any" : "");
+      for (std::size_t i = 0; i < p.models.size(); ++i) o << (i ? "," : "") << p.models[i];
+      if (p.priority) o << "; priority " << api::criticalityName(*p.priority);
+      o << "\n";
+    }
+    o << "rate limits: "
+      << (g.rate_limit.redis ? "shared through Redis at " + g.rate_limit.redis_address.str() +
+                                   (g.rate_limit.fail_open ? " (fail open)" : " (fail closed)")
+                             : std::string("in process (each gateway alone)"))
+      << "\n";
+  }
+  o << "admin API: " << (g.admin_token.empty() ? "no token (open on " : "token required (on ")
+    << g.admin.str() << ")\n";
+  o << "ledger: " << (g.ledger.path.empty() ? "off" : g.ledger.path) << "\n";
+  return o.str();
+}
+
 }  // namespace
 
 void addServeCommands(CLI::App& app) {
@@ -116,7 +153,8 @@ void addServeCommands(CLI::App& app) {
     }
     auto config = std::make_shared<const api::Config>(std::move(c).value());
     gateway::RoutingTable table(config, {});
-    std::cout << "configuration is valid\n" << table.describe() << describeControl(*config);
+    std::cout << "configuration is valid\n"
+              << table.describe() << describeControl(*config) << describeAccess(*config);
   });
 }
 

@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/http_client.h"
 #include "common/log.h"
+#include "common/net.h"
 #include "common/url.h"
 #include "control/autoscaler.h"
 #include "control/placement.h"
@@ -328,7 +329,7 @@ struct Controller::Impl {
       p.id = id;
       p.node = node;
       p.pool = n ? n->pool : "";
-      p.port = providers::freePort();
+      p.port = tidegate::freePort();
       p.slot = slot;
       std::string gpu_ids;
       for (int g = 0; g < s.spec.gpus; ++g) gpu_ids += (g ? "," : "") + std::to_string(slot + g);

@@ -224,8 +224,7 @@ std::variant<GenParams, ApiError> parseGeneration(Endpoint endpoint, std::string
     if (!p.stream)
       return bad("stream_options is only allowed when stream is true", "stream_options");
     if (auto e = optBool(so->get_object(), "include_usage", p.include_usage)) return *e;
-    if (auto e = optBool(so->get_object(), "continuous_usage_stats", p.continuous_usage))
-      return *e;
+    if (auto e = optBool(so->get_object(), "continuous_usage_stats", p.continuous_usage)) return *e;
     p.continuous_usage = p.continuous_usage && p.include_usage;  // as vLLM: only with usage
   }
   return p;

@@ -17,14 +17,13 @@ namespace tidegate::gateway {
 
 namespace asio = boost::asio;
 namespace bj = boost::json;
-using http::Status;
 using admission::Decision;
 using admission::Refusal;
+using http::Status;
 
 namespace {
 double unixNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 }  // namespace
 
@@ -63,8 +62,10 @@ Access::Access(prom::Registry& metrics)
     {
       std::lock_guard lock(stats_->mu);
       for (const auto& [key, rem] : stats_->remaining) {
-        if (rem.first >= 0) w.sample("tidegate_ratelimit_remaining", {{"key", key}, {"kind", "requests"}}, rem.first);
-        if (rem.second >= 0) w.sample("tidegate_ratelimit_remaining", {{"key", key}, {"kind", "tokens"}}, rem.second);
+        if (rem.first >= 0)
+          w.sample("tidegate_ratelimit_remaining", {{"key", key}, {"kind", "requests"}}, rem.first);
+        if (rem.second >= 0)
+          w.sample("tidegate_ratelimit_remaining", {{"key", key}, {"kind", "tokens"}}, rem.second);
       }
     }
     if (redis_) {
@@ -75,7 +76,8 @@ Access::Access(prom::Registry& metrics)
                failed >= 0 && monotonicSeconds() - failed < 10 ? 0 : 1);
     }
     if (ledger_) {
-      w.family("tidegate_ledger_records_total", "counter", "Usage records committed to the ledger.");
+      w.family("tidegate_ledger_records_total", "counter",
+               "Usage records committed to the ledger.");
       w.sample("tidegate_ledger_records_total", {}, static_cast<double>(ledger_->written()));
       w.family("tidegate_ledger_dropped_total", "counter",
                "Usage records dropped because the disk could not keep up.");
@@ -284,7 +286,7 @@ asio::awaitable<std::variant<Grant, Denial>> Access::admit(admission::RedisClien
                        http::openaiError(refusalMessage(d, *who.plan), "service_unavailable", {},
                                          "rate_limit_backend_unavailable"),
                        std::move(headers)};
-    const char* type = quota                                  ? "insufficient_quota"
+    const char* type = quota                                    ? "insufficient_quota"
                        : d.refusal == Refusal::kTokensPerMinute ? "tokens"
                                                                 : "requests";
     co_return Denial{Status::too_many_requests,
@@ -379,8 +381,8 @@ std::string Access::handleCreateKey(const std::string& body, Status& status) {
   admission::KeyRecord k;
   k.plan = plan->get_string();
   if (!config_->plan(k.plan))
-    return http::openaiError("plan: no UsagePlan named '" + k.plan + "'",
-                             "invalid_request_error", "plan");
+    return http::openaiError("plan: no UsagePlan named '" + k.plan + "'", "invalid_request_error",
+                             "plan");
   k.id = "key_" + crypto::randomHex(8);
   k.name = k.id;
   if (const auto* n = o.if_contains("name")) {
@@ -437,8 +439,8 @@ std::string Access::handleUsage(std::string_view query, Status& status) {
   const auto from = from_s.empty() ? std::optional<double>(0) : timeParam(from_s);
   const auto to = to_s.empty() ? std::optional<double>(unixNow() + 1) : timeParam(to_s);
   if (!from || !to)
-    return http::openaiError("from and to: RFC 3339 times or unix seconds",
-                             "invalid_request_error", from ? "to" : "from");
+    return http::openaiError("from and to: RFC 3339 times or unix seconds", "invalid_request_error",
+                             from ? "to" : "from");
   auto rows = ledger_->totals(*from, *to, group);
   if (!rows) return http::openaiError(rows.error().message, "invalid_request_error", "group_by");
   bj::array data;
@@ -504,9 +506,9 @@ asio::awaitable<bool> Access::handleAdmin(http::Exchange& ex, const std::string&
       body = bj::serialize(keyJson(*key));
     } else if (!key->dynamic && (method == V::delete_ || method == V::patch)) {
       status = Status::conflict;
-      body = http::openaiError("API key " + id +
-                                   " is defined in the configuration: change it there and reload",
-                               "invalid_request_error");
+      body = http::openaiError(
+          "API key " + id + " is defined in the configuration: change it there and reload",
+          "invalid_request_error");
     } else if (method == V::delete_) {
       if (ledger_) {
         if (auto s = ledger_->deleteKey(id); !s) {

@@ -80,8 +80,8 @@ class Access {
                                                             std::string request_id);
   // Settles the grant with the tokens actually used, prices the request and records it (ledger,
   // per-key metrics). `r` is filled in by the caller except for cost and key fields.
-  void finish(boost::asio::any_io_executor ex, admission::RedisClient* redis,
-              const Principal& who, const Grant& grant, UsageRecord r);
+  void finish(boost::asio::any_io_executor ex, admission::RedisClient* redis, const Principal& who,
+              const Grant& grant, UsageRecord r);
   // Records a request refused before admission (401/403/404/429...).
   void record(const Principal& who, UsageRecord r);
 

@@ -1,9 +1,9 @@
 #include "gateway/body.h"
 
 #include <algorithm>
-#include <charconv>
 #include <boost/json.hpp>
 #include <cctype>
+#include <charconv>
 #include <vector>
 
 #include "common/json_util.h"

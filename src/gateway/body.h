@@ -22,8 +22,8 @@ struct RequestFields {
   bool include_usage = false;     // stream_options.include_usage was true
   bool continuous_usage = false;  // stream_options.continuous_usage_stats was true (vLLM)
   long max_tokens = -1;           // max_tokens or max_completion_tokens; -1 when absent
-  Span stream_options_span;    // the stream_options value, if present
-  std::string prompt_text;     // prompt, or the concatenated message contents (for prefix affinity)
+  Span stream_options_span;       // the stream_options value, if present
+  std::string prompt_text;  // prompt, or the concatenated message contents (for prefix affinity)
 };
 
 // Scans `body`. Errors (malformed JSON, not an object, wrong field types, missing model) are

@@ -64,6 +64,18 @@ void readUsage(const bj::object& o, Usage& u) {
     u.completion = c->get_int64();
 }
 
+// True for a chat chunk whose delta only announces the role (the first chunk of a stream).
+bool isRoleChunk(const bj::object& o) {
+  const auto* choices = o.if_contains("choices");
+  if (!choices || !choices->is_array() || choices->get_array().empty()) return false;
+  const auto& c0 = choices->get_array()[0];
+  const auto* delta = c0.is_object() ? c0.get_object().if_contains("delta") : nullptr;
+  if (!delta || !delta->is_object()) return false;
+  const auto* content = delta->get_object().if_contains("content");
+  return delta->get_object().contains("role") &&
+         (!content || (content->is_string() && content->get_string().empty()));
+}
+
 }  // namespace
 
 struct Gateway::Impl {
@@ -469,11 +481,11 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
   if (!denial) {
     const auto ct = req[boost::beast::http::field::content_type];
     if (!ct.empty() && ct.find("application/json") == std::string_view::npos) {
-      denial = Denial{Status::unsupported_media_type,
-                      http::openaiError("Content-Type must be application/json, got " +
-                                            std::string(ct),
-                                        "invalid_request_error"),
-                      {}};
+      denial =
+          Denial{Status::unsupported_media_type,
+                 http::openaiError("Content-Type must be application/json, got " + std::string(ct),
+                                   "invalid_request_error"),
+                 {}};
     } else if (auto e = scanRequest(req.body(), fields)) {
       denial = Denial{Status::bad_request,
                       http::openaiError(e->message, "invalid_request_error", e->param),
@@ -492,8 +504,7 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
     auto r = st->table->route(req[boost::beast::http::field::host], fields.model, w.rng(), serves);
     if (auto* re = std::get_if<RouteError>(&r)) {
       denial = Denial{Status::not_found,
-                      http::openaiError(re->message, "not_found_error", "model",
-                                        "model_not_found"),
+                      http::openaiError(re->message, "not_found_error", "model", "model_not_found"),
                       {}};
       stats->requests(fields.model, "", "", 404).inc();
     } else {
@@ -508,7 +519,8 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
   if (!denial) {
     const double reserve =
         static_cast<double>(prompt_estimate + (fields.max_tokens > 0 ? fields.max_tokens : 256));
-    std::string request_id = rec.request_id.empty() ? "r" + std::to_string(w.rng()) : rec.request_id;
+    std::string request_id =
+        rec.request_id.empty() ? "r" + std::to_string(w.rng()) : rec.request_id;
     auto admitted = co_await access.admit(w.redis.get(), who, reserve, std::move(request_id));
     if (auto* d = std::get_if<Denial>(&admitted)) {
       denial = std::move(*d);
@@ -742,10 +754,11 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
                     itl.observe(t - last_token);
                   }
                   last_token = t;
-                  ++content_chunks;
-                  if (has_usage && !client_continuous) {
-                    // Per-chunk usage was asked for by the gateway (to account dropped streams):
-                    // give the client the chunk it asked for.
+                  // The chat stream's first chunk carries the role, not a token.
+                  if (content_chunks > 0 || !isRoleChunk(o)) ++content_chunks;
+                  if (u && (!client_usage || (has_usage && !client_continuous))) {
+                    // Usage in this chunk was asked for by the gateway (per-chunk usage lets it
+                    // account dropped streams): give the client the chunk it asked for.
                     if (client_usage) {
                       o["usage"] = nullptr;
                     } else {

@@ -35,7 +35,4 @@ class LocalProvider {
   std::map<pid_t, std::string> children_;
 };
 
-// A free TCP port on 127.0.0.1 (bound and released).
-int freePort();
-
 }  // namespace tidegate::providers

@@ -196,7 +196,6 @@ TEST(Loader, ControlKindsRejectBadFieldsPrecisely) {
   }
 }
 
-
 TEST(Loader, ReadsPlansKeysAndAccessSettings) {
   setenv("TIDEGATE_TEST_KEY", "sk-from-env", 1);
   auto c = parseConfig(R"(

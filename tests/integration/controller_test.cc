@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/net.h"
 #include "support/process.h"
 
 namespace tidegate::testing {
@@ -209,13 +210,6 @@ TEST(Controller, ScalesOnTheGatewaysOwnInflightCount) {
 
 namespace tidegate::testing {
 namespace {
-
-int freePort() {
-  auto r = runCommand({"/usr/bin/python3", "-c",
-                       "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); "
-                       "print(s.getsockname()[1])"});
-  return std::stoi(r.output);
-}
 
 TEST(Controller, ScalesOnAPromQlQueryToARealPrometheus) {
   const int prom_port = freePort();

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "common/net.h"
 #include "common/prometheus.h"
 
 namespace tidegate::testing {
@@ -198,6 +199,28 @@ http::Response Serve::admin(const std::string& target) const {
   auto r = http::fetch("127.0.0.1", admin_port, {.method = "GET", .target = target});
   if (!r) throw std::runtime_error("GET " + target + ": " + r.error().message);
   return std::move(r).value();
+}
+
+http::Response Serve::request(const std::string& method, const std::string& target,
+                              const std::string& body, const http::Headers& headers,
+                              bool to_admin) const {
+  auto r = http::fetch(
+      "127.0.0.1", to_admin ? admin_port : port,
+      {.method = method, .target = target, .body = body, .headers = headers, .timeout_s = 60});
+  if (!r) throw std::runtime_error(method + " " + target + ": " + r.error().message);
+  return std::move(r).value();
+}
+
+Redis::Redis() {
+  for (int attempt = 0; attempt < 5 && !proc; ++attempt) {
+    port = static_cast<std::uint16_t>(freePort());
+    auto p = std::make_unique<ChildProcess>(std::vector<std::string>{
+        "/usr/bin/redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save",
+        "", "--appendonly", "no", "--loglevel", "notice"});
+    if (!p->waitForLine("Ready to accept connections", std::chrono::seconds(10)).empty())
+      proc = std::move(p);
+  }
+  if (!proc) throw std::runtime_error("redis-server did not start");
 }
 
 double Serve::metric(const std::string& name, const prom::Labels& match) const {

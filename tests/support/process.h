@@ -80,7 +80,18 @@ struct Serve {
   http::Response post(const std::string& target, const std::string& body,
                       const http::Headers& headers = {}) const;
   http::Response admin(const std::string& target) const;
+  // Any request, to the listen address or (`to_admin`) the admin address.
+  http::Response request(const std::string& method, const std::string& target,
+                         const std::string& body = {}, const http::Headers& headers = {},
+                         bool to_admin = false) const;
   double metric(const std::string& name, const prom::Labels& match = {}) const;
+};
+
+// A real redis-server on 127.0.0.1 (a free port, no persistence), stopped with the object.
+struct Redis {
+  Redis();
+  std::uint16_t port = 0;
+  std::unique_ptr<ChildProcess> proc;
 };
 
 // Polls `cond` every few milliseconds until it is true or `timeout` passes. For waiting on state

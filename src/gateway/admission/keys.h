@@ -22,10 +22,10 @@
 namespace tidegate::gateway::admission {
 
 struct KeyRecord {
-  std::string id;    // static: metadata.name; created: "key_" + 16 hex digits
-  std::string name;  // a label for people (dashboards, usage reports)
-  std::string plan;  // a UsagePlan's name
-  std::string digest;  // SHA-256 of the secret, 32 raw bytes
+  std::string id;                 // static: metadata.name; created: "key_" + 16 hex digits
+  std::string name;               // a label for people (dashboards, usage reports)
+  std::string plan;               // a UsagePlan's name
+  std::string digest;             // SHA-256 of the secret, 32 raw bytes
   std::optional<double> expires;  // unix seconds
   double created = 0;             // unix seconds (0 for static keys)
   bool dynamic = false;           // created through the admin API

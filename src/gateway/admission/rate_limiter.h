@@ -51,8 +51,7 @@ double secondsToNextMonth(double unix_s);
 
 // What a key has used (for remaining-quota gauges). Values are "remaining" (may be infinite).
 struct Remaining {
-  double requests_per_minute, tokens_per_minute, requests_per_day, tokens_per_day,
-      tokens_per_month;
+  double requests_per_minute, tokens_per_minute, requests_per_day, tokens_per_day, tokens_per_month;
   int concurrent;
 };
 
@@ -69,8 +68,7 @@ class LocalLimiter {
   // Seeds the calendar windows (e.g. from the ledger at start-up, so quotas survive a restart).
   void seed(std::string_view key, double requests_today, double tokens_today,
             double tokens_this_month, double unix_s);
-  Remaining remaining(std::string_view key, const api::UsagePlan& plan, double mono,
-                      double unix_s);
+  Remaining remaining(std::string_view key, const api::UsagePlan& plan, double mono, double unix_s);
 
  private:
   struct State {

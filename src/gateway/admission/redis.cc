@@ -96,8 +96,8 @@ asio::awaitable<Result<RedisReply>> RedisClient::call(std::vector<std::string> a
     lens.push_back(a.size());
   }
   char* cmd = nullptr;
-  const int n = redisFormatCommandArgv(&cmd, static_cast<int>(args.size()), args.data(),
-                                       lens.data());
+  const int n =
+      redisFormatCommandArgv(&cmd, static_cast<int>(args.size()), args.data(), lens.data());
   if (n < 0) co_return Error{"redis: cannot format command"};
   out_.append(cmd, static_cast<std::size_t>(n));
   redisFreeCommand(cmd);

@@ -58,7 +58,7 @@ class RedisClient {
   double failed_at_ = -1e18;
   std::string last_error_;
   bool writing_ = false;
-  std::string out_;  // commands not yet written
+  std::string out_;                               // commands not yet written
   std::deque<std::shared_ptr<Pending>> pending_;  // commands awaiting replies, in order
   redisReader* reader_ = nullptr;
   std::shared_ptr<int> alive_;  // expires with the client: loops spawned on it check it

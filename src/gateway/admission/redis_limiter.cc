@@ -144,16 +144,15 @@ asio::awaitable<Result<RedisReply>> RedisLimiter::eval(RedisClient& redis,
 
 asio::awaitable<Decision> RedisLimiter::admit(RedisClient& redis, std::string key,
                                               const api::UsagePlan& plan, double tokens,
-                                              std::string request_id, double mono,
-                                              double unix_s) {
+                                              std::string request_id, double mono, double unix_s) {
   static const std::string sha = crypto::sha1Hex(kAdmitScript);
   static const std::string script = kAdmitScript;
   auto args = keysOf(key);
-  for (double v : {plan.requests_per_minute, plan.tokens_per_minute, plan.requests_per_day,
-                   plan.tokens_per_day, plan.tokens_per_month,
-                   static_cast<double>(plan.max_concurrent), tokens,
-                   static_cast<double>(dayOf(unix_s)), static_cast<double>(monthOf(unix_s)),
-                   secondsToNextDay(unix_s), secondsToNextMonth(unix_s)})
+  for (double v :
+       {plan.requests_per_minute, plan.tokens_per_minute, plan.requests_per_day,
+        plan.tokens_per_day, plan.tokens_per_month, static_cast<double>(plan.max_concurrent),
+        tokens, static_cast<double>(dayOf(unix_s)), static_cast<double>(monthOf(unix_s)),
+        secondsToNextDay(unix_s), secondsToNextMonth(unix_s)})
     args.push_back(num(v));
   args.push_back(request_id);
   args.push_back(num(lease_s_));
@@ -207,8 +206,7 @@ asio::awaitable<void> RedisLimiter::finish(RedisClient& redis, std::string key,
   static const std::string sha = crypto::sha1Hex(kFinishScript);
   static const std::string script = kFinishScript;
   auto args = keysOf(key);
-  for (double v : {plan.tokens_per_minute, reserved, actual})
-    args.push_back(num(v));
+  for (double v : {plan.tokens_per_minute, reserved, actual}) args.push_back(num(v));
   args.push_back(std::to_string(dayOf(unix_s)));
   args.push_back(std::to_string(monthOf(unix_s)));
   args.push_back(request_id);

@@ -25,8 +25,8 @@ class CostModel {
   void setPoolRate(const std::string& pool, double dollars_per_hour);
 
   // Counts the request's tokens towards the pool and returns its cost. `mono`: monotonic seconds.
-  double charge(const std::string& model, const std::string& target_model,
-                const std::string& pool, long prompt_tokens, long completion_tokens, double mono);
+  double charge(const std::string& model, const std::string& target_model, const std::string& pool,
+                long prompt_tokens, long completion_tokens, double mono);
 
  private:
   static constexpr int kWindow = 60;  // seconds

@@ -263,8 +263,7 @@ Result<std::pair<double, double>> Ledger::keyUsageSince(const std::string& key_i
   st.text(1, key_id);
   sqlite3_bind_double(st.s, 2, since);
   if (sqlite3_step(st.s) != SQLITE_ROW) return Error{sqlError(reader_db_, "ledger: query")};
-  return std::pair<double, double>{sqlite3_column_double(st.s, 0),
-                                   sqlite3_column_double(st.s, 1)};
+  return std::pair<double, double>{sqlite3_column_double(st.s, 0), sqlite3_column_double(st.s, 1)};
 }
 
 Status Ledger::saveKey(const admission::KeyRecord& k) {
@@ -277,8 +276,7 @@ Status Ledger::saveKey(const admission::KeyRecord& k) {
   st.text(1, k.id);
   st.text(2, k.name);
   st.text(3, k.plan);
-  sqlite3_bind_blob(st.s, 4, k.digest.data(), static_cast<int>(k.digest.size()),
-                    SQLITE_TRANSIENT);
+  sqlite3_bind_blob(st.s, 4, k.digest.data(), static_cast<int>(k.digest.size()), SQLITE_TRANSIENT);
   sqlite3_bind_double(st.s, 5, k.created);
   if (k.expires) {
     sqlite3_bind_double(st.s, 6, *k.expires);

@@ -110,13 +110,12 @@ TEST(CostModel, TokenPricesWinOverPoolCost) {
   c.configure(g);
   EXPECT_NEAR(c.charge("llama-3", "llama-3", "gpu", 1'000'000, 1'000'000, 10), 2.0, 1e-12);
   // Unpriced model: the pool's cost over the window, by token share.
-  c.charge("other", "other", "gpu", 300, 0, 100);               // 300 tokens
+  c.charge("other", "other", "gpu", 300, 0, 100);                      // 300 tokens
   const double cost = c.charge("other", "other", "gpu", 100, 0, 159);  // 59 s later
   // 400 tokens served in the last minute; this request's 100 pay a quarter of $3.6/h × 59 s.
   EXPECT_NEAR(cost, 100.0 / 400 * 3.6 * 59 / 3600, 1e-9);
   // A minute later the first request has left the window.
-  EXPECT_NEAR(c.charge("other", "other", "gpu", 100, 0, 200), 100.0 / 200 * 3.6 * 60 / 3600,
-              1e-9);
+  EXPECT_NEAR(c.charge("other", "other", "gpu", 100, 0, 200), 100.0 / 200 * 3.6 * 60 / 3600, 1e-9);
   EXPECT_EQ(c.charge("other", "other", "cpu", 100, 0, 160), 0);  // no price known
   c.setPoolRate("cpu", 7.2);
   EXPECT_GT(c.charge("other", "other", "cpu", 100, 0, 161), 0);
