@@ -281,6 +281,73 @@ TEST(Access, RedisFailurePolicyOpensOrClosesAndSaysSo) {
   }
 }
 
+// The same plan limits through either backend: exactly N per minute, token reservations
+// settled with real usage, concurrency slots held while a stream runs and freed after.
+void checkLimits(const Serve& gw) {
+  int admitted = 0;
+  for (int i = 0; i < 9; ++i)
+    if (gw.post("/v1/chat/completions", kChat, bearer("sk-rpm")).status == 200) ++admitted;
+  EXPECT_EQ(admitted, 4);
+  // 60 tokens per minute; each request reserves its prompt estimate + 4 and is settled to the
+  // engine's count (about 13 with the chat template), so about 60 tokens' worth get in.
+  int tokens_ok = 0;
+  for (int i = 0; i < 6; ++i)
+    if (gw.post("/v1/chat/completions", kChat, bearer("sk-tpm")).status == 200) ++tokens_ok;
+  EXPECT_GE(tokens_ok, 3);
+  EXPECT_LE(tokens_ok, 5);
+  // Two slow streams hold both slots of the plan; a third is refused until one ends.
+  const std::string slow =
+      R"({"model":"base","messages":[{"role":"user","content":"hi"}],"max_tokens":400,"stream":true})";
+  std::atomic<int> started{0};
+  std::vector<std::thread> streams;
+  for (int i = 0; i < 2; ++i)
+    streams.emplace_back([&] {
+      bool first = true;
+      (void)http::fetch("127.0.0.1", gw.port,
+                        {.method = "POST",
+                         .target = "/v1/chat/completions",
+                         .body = slow,
+                         .headers = {{"Content-Type", "application/json"},
+                                     {"Authorization", "Bearer sk-conc"}},
+                         .timeout_s = 60},
+                        [&](std::string_view) {
+                          if (first) ++started;  // this stream holds its slot
+                          first = false;
+                          return true;
+                        });
+    });
+  ASSERT_TRUE(eventually([&] { return started >= 2; }));
+  auto third = gw.post("/v1/chat/completions", kChat, bearer("sk-conc"));
+  EXPECT_EQ(third.status, 429u);
+  EXPECT_NE(third.body.find("concurrent"), std::string::npos) << third.body;
+  for (auto& t : streams) t.join();
+  EXPECT_TRUE(eventually(
+      [&] { return gw.post("/v1/chat/completions", kChat, bearer("sk-conc")).status == 200; }));
+}
+
+const std::string kLimitPlans =
+    plan("rpm", "{requestsPerMinute: 4}") + plan("tpm", "{tokensPerMinute: 60}") +
+    plan("conc", "{maxConcurrentRequests: 2}") + key("r", "rpm", "sk-rpm") +
+    key("t", "tpm", "sk-tpm") + key("c", "conc", "sk-conc");
+
+TEST(Access, LocalAndRedisBackendsApplyTheSameLimits) {
+  // Streams of 400 tokens take a few seconds at a tenth of the A10's pace.
+  Engine engine({"--served-model-name", "base", "--time-scale", "10"});
+  {
+    Serve local(config(engine, "", kLimitPlans));
+    ASSERT_TRUE(waitUp(local));
+    checkLimits(local);
+  }
+  Redis redis;
+  Serve shared(config(engine,
+                      "  rateLimit: {backend: redis, redis: {address: \"127.0.0.1:" +
+                          std::to_string(redis.port) + "\"}}\n",
+                      kLimitPlans));
+  ASSERT_TRUE(waitUp(shared));
+  checkLimits(shared);
+  EXPECT_EQ(shared.metric("tidegate_ratelimit_backend_errors_total"), -1);
+}
+
 // Reads the ledger's usage table: {status, prompt, completion} per record.
 struct Row {
   int status;

@@ -17,81 +17,98 @@ namespace {
 // would be truncated to integers). Refusal codes follow admission::Refusal.
 constexpr const char* kAdmitScript = R"lua(
 local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local a = {}
-for i = 1, 11 do a[i] = tonumber(ARGV[i]) end
-local rpm, tpm, rpd, tpd, tpmo, maxc, n, day, month, to_day, to_month =
-  a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]
-local rid, lease = ARGV[12], tonumber(ARGV[13])
+local now = t[1] + t[2] / 1e6
+local rpm, tpm, rpd, tpd, tpmo, maxc, n = tonumber(ARGV[1]), tonumber(ARGV[2]),
+  tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local day, month = ARGV[8], ARGV[9]
 local s = redis.call('HMGET', KEYS[1], 'tr', 'tt', 'd', 'dr', 'dt', 'm', 'mt')
 local tr, tt = tonumber(s[1]) or 0, tonumber(s[2]) or 0
 local dr, dt, mt = tonumber(s[4]) or 0, tonumber(s[5]) or 0, tonumber(s[7]) or 0
-if tonumber(s[3]) ~= day then dr = 0; dt = 0 end
-if tonumber(s[6]) ~= month then mt = 0 end
+local new_day = s[3] ~= day
+if new_day then dr = 0; dt = 0 end
+if s[6] ~= month then mt = 0 end
 local refusal, retry = 0, 0
-local function refuse(r, after)
-  if refusal == 0 then refusal = r end
-  if after > retry then retry = after end
+local ntr, ntt = tr, tt
+if rpm > 0 then
+  ntr = math.max(tr, now) + 60 / rpm
+  local over = ntr - now - 60
+  if over > 1e-9 then refusal = 1; retry = over end
 end
-local function gcra(limit, tat, units)
-  if limit <= 0 then return true, tat, 0 end
-  local iv = 60 / limit
-  local nxt = math.max(tat, now) + units * iv
-  if nxt - now > limit * iv + 1e-9 then return false, tat, nxt - now - limit * iv end
-  return true, nxt, 0
+if tpm > 0 then
+  ntt = math.max(tt, now) + n * 60 / tpm
+  local over = ntt - now - 60
+  if over > 1e-9 then
+    if refusal == 0 then refusal = 2 end
+    retry = math.max(retry, over)
+  end
 end
-local okr, ntr, ar = gcra(rpm, tr, 1)
-local okt, ntt, at = gcra(tpm, tt, n)
-if not okr then refuse(1, ar) end
-if not okt then refuse(2, at) end
-if rpd > 0 and dr + 1 > rpd then refuse(3, to_day) end
-if tpd > 0 and dt + n > tpd then refuse(4, to_day) end
-if tpmo > 0 and mt + n > tpmo then refuse(5, to_month) end
+if rpd > 0 and dr + 1 > rpd then
+  if refusal == 0 then refusal = 3 end
+  retry = math.max(retry, tonumber(ARGV[10]))
+end
+if tpd > 0 and dt + n > tpd then
+  if refusal == 0 then refusal = 4 end
+  retry = math.max(retry, tonumber(ARGV[10]))
+end
+if tpmo > 0 and mt + n > tpmo then
+  if refusal == 0 then refusal = 5 end
+  retry = math.max(retry, tonumber(ARGV[11]))
+end
+local inflight = 0
 if maxc > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - lease)
-  if redis.call('ZCARD', KEYS[2]) >= maxc then refuse(6, 1) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[13]))
+  inflight = redis.call('ZCARD', KEYS[2])
+  if inflight >= maxc then
+    if refusal == 0 then refusal = 6 end
+    retry = math.max(retry, 1)
+  end
 end
 if refusal == 0 then
   tr, tt, dr, dt, mt = ntr, ntt, dr + 1, dt + n, mt + n
   redis.call('HSET', KEYS[1], 'tr', string.format('%.6f', tr), 'tt', string.format('%.6f', tt),
-             'd', string.format('%d', day), 'dr', string.format('%.17g', dr),
-             'dt', string.format('%.17g', dt), 'm', string.format('%d', month),
-             'mt', string.format('%.17g', mt))
-  redis.call('EXPIRE', KEYS[1], 3024000)
+             'd', day, 'dr', dr, 'dt', dt, 'm', month, 'mt', mt)
+  -- Idle keys go away (after longer than a month); refreshed once a day, not on every call.
+  if new_day then redis.call('EXPIRE', KEYS[1], 3024000) end
   if maxc > 0 then
-    redis.call('ZADD', KEYS[2], now, rid)
-    redis.call('EXPIRE', KEYS[2], math.ceil(lease) + 60)
+    redis.call('ZADD', KEYS[2], now, ARGV[12])
+    if inflight == 0 then redis.call('EXPIRE', KEYS[2], math.ceil(ARGV[13]) + 60) end
   end
 end
-local function rem(limit, tat)
-  if limit <= 0 then return 0, 0 end
-  local iv = 60 / limit
-  local ahead = math.max(tat, now) - now
-  return math.max(0, math.floor((limit * iv - ahead) / iv + 1e-9)), ahead
+local rr, resr, rt, rest = 0, 0, 0, 0
+if rpm > 0 then
+  resr = math.max(tr, now) - now
+  rr = math.max(0, math.floor((60 - resr) * rpm / 60 + 1e-9))
 end
-local rr, resr = rem(rpm, tr)
-local rt, rest = rem(tpm, tt)
+if tpm > 0 then
+  rest = math.max(tt, now) - now
+  rt = math.max(0, math.floor((60 - rest) * tpm / 60 + 1e-9))
+end
 return {tostring(refusal), tostring(retry), tostring(rr), tostring(resr), tostring(rt),
         tostring(rest), tostring(dr), tostring(dt)}
 )lua";
 
 // KEYS: state hash, concurrency set. ARGV: tpm reserved actual day month request_id.
 constexpr const char* kFinishScript = R"lua(
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local tpm, delta = tonumber(ARGV[1]), tonumber(ARGV[3]) - tonumber(ARGV[2])
-local s = redis.call('HMGET', KEYS[1], 'tt', 'd', 'dt', 'm', 'mt')
-if s[2] then
+local delta = ARGV[3] - ARGV[2]
+if delta ~= 0 then
+  local s = redis.call('HMGET', KEYS[1], 'tt', 'd', 'dt', 'm', 'mt')
+  local tpm = tonumber(ARGV[1])
+  local f = {}
   if tpm > 0 and s[1] then
-    local tt = math.max(now, tonumber(s[1]) + delta * 60 / tpm)
-    redis.call('HSET', KEYS[1], 'tt', string.format('%.6f', tt))
+    local t = redis.call('TIME')
+    local now = t[1] + t[2] / 1e6
+    f[#f + 1] = 'tt'
+    f[#f + 1] = string.format('%.6f', math.max(now, s[1] + delta * 60 / tpm))
   end
-  if s[2] == ARGV[4] then
-    redis.call('HSET', KEYS[1], 'dt', string.format('%.17g', math.max(0, tonumber(s[3]) + delta)))
+  if s[2] == ARGV[4] and s[3] then
+    f[#f + 1] = 'dt'
+    f[#f + 1] = math.max(0, s[3] + delta)
   end
-  if s[4] == ARGV[5] then
-    redis.call('HSET', KEYS[1], 'mt', string.format('%.17g', math.max(0, tonumber(s[5]) + delta)))
+  if s[4] == ARGV[5] and s[5] then
+    f[#f + 1] = 'mt'
+    f[#f + 1] = math.max(0, s[5] + delta)
   end
+  if #f > 0 then redis.call('HSET', KEYS[1], unpack(f)) end
 end
 redis.call('ZREM', KEYS[2], ARGV[6])
 return 1
@@ -203,6 +220,10 @@ asio::awaitable<void> RedisLimiter::finish(RedisClient& redis, std::string key,
     fallback_.finish(key, plan, reserved, actual, mono, unix_s);
     co_return;
   }
+  // Nothing to settle for plans without token limits or a concurrency cap.
+  if (plan.tokens_per_minute <= 0 && plan.tokens_per_day <= 0 && plan.tokens_per_month <= 0 &&
+      plan.max_concurrent <= 0)
+    co_return;
   static const std::string sha = crypto::sha1Hex(kFinishScript);
   static const std::string script = kFinishScript;
   auto args = keysOf(key);
