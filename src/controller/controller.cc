@@ -141,6 +141,7 @@ struct Controller::Impl {
     while (!stopping) {
       for (auto& s : services) co_await tick(*s);
       publish();
+      publishCosts();
       timer.expires_after(std::chrono::milliseconds(static_cast<long>(interval * 1000)));
       co_await timer.async_wait(kTuple);
     }
@@ -382,6 +383,23 @@ struct Controller::Impl {
     if (key == published) return;
     published = key;
     gw.setDynamicEndpoints(std::move(eps));
+  }
+
+  // Tells the gateway what each InferencePool's nodes cost now ($/hour): the nodes of the
+  // services whose replicas the pool selects. The gateway allocates it to requests by tokens.
+  void publishCosts() {
+    const auto config = gw.config();
+    for (const auto& pool : config->pools) {
+      double rate = 0;
+      bool selects = false;
+      for (const auto& s : services) {
+        if (!api::selectorMatches(pool.selector, s->spec.meta.labels)) continue;
+        selects = true;
+        for (const auto& n : s->cluster.nodes)
+          if (const auto* np = s->cluster.pool(n.pool)) rate += np->price_per_node_hour;
+      }
+      if (selects) gw.setPoolCostRate(pool.meta.name, rate);
+    }
   }
 
   bj::value servicesJson() const {

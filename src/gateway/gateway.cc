@@ -939,6 +939,9 @@ void Gateway::addStateSection(std::string name, std::function<boost::json::value
   impl_->state_sections.emplace_back(std::move(name), std::move(fn));
 }
 boost::asio::io_context& Gateway::controlContext() { return impl_->control; }
+void Gateway::setPoolCostRate(const std::string& pool, double dollars_per_hour) {
+  impl_->access.cost().setPoolRate(pool, dollars_per_hour);
+}
 
 std::uint16_t Gateway::port() const { return impl_->port; }
 std::uint16_t Gateway::adminPort() const { return impl_->admin_port; }

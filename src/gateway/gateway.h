@@ -60,6 +60,8 @@ class Gateway {
   // Adds a section to /admin/state (called on the control thread at each request).
   void addStateSection(std::string name, std::function<boost::json::value()> fn);
   boost::asio::io_context& controlContext();
+  // What the nodes behind an InferencePool cost now, in $/hour (for cost allocation).
+  void setPoolCostRate(const std::string& pool, double dollars_per_hour);
 
  private:
   struct Impl;

@@ -99,8 +99,7 @@ TEST(Access, KeysPlansAndLimitsAnswerLikeOpenAI) {
   int admitted = 0;
   http::Response last;
   for (int i = 0; i < 12; ++i) {
-    const http::Headers h =
-        i % 2 ? http::Headers{{"api-key", "sk-alice"}} : bearer("sk-alice");
+    const http::Headers h = i % 2 ? http::Headers{{"api-key", "sk-alice"}} : bearer("sk-alice");
     last = gw.post("/v1/chat/completions", kChat, h);
     ASSERT_TRUE(last.status == 200 || last.status == 429) << last.status << last.body;
     EXPECT_EQ(last.header("x-ratelimit-limit-requests"), "5");
@@ -121,9 +120,10 @@ TEST(Access, KeysPlansAndLimitsAnswerLikeOpenAI) {
 
   // Token limits: prompt + max_tokens is reserved, so a request that can never fit is refused
   // with the token headers.
-  auto big = gw.post("/v1/chat/completions",
-                     R"({"model":"base","messages":[{"role":"user","content":"hi"}],"max_tokens":100})",
-                     bearer("sk-tim"));
+  auto big =
+      gw.post("/v1/chat/completions",
+              R"({"model":"base","messages":[{"role":"user","content":"hi"}],"max_tokens":100})",
+              bearer("sk-tim"));
   EXPECT_EQ(big.status, 429u);
   EXPECT_EQ(errorOf(big).at("type"), "tokens");
   EXPECT_EQ(big.header("x-ratelimit-limit-tokens"), "50");
@@ -135,10 +135,8 @@ TEST(Access, KeysPlansAndLimitsAnswerLikeOpenAI) {
                       {{"key", "alice"}, {"reason", "requests_per_minute"}}),
             7);
   EXPECT_EQ(gw.metric("tidegate_auth_failures_total", {{"reason", "invalid"}}), 1);
-  EXPECT_GT(gw.metric("tidegate_key_tokens_total", {{"key", "alice"}, {"type", "completion"}}),
-            0);
-  EXPECT_EQ(gw.metric("tidegate_ratelimit_remaining", {{"key", "alice"}, {"kind", "requests"}}),
-            0);
+  EXPECT_GT(gw.metric("tidegate_key_tokens_total", {{"key", "alice"}, {"type", "completion"}}), 0);
+  EXPECT_EQ(gw.metric("tidegate_ratelimit_remaining", {{"key", "alice"}, {"kind", "requests"}}), 0);
 }
 
 TEST(Access, WithoutKeyResourcesAuthIsOffAndCheckSaysSo) {
@@ -236,8 +234,9 @@ TEST(Access, TwoGatewaysSharingRedisEnforceOneLimit) {
   Redis redis;
   // A daily quota: no refill during the test, so "one limit" is an exact number.
   const std::string access = plan("p", "{requestsPerDay: 300}") + key("k", "p", "sk-k");
-  const std::string shared = "  rateLimit: {backend: redis, redis: {address: \"127.0.0.1:" +
-                             std::to_string(redis.port) + "\"}}\n";
+  const std::string shared =
+      "  rateLimit: {backend: redis, redis: {address: \"127.0.0.1:" + std::to_string(redis.port) +
+      "\"}}\n";
   {
     Serve a(config(engine, shared, access)), b(config(engine, shared, access));
     ASSERT_TRUE(waitUp(a) && waitUp(b));
@@ -303,18 +302,18 @@ void checkLimits(const Serve& gw) {
   for (int i = 0; i < 2; ++i)
     streams.emplace_back([&] {
       bool first = true;
-      (void)http::fetch("127.0.0.1", gw.port,
-                        {.method = "POST",
-                         .target = "/v1/chat/completions",
-                         .body = slow,
-                         .headers = {{"Content-Type", "application/json"},
-                                     {"Authorization", "Bearer sk-conc"}},
-                         .timeout_s = 60},
-                        [&](std::string_view) {
-                          if (first) ++started;  // this stream holds its slot
-                          first = false;
-                          return true;
-                        });
+      (void)http::fetch(
+          "127.0.0.1", gw.port,
+          {.method = "POST",
+           .target = "/v1/chat/completions",
+           .body = slow,
+           .headers = {{"Content-Type", "application/json"}, {"Authorization", "Bearer sk-conc"}},
+           .timeout_s = 60},
+          [&](std::string_view) {
+            if (first) ++started;  // this stream holds its slot
+            first = false;
+            return true;
+          });
     });
   ASSERT_TRUE(eventually([&] { return started >= 2; }));
   auto third = gw.post("/v1/chat/completions", kChat, bearer("sk-conc"));
@@ -389,19 +388,19 @@ TEST(Access, StreamsIncludingDroppedOnesAreRecordedWithRealTokenCounts) {
   for (int i = 0; i < 8; ++i) {
     const bool drop = i % 2 == 1;
     int events = 0;
-    auto r = http::fetch("127.0.0.1", gw.port,
-                         {.method = "POST",
-                          .target = "/v1/chat/completions",
-                          .body = body,
-                          .headers = {{"Content-Type", "application/json"},
-                                      {"Authorization", "Bearer sk-k"}},
-                          .timeout_s = 60},
-                         [&](std::string_view data) {
-                           for (auto p = data.find("data: "); p != std::string_view::npos;
-                                p = data.find("data: ", p + 1))
-                             ++events;
-                           return !drop || events < 20;
-                         });
+    auto r = http::fetch(
+        "127.0.0.1", gw.port,
+        {.method = "POST",
+         .target = "/v1/chat/completions",
+         .body = body,
+         .headers = {{"Content-Type", "application/json"}, {"Authorization", "Bearer sk-k"}},
+         .timeout_s = 60},
+        [&](std::string_view data) {
+          for (auto p = data.find("data: "); p != std::string_view::npos;
+               p = data.find("data: ", p + 1))
+            ++events;
+          return !drop || events < 20;
+        });
     if (!drop) {
       ASSERT_TRUE(r.ok()) << r.error().message;
       EXPECT_EQ(r->status, 200u);

@@ -125,6 +125,36 @@ TEST(Controller, ScalesOutToTheElasticPoolAndBackWithoutFailedRequests) {
   EXPECT_GT(gw.metric("tidegate_pool_cost_total", {{"pool", "cloud"}}), 0);
 }
 
+TEST(Controller, RequestsPayTheirShareOfTheirPoolsNodes) {
+  const std::string db = "/tmp/tidegate-ctl-ledger-" + std::to_string(::getpid()) + ".db";
+  std::string yaml = kHybrid;
+  const std::string from = "controller: {interval: 200ms}}";
+  yaml.replace(yaml.find(from), from.size(),
+               "controller: {interval: 200ms}, ledger: {path: \"" + db + "\"}}");
+  {
+    Serve gw(yaml);
+    ASSERT_TRUE(eventually([&] { return replicas(gw).ready_by_pool["edge"] == 1; }, 20s));
+    ASSERT_TRUE(eventually([&] { return gw.metric("tidegate_endpoint_up") == 1; }));
+    const std::string body =
+        R"({"model":"qwen","messages":[{"role":"user","content":"hi"}],"max_tokens":8})";
+    for (int i = 0; i < 5; ++i) ASSERT_EQ(gw.post("/v1/chat/completions", body).status, 200u);
+    // The controller tells the gateway what the edge node costs; the ledger prices each request
+    // by its share of the pool's tokens (no per-model price is configured).
+    ASSERT_TRUE(eventually([&] {
+      auto u = bj::parse(gw.admin("/admin/usage?group_by=pool").body).as_object();
+      const auto& data = u.at("data").as_array();
+      return data.size() == 1 && data[0].at("group") == "qwen-pool" &&
+             data[0].at("requests").as_int64() == 5 && data[0].at("cost").as_double() > 0;
+    }));
+    auto u = bj::parse(gw.admin("/admin/usage?group_by=pool").body).as_object();
+    const double cost = u.at("total").at("cost").as_double();
+    // At most the edge node's $0.9/hour for the minute the requests could have been charged.
+    EXPECT_LT(cost, 0.9 / 60);
+    EXPECT_GT(u.at("total").at("cost_per_million_tokens").as_double(), 0);
+  }
+  std::remove(db.c_str());
+}
+
 TEST(Controller, StoppingServeLeavesNoReplicaBehind) {
   auto gw = std::make_unique<Serve>(kHybrid);
   ASSERT_TRUE(eventually([&] { return replicas(*gw).ready_by_pool["edge"] == 1; }, 20s));
