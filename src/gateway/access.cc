@@ -98,7 +98,7 @@ void Access::stop() {
 
 tidegate::Status Access::configure(const std::shared_ptr<const api::Config>& config) {
   const auto& g = config->gateway;
-  if (!ledger_ && ledger_path_.empty() && !g.ledger.path.empty()) {
+  if (!config_.load() && !g.ledger.path.empty()) {  // the first configuration only
     auto l = Ledger::open(g.ledger.path, g.ledger.flush_interval_s);
     if (!l) return l.error();
     ledger_ = std::move(l).value();
@@ -111,7 +111,7 @@ tidegate::Status Access::configure(const std::shared_ptr<const api::Config>& con
   } else if (g.ledger.path != ledger_path_) {
     spdlog::warn("ledger path changed to '{}': takes effect at the next restart", g.ledger.path);
   }
-  if (!redis_ && g.rate_limit.redis && !config_) {
+  if (!redis_ && g.rate_limit.redis && !config_.load()) {
     redis_config_ = g.rate_limit;
     lease_s_ = g.total_timeout_s;
     redis_ = std::make_unique<admission::RedisLimiter>(
@@ -120,13 +120,13 @@ tidegate::Status Access::configure(const std::shared_ptr<const api::Config>& con
     spdlog::info("rate limits shared through Redis at {} (if it fails: {})",
                  g.rate_limit.redis_address.str(),
                  g.rate_limit.fail_open ? "open, local limits" : "closed, refuse");
-  } else if (config_ && g.rate_limit.redis != (redis_ != nullptr)) {
+  } else if (config_.load() && g.rate_limit.redis != (redis_ != nullptr)) {
     spdlog::warn("rateLimit.backend changed: takes effect at the next restart");
   }
   keys_.setStatic(config->keys);
   cost_.configure(g);
   // Seed today's and this month's usage from the ledger, so quotas survive a restart.
-  if (ledger_ && !config_) {
+  if (ledger_ && !config_.load()) {
     const double now = unixNow();
     const double day_start = static_cast<double>(admission::dayOf(now)) * 86400.0;
     const std::time_t t = static_cast<std::time_t>(now);
@@ -139,7 +139,7 @@ tidegate::Status Access::configure(const std::shared_ptr<const api::Config>& con
       if (today && month) local_.seed(k->id, today->first, today->second, month->second, now);
     }
   }
-  config_ = config;
+  config_.store(config);
   enabled_ = !config->plans.empty() || !config->keys.empty();
   return tidegate::Status::Ok();
 }
@@ -380,7 +380,7 @@ std::string Access::handleCreateKey(const std::string& body, Status& status) {
     return http::openaiError("plan: required string", "invalid_request_error", "plan");
   admission::KeyRecord k;
   k.plan = plan->get_string();
-  if (!config_->plan(k.plan))
+  if (!config_.load()->plan(k.plan))
     return http::openaiError("plan: no UsagePlan named '" + k.plan + "'", "invalid_request_error",
                              "plan");
   k.id = "key_" + crypto::randomHex(8);
@@ -525,7 +525,7 @@ asio::awaitable<bool> Access::handleAdmin(http::Exchange& ex, const std::string&
       boost::system::error_code ec;
       const auto v = bj::parse(ex.request().body(), ec);
       const auto* plan = !ec && v.is_object() ? v.get_object().if_contains("plan") : nullptr;
-      if (!plan || !plan->is_string() || !config_->plan(std::string(plan->get_string()))) {
+      if (!plan || !plan->is_string() || !config_.load()->plan(std::string(plan->get_string()))) {
         status = Status::bad_request;
         body = http::openaiError("expected {\"plan\": NAME} naming a UsagePlan",
                                  "invalid_request_error", "plan");

@@ -99,7 +99,8 @@ class Access {
 
   prom::Registry& metrics_;
   std::atomic<bool> enabled_{false};
-  std::shared_ptr<const api::Config> config_;  // control thread (admin API)
+  // The configuration last applied: set by configure() (reloads), read by the admin API.
+  std::atomic<std::shared_ptr<const api::Config>> config_;
   admission::KeyStore keys_;
   admission::LocalLimiter local_;
   std::unique_ptr<admission::RedisLimiter> redis_;
