@@ -248,6 +248,20 @@ spec: {plan: free, secretRef: {env: TIDEGATE_TEST_KEY}}
   EXPECT_EQ(c->keys[1].sha256, crypto::sha256("sk-from-env"));
 }
 
+TEST(Loader, AccessExampleLoadsWithItsDemoKeys) {
+  auto c = loadConfig(std::string(TIDEGATE_SOURCE_DIR) + "/examples/access.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->gateway.admin_token, "admin-demo");
+  EXPECT_EQ(c->endpoints[0].addresses[0].str(), "127.0.0.1:8001");
+  ASSERT_NE(c->plan("free"), nullptr);
+  EXPECT_EQ(c->plan("free")->requests_per_minute, 10);
+  ASSERT_NE(c->plan("pro"), nullptr);
+  ASSERT_EQ(c->keys.size(), 2u);
+  EXPECT_EQ(c->keys[0].sha256, crypto::sha256("sk-demo-free"));
+  EXPECT_EQ(c->keys[1].sha256, crypto::sha256("sk-demo-pro"));
+  EXPECT_TRUE(c->gateway.ledger.path.starts_with("/tmp/"));
+}
+
 TEST(Loader, AccessKindsRejectBadFieldsPrecisely) {
   const std::string plan =
       "apiVersion: tidegate.io/v1alpha1\nkind: UsagePlan\nmetadata: {name: free}\nspec: "
