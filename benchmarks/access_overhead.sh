@@ -34,42 +34,10 @@ kind: APIKey
 metadata: {name: bench}
 spec: {plan: bench, sha256: $hash}"
 
-# gateway NAME EXTRA_SPEC ACCESS_DOCS: starts a gateway; sets PORT[NAME].
-declare -A PORT
-gateway() {
-  local name=$1 extra=$2 docs=$3 gport aport
-  gport=$(free_port); aport=$(free_port)
-  cat > "$TMP/$name.yaml" <<YAML
-apiVersion: tidegate.io/v1alpha1
-kind: Gateway
-metadata: {name: bench}
-spec: {listen: "127.0.0.1:$gport", admin: "127.0.0.1:$aport", workers: 2$extra}
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferencePool
-metadata: {name: p}
-spec: {targetPortNumber: 8000, selector: {app: bench}}
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferenceModel
-metadata: {name: m}
-spec: {modelName: m, poolRef: {name: p}}
----
-apiVersion: tidegate.io/v1alpha1
-kind: Endpoints
-metadata: {name: e, labels: {app: bench}}
-spec: {addresses: ["127.0.0.1:$eport"]}
-$docs
-YAML
-  "$BIN" serve -c "$TMP/$name.yaml" --log-level warn >/dev/null &
-  PIDS+=($!)
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$aport/readyz" >/dev/null && break; sleep 0.05; done
-  PORT[$name]=$gport
-}
-gateway off "" ""
-gateway local "" "$access"
-gateway ledger ", ledger: {path: \"$TMP/ledger.db\"}" "$access"
-gateway redis ", rateLimit: {backend: redis, redis: {address: \"127.0.0.1:$rport\"}}" "$access"
+start_gateway off "$eport" ", workers: 2"
+start_gateway local "$eport" ", workers: 2" "$access"
+start_gateway ledger "$eport" ", workers: 2, ledger: {path: \"$TMP/ledger.db\"}" "$access"
+start_gateway redis "$eport" ", workers: 2, rateLimit: {backend: redis, redis: {address: \"127.0.0.1:$rport\"}}" "$access"
 
 cat > "$TMP/chat.lua" <<'LUA'
 wrk.method = "POST"

@@ -15,39 +15,12 @@ eport=$(free_port)
 start_engine "$eport" --served-model-name m --time-scale inf --max-num-seqs 8192 \
   --kv-blocks 1000000 --max-waiting 50000
 
-gport=$(free_port); aport=$(free_port)
-cat > "$TMP/gw.yaml" <<YAML
-apiVersion: tidegate.io/v1alpha1
-kind: Gateway
-metadata: {name: bench}
-spec: {listen: "127.0.0.1:$gport", admin: "127.0.0.1:$aport", workers: 2}
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferencePool
-metadata: {name: p}
-spec: {targetPortNumber: 8000, selector: {app: bench}}
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferenceModel
-metadata: {name: m}
-spec: {modelName: m, poolRef: {name: p}}
----
-apiVersion: tidegate.io/v1alpha1
-kind: Endpoints
-metadata: {name: e, labels: {app: bench}}
-spec: {addresses: ["127.0.0.1:$eport"]}
-YAML
-"$BIN" serve -c "$TMP/gw.yaml" --log-level warn >/dev/null &
-PIDS+=($!); gpid=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$aport/readyz" >/dev/null && break; sleep 0.05; done
+start_gateway tidegate "$eport" ", workers: 2"
+gport=${PORT[tidegate]}; gpid=${PID[tidegate]}
 # The same gateway with one worker thread: on 2 cores shared with the engine and the load
 # generator, a second worker mostly adds context switches.
-g1port=$(free_port); a1port=$(free_port)
-sed -e "s/127.0.0.1:$gport/127.0.0.1:$g1port/" -e "s/127.0.0.1:$aport/127.0.0.1:$a1port/" \
-  -e "s/workers: 2/workers: 1/" "$TMP/gw.yaml" > "$TMP/gw1.yaml"
-"$BIN" serve -c "$TMP/gw1.yaml" --log-level warn >/dev/null &
-PIDS+=($!)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$a1port/readyz" >/dev/null && break; sleep 0.05; done
+start_gateway tidegate1 "$eport" ", workers: 1"
+g1port=${PORT[tidegate1]}
 
 nport=$(free_port)
 cat > "$TMP/nginx.conf" <<CONF

@@ -35,3 +35,40 @@ wrk_rps() { awk '/^Requests\/sec:/ {print $2}'; }
 wrk_pct() {
   awk -v p="$1" '$1==p {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}'
 }
+
+# start_gateway NAME ENGINE_PORT SPEC_EXTRA [DOCS]: starts `tidegate serve` with pool p, model m
+# and the engine at ENGINE_PORT; SPEC_EXTRA is appended inside the Gateway spec (", workers: 2"),
+# DOCS after the documents. Waits for /readyz; sets PORT[NAME] and PID[NAME].
+declare -A PORT PID
+start_gateway() {
+  local name=$1 eport=$2 extra=$3 docs=${4:-} gport aport
+  gport=$(free_port); aport=$(free_port)
+  cat > "$TMP/$name.yaml" <<YAML
+apiVersion: tidegate.io/v1alpha1
+kind: Gateway
+metadata: {name: bench}
+spec: {listen: "127.0.0.1:$gport", admin: "127.0.0.1:$aport"$extra}
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata: {name: p}
+spec: {targetPortNumber: 8000, selector: {app: bench}}
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModel
+metadata: {name: m}
+spec: {modelName: m, poolRef: {name: p}}
+---
+apiVersion: tidegate.io/v1alpha1
+kind: Endpoints
+metadata: {name: e, labels: {app: bench}}
+spec: {addresses: ["127.0.0.1:$eport"]}
+$docs
+YAML
+  "$BIN" serve -c "$TMP/$name.yaml" --log-level warn >/dev/null &
+  PIDS+=($!)
+  PID[$name]=$!
+  PORT[$name]=$gport
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$aport/readyz" >/dev/null && return 0; sleep 0.05; done
+  echo "gateway $name did not become ready" >&2; return 1
+}

@@ -45,4 +45,10 @@ inline long long unixSeconds() {
   return duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
 }
 
+// The same with sub-second precision, for records and rate-limit windows.
+inline double unixTime() {
+  using namespace std::chrono;
+  return duration<double>(system_clock::now().time_since_epoch()).count();
+}
+
 }  // namespace tidegate

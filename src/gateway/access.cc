@@ -4,7 +4,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/json.hpp>
 #include <cmath>
-#include <ctime>
 #include <unordered_map>
 
 #include "common/clock.h"
@@ -20,12 +19,6 @@ namespace bj = boost::json;
 using admission::Decision;
 using admission::Refusal;
 using http::Status;
-
-namespace {
-double unixNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-}  // namespace
 
 // Access's metrics, declared in one place.
 struct Access::Stats {
@@ -127,12 +120,9 @@ tidegate::Status Access::configure(const std::shared_ptr<const api::Config>& con
   cost_.configure(g);
   // Seed today's and this month's usage from the ledger, so quotas survive a restart.
   if (ledger_ && !config_.load()) {
-    const double now = unixNow();
+    const double now = unixTime();
     const double day_start = static_cast<double>(admission::dayOf(now)) * 86400.0;
-    const std::time_t t = static_cast<std::time_t>(now);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    const double month_start = day_start - (tm.tm_mday - 1) * 86400.0;
+    const double month_start = admission::startOfMonth(now);
     for (const auto& k : keys_.list()) {
       auto today = ledger_->keyUsageSince(k->id, day_start);
       auto month = ledger_->keyUsageSince(k->id, month_start);
@@ -181,7 +171,7 @@ std::variant<Principal, Denial> Access::authenticate(
   who.key = keys_.find(secret);
   // The key itself is never echoed or logged.
   if (!who.key) return fail("invalid", "Incorrect API key provided.", "invalid_api_key");
-  if (who.key->expires && *who.key->expires <= unixNow())
+  if (who.key->expires && *who.key->expires <= unixTime())
     return fail("expired", "The API key " + who.key->id + " expired.", "expired_api_key");
   who.plan = config->plan(who.key->plan);
   if (!who.plan)
@@ -260,7 +250,7 @@ asio::awaitable<std::variant<Grant, Denial>> Access::admit(admission::RedisClien
                                                            std::string request_id) {
   Grant g;
   if (!who.plan) co_return g;
-  const double mono = monotonicSeconds(), unix_s = unixNow();
+  const double mono = monotonicSeconds(), unix_s = unixTime();
   Decision d;
   if (redis_ && redis) {
     d = co_await redis_->admit(*redis, who.key->id, *who.plan, tokens, request_id, mono, unix_s);
@@ -306,7 +296,7 @@ void Access::finish(asio::any_io_executor ex, admission::RedisClient* redis, con
                     const Grant& grant, UsageRecord r) {
   if (grant.limited) {
     const double actual = static_cast<double>(r.prompt_tokens + r.completion_tokens);
-    const double mono = monotonicSeconds(), unix_s = unixNow();
+    const double mono = monotonicSeconds(), unix_s = unixTime();
     if (redis_ && redis) {
       asio::co_spawn(ex,
                      redis_->finish(*redis, who.key->id, *who.plan, grant.reserved_tokens, actual,
@@ -329,7 +319,7 @@ void Access::account(const Principal& who, UsageRecord& r) {
     r.key_name = who.key->name;
   }
   if (who.plan) r.plan = who.plan->meta.name;
-  if (r.time == 0) r.time = unixNow();
+  if (r.time == 0) r.time = unixTime();
   const std::string key = r.key_id.empty() ? "anonymous" : r.key_id;
   stats_->requests.with({key, r.model, std::to_string(r.status)}).inc();
   if (r.prompt_tokens > 0)
@@ -400,7 +390,7 @@ std::string Access::handleCreateKey(const std::string& body, Status& status) {
   }
   const std::string secret = "sk-tg-" + crypto::randomHex(24);
   k.digest = crypto::sha256(secret);
-  k.created = unixNow();
+  k.created = unixTime();
   k.dynamic = true;
   if (ledger_) {
     if (auto s = ledger_->saveKey(k); !s) {
@@ -419,7 +409,7 @@ std::string Access::handleCreateKey(const std::string& body, Status& status) {
 
 std::string Access::handleListKeys() {
   bj::array data;
-  const double now = unixNow();
+  const double now = unixTime();
   for (const auto& k : keys_.list()) {
     auto o = keyJson(*k);
     o["expired"] = k->expires && *k->expires <= now;
@@ -437,7 +427,7 @@ std::string Access::handleUsage(std::string_view query, Status& status) {
   auto group = queryParam(query, "group_by");
   if (group.empty()) group = "key";
   const auto from = from_s.empty() ? std::optional<double>(0) : timeParam(from_s);
-  const auto to = to_s.empty() ? std::optional<double>(unixNow() + 1) : timeParam(to_s);
+  const auto to = to_s.empty() ? std::optional<double>(unixTime() + 1) : timeParam(to_s);
   if (!from || !to)
     return http::openaiError("from and to: RFC 3339 times or unix seconds", "invalid_request_error",
                              from ? "to" : "from");

@@ -512,13 +512,15 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
       route->criticality = Access::criticality(who, route->criticality);
     }
   }
-  // The limits reserve prompt + max_tokens tokens (256 when the request sets no max_tokens);
-  // finish() settles with what the engine reports.
-  const long prompt_estimate = static_cast<long>(tokenizer::count(fields.prompt_text));
   Grant grant;
   if (!denial) {
+    // A plan's limits reserve prompt + max_tokens tokens (256 when the request sets none);
+    // finish() settles with what the engine reports. Without a plan nothing is reserved, and
+    // the prompt is not tokenised on the request path.
     const double reserve =
-        static_cast<double>(prompt_estimate + (fields.max_tokens > 0 ? fields.max_tokens : 256));
+        who.plan ? static_cast<double>(static_cast<long>(tokenizer::count(fields.prompt_text)) +
+                                       (fields.max_tokens > 0 ? fields.max_tokens : 256))
+                 : 0;
     std::string request_id =
         rec.request_id.empty() ? "r" + std::to_string(w.rng()) : rec.request_id;
     auto admitted = co_await access.admit(w.redis.get(), who, reserve, std::move(request_id));
@@ -536,9 +538,12 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
                         denial->headers);
     co_return;
   }
-  rec.prompt_tokens = prompt_estimate;
+  rec.prompt_tokens = -1;  // unknown until the engine reports it
   co_await relay(w, ex, st, *route, fields, path, fields.model, grant.headers, rec);
   rec.latency_s = now() - t0;
+  // No usage from the engine (it reports none, or the client left first): estimate the prompt.
+  if (rec.prompt_tokens < 0)
+    rec.prompt_tokens = static_cast<long>(tokenizer::count(fields.prompt_text));
   access.finish(w.ioc.get_executor(), w.redis.get(), who, grant, std::move(rec));
 }
 

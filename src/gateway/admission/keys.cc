@@ -1,6 +1,7 @@
 #include "gateway/admission/keys.h"
 
 #include <algorithm>
+#include <boost/beast/core/string.hpp>
 
 #include "common/crypto.h"
 
@@ -67,19 +68,13 @@ std::vector<std::shared_ptr<const KeyRecord>> KeyStore::list() const {
 
 std::string_view presentedKey(std::string_view authorization, std::string_view api_key) {
   constexpr std::string_view kBearer = "Bearer ";
-  if (authorization.size() > kBearer.size()) {
-    // The scheme is case-insensitive (RFC 9110).
-    bool bearer = true;
-    for (std::size_t i = 0; i < kBearer.size(); ++i)
-      if (std::tolower(static_cast<unsigned char>(authorization[i])) !=
-          std::tolower(static_cast<unsigned char>(kBearer[i])))
-        bearer = false;
-    if (bearer) {
-      auto k = authorization.substr(kBearer.size());
-      while (!k.empty() && k.front() == ' ') k.remove_prefix(1);
-      while (!k.empty() && k.back() == ' ') k.remove_suffix(1);
-      return k;
-    }
+  // The scheme is case-insensitive (RFC 9110).
+  if (authorization.size() > kBearer.size() &&
+      boost::beast::iequals(authorization.substr(0, kBearer.size()), kBearer)) {
+    auto k = authorization.substr(kBearer.size());
+    while (!k.empty() && k.front() == ' ') k.remove_prefix(1);
+    while (!k.empty() && k.back() == ' ') k.remove_suffix(1);
+    return k;
   }
   return api_key;
 }

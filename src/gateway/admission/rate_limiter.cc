@@ -41,14 +41,19 @@ long monthOf(double unix_s) {
 
 double secondsToNextDay(double unix_s) { return (dayOf(unix_s) + 1) * 86400.0 - unix_s; }
 
-double secondsToNextMonth(double unix_s) {
-  const long m = monthOf(unix_s) + 1;
+namespace {
+// Unix seconds at 00:00 UTC on the 1st of month `m` (months since year 0).
+double monthBegins(long m) {
   std::tm tm{};
   tm.tm_year = static_cast<int>(m / 12 - 1900);
   tm.tm_mon = static_cast<int>(m % 12);
   tm.tm_mday = 1;
-  return static_cast<double>(timegm(&tm)) - unix_s;
+  return static_cast<double>(timegm(&tm));
 }
+}  // namespace
+
+double startOfMonth(double unix_s) { return monthBegins(monthOf(unix_s)); }
+double secondsToNextMonth(double unix_s) { return monthBegins(monthOf(unix_s) + 1) - unix_s; }
 
 LocalLimiter::Shard& LocalLimiter::shard(std::string_view key) {
   return shards_[std::hash<std::string_view>{}(key) % shards_.size()];
@@ -68,6 +73,28 @@ void LocalLimiter::roll(State& s, double unix_s) {
 namespace {
 Limit perMinute(double limit) { return {.limit = limit, .period_s = 60}; }
 }  // namespace
+
+void fillHeaders(Decision& d, const api::UsagePlan& plan, const Verdict& requests_per_minute,
+                 const Verdict& tokens_per_minute, double day_requests, double day_tokens,
+                 double unix_s) {
+  // One kind of header: the per-minute limit if the plan has one, else the daily quota.
+  auto fill = [&](double per_minute, const Verdict& v, double per_day, double used_today,
+                  double& limit, double& remaining, double& reset) {
+    if (per_minute > 0) {
+      limit = per_minute;
+      remaining = v.remaining;
+      reset = v.reset_s;
+    } else if (per_day > 0) {
+      limit = per_day;
+      remaining = std::max(0.0, per_day - used_today);
+      reset = secondsToNextDay(unix_s);
+    }
+  };
+  fill(plan.requests_per_minute, requests_per_minute, plan.requests_per_day, day_requests,
+       d.limit_requests, d.remaining_requests, d.reset_requests_s);
+  fill(plan.tokens_per_minute, tokens_per_minute, plan.tokens_per_day, day_tokens, d.limit_tokens,
+       d.remaining_tokens, d.reset_tokens_s);
+}
 
 Decision LocalLimiter::admit(std::string_view key, const api::UsagePlan& plan, double tokens,
                              double mono, double unix_s) {
@@ -102,27 +129,9 @@ Decision LocalLimiter::admit(std::string_view key, const api::UsagePlan& plan, d
     s.month_tokens += tokens;
     ++s.concurrent;
   }
-  // Headers: the per-minute limit, else the daily quota.
-  if (plan.requests_per_minute > 0) {
-    const Verdict v = peek(perMinute(plan.requests_per_minute), s.tat_requests, mono);
-    d.limit_requests = plan.requests_per_minute;
-    d.remaining_requests = v.remaining;
-    d.reset_requests_s = v.reset_s;
-  } else if (plan.requests_per_day > 0) {
-    d.limit_requests = plan.requests_per_day;
-    d.remaining_requests = std::max(0.0, plan.requests_per_day - s.day_requests);
-    d.reset_requests_s = secondsToNextDay(unix_s);
-  }
-  if (plan.tokens_per_minute > 0) {
-    const Verdict v = peek(perMinute(plan.tokens_per_minute), s.tat_tokens, mono);
-    d.limit_tokens = plan.tokens_per_minute;
-    d.remaining_tokens = v.remaining;
-    d.reset_tokens_s = v.reset_s;
-  } else if (plan.tokens_per_day > 0) {
-    d.limit_tokens = plan.tokens_per_day;
-    d.remaining_tokens = std::max(0.0, plan.tokens_per_day - s.day_tokens);
-    d.reset_tokens_s = secondsToNextDay(unix_s);
-  }
+  fillHeaders(d, plan, peek(perMinute(plan.requests_per_minute), s.tat_requests, mono),
+              peek(perMinute(plan.tokens_per_minute), s.tat_tokens, mono), s.day_requests,
+              s.day_tokens, unix_s);
   return d;
 }
 

@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "api/resources.h"
+#include "gateway/admission/limiter.h"
 
 namespace tidegate::gateway::admission {
 
@@ -48,6 +49,13 @@ long dayOf(double unix_s);
 long monthOf(double unix_s);
 double secondsToNextDay(double unix_s);
 double secondsToNextMonth(double unix_s);
+double startOfMonth(double unix_s);  // 00:00 UTC on the 1st
+
+// Fills the x-ratelimit-* fields of `d` from the key's state after the decision: the per-minute
+// limits' verdicts and the day's usage. Shared by the local and the Redis limiter.
+void fillHeaders(Decision& d, const api::UsagePlan& plan, const Verdict& requests_per_minute,
+                 const Verdict& tokens_per_minute, double day_requests, double day_tokens,
+                 double unix_s);
 
 // What a key has used (for remaining-quota gauges). Values are "remaining" (may be infinite).
 struct Remaining {

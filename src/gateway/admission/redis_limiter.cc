@@ -165,12 +165,15 @@ asio::awaitable<Decision> RedisLimiter::admit(RedisClient& redis, std::string ke
   static const std::string sha = crypto::sha1Hex(kAdmitScript);
   static const std::string script = kAdmitScript;
   auto args = keysOf(key);
-  for (double v :
-       {plan.requests_per_minute, plan.tokens_per_minute, plan.requests_per_day,
-        plan.tokens_per_day, plan.tokens_per_month, static_cast<double>(plan.max_concurrent),
-        tokens, static_cast<double>(dayOf(unix_s)), static_cast<double>(monthOf(unix_s)),
-        secondsToNextDay(unix_s), secondsToNextMonth(unix_s)})
+  for (double v : {plan.requests_per_minute, plan.tokens_per_minute, plan.requests_per_day,
+                   plan.tokens_per_day, plan.tokens_per_month,
+                   static_cast<double>(plan.max_concurrent), tokens})
     args.push_back(num(v));
+  // Day and month as the integers the state stores (the scripts compare them as strings).
+  args.push_back(std::to_string(dayOf(unix_s)));
+  args.push_back(std::to_string(monthOf(unix_s)));
+  args.push_back(num(secondsToNextDay(unix_s)));
+  args.push_back(num(secondsToNextMonth(unix_s)));
   args.push_back(request_id);
   args.push_back(num(lease_s_));
   auto r = co_await eval(redis, script, sha, std::move(args), 2);
@@ -191,24 +194,13 @@ asio::awaitable<Decision> RedisLimiter::admit(RedisClient& redis, std::string ke
   const int code = static_cast<int>(toNumber(e[0]));
   d.refusal = code >= 1 && code <= 6 ? static_cast<Refusal>(code) : Refusal::kNone;
   d.retry_after_s = toNumber(e[1]);
-  if (plan.requests_per_minute > 0) {
-    d.limit_requests = plan.requests_per_minute;
-    d.remaining_requests = toNumber(e[2]);
-    d.reset_requests_s = toNumber(e[3]);
-  } else if (plan.requests_per_day > 0) {
-    d.limit_requests = plan.requests_per_day;
-    d.remaining_requests = std::max(0.0, plan.requests_per_day - toNumber(e[6]));
-    d.reset_requests_s = secondsToNextDay(unix_s);
-  }
-  if (plan.tokens_per_minute > 0) {
-    d.limit_tokens = plan.tokens_per_minute;
-    d.remaining_tokens = toNumber(e[4]);
-    d.reset_tokens_s = toNumber(e[5]);
-  } else if (plan.tokens_per_day > 0) {
-    d.limit_tokens = plan.tokens_per_day;
-    d.remaining_tokens = std::max(0.0, plan.tokens_per_day - toNumber(e[7]));
-    d.reset_tokens_s = secondsToNextDay(unix_s);
-  }
+  Verdict per_minute_requests, per_minute_tokens;
+  per_minute_requests.remaining = toNumber(e[2]);
+  per_minute_requests.reset_s = toNumber(e[3]);
+  per_minute_tokens.remaining = toNumber(e[4]);
+  per_minute_tokens.reset_s = toNumber(e[5]);
+  fillHeaders(d, plan, per_minute_requests, per_minute_tokens, toNumber(e[6]), toNumber(e[7]),
+              unix_s);
   co_return d;
 }
 
