@@ -4,6 +4,10 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 SANITIZE ?= OFF
 JOBS ?= $(shell nproc)
+# The real llama.cpp server of ../shared (see tests/support/process.h): real-engine tests run
+# when it is there and skip, saying why, when it is not.
+LLAMA_SERVER := $(wildcard $(CURDIR)/../shared/engines/llama.cpp/bin/llama-server)
+export TIDEGATE_LLAMA_SERVER ?= $(LLAMA_SERVER)
 CMAKE_FLAGS ?=
 
 .PHONY: all deps configure build test unit integration demo bench format format-check asan clean

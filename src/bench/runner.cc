@@ -162,7 +162,7 @@ struct Runner::Impl {
     const double end = now();
     last_end = std::max(last_end, end);
     if (!result) {
-      r.error = std::string(http::errorKind(result.error().message));
+      r.error = std::string(http::failureName(result.error().kind));
     } else {
       r.status = result->status;
       if (r.status != 200) {

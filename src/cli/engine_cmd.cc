@@ -22,6 +22,7 @@ struct EngineFlags {
   std::string time_scale = "1";
   std::string log_level = "info";
   bool no_prefix_caching = false;
+  bool no_keep_alive = false;
   // Performance-model costs in the units the flags use; defaults from engine::PerfParams.
   double step_ms = engine::PerfParams{}.step_s * 1e3;
   double prefill_us = engine::PerfParams{}.prefill_token_s * 1e6;
@@ -170,9 +171,17 @@ void addEngineCommand(CLI::App& app) {
       ->check(CLI::Range(1, 65536));
   cmd->add_option("--max-body-bytes", o.max_body_bytes, "Largest request body; beyond it 413")
       ->capture_default_str();
+  cmd->add_option("--keep-alive-timeout", o.keep_alive_timeout_s,
+                  "Seconds an idle connection is kept open for the next request")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 86400.0));
+  cmd->add_flag("--no-keep-alive", f->no_keep_alive,
+                "Answer every response with Connection: close (as some proxies and HTTP/1.0 "
+                "servers do)");
   cmd->add_option("--log-level", f->log_level, "trace|debug|info|warn|error|off")
       ->capture_default_str();
   cmd->callback([f] {
+    f->opts.keep_alive = !f->no_keep_alive;
     int rc = runEngine(*f);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });

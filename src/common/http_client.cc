@@ -1,5 +1,7 @@
 #include "common/http_client.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -7,45 +9,116 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http.hpp>
-#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <limits>
+
+#include "common/clock.h"
 
 namespace tidegate::http {
 
 namespace bhttp = beast::http;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr double kNever = -std::numeric_limits<double>::infinity();
 
-std::string_view errorKind(std::string_view message) {
-  return message.substr(0, message.find(':'));
+std::string_view failureName(Failure f) {
+  switch (f) {
+    case Failure::kResolve:
+      return "resolve";
+    case Failure::kConnect:
+      return "connect";
+    case Failure::kTimeout:
+      return "timeout";
+    case Failure::kReset:
+      return "reset";
+    case Failure::kRead:
+      return "read";
+    case Failure::kWrite:
+      return "write";
+    case Failure::kProtocol:
+      return "protocol";
+    case Failure::kTooLarge:
+      return "too_large";
+  }
+  return "protocol";
 }
 
 namespace {
-// Names a failed operation's error by kind (see http_client.h).
-std::string describe(std::string_view op, const beast::error_code& ec) {
-  std::string kind;
-  if (ec == beast::error::timeout) {
-    kind = "timeout";
-  } else if (ec == asio::error::eof || ec == asio::error::connection_reset ||
-             ec == asio::error::broken_pipe || ec == bhttp::error::end_of_stream ||
-             ec == bhttp::error::partial_message) {
-    kind = "reset";
-  } else if (ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category()) {
-    kind = "protocol";
-  } else {
-    kind = std::string(op);
-  }
-  return kind + ": " + std::string(op) + ": " + ec.message();
+
+bool isReset(const beast::error_code& ec) {
+  return ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == asio::error::broken_pipe || ec == bhttp::error::end_of_stream ||
+         ec == bhttp::error::partial_message;
 }
+
+// Names a failed operation's error by kind.
+ClientError describe(Failure op, const beast::error_code& ec, std::string_view what) {
+  Failure kind = op;
+  if (ec == beast::error::timeout) {
+    kind = Failure::kTimeout;
+  } else if (isReset(ec)) {
+    kind = Failure::kReset;
+  } else if (ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category()) {
+    kind = Failure::kProtocol;
+  }
+  return {kind, std::string(what) + ": " + ec.message()};
+}
+
+std::chrono::milliseconds millis(double s) {
+  return std::chrono::milliseconds(static_cast<long>(std::max(0.0, s) * 1000));
+}
+
 }  // namespace
+
+KeepAlive KeepAlive::parse(bool persistent, std::string_view header) {
+  KeepAlive k;
+  k.persistent = persistent;
+  while (!header.empty()) {
+    const auto comma = header.find(',');
+    auto item = header.substr(0, comma);
+    header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    const auto eq = item.find('=');
+    if (eq == std::string_view::npos) continue;
+    const auto name = item.substr(0, eq), value = item.substr(eq + 1);
+    long n = 0;
+    const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec != std::errc() || p != value.data() + value.size() || n < 0) continue;
+    if (beast::iequals(name, "timeout")) k.timeout_s = static_cast<double>(n);
+    if (beast::iequals(name, "max")) k.max = n;
+  }
+  return k;
+}
+
+double KeepAlive::reuseUntil(double idle_since, double max_idle_s) const {
+  if (!persistent || max == 0) return kNever;
+  double idle = max_idle_s;
+  if (timeout_s >= 0) {
+    const double margin = timeout_s >= 2 ? 1.0 : timeout_s / 2;
+    idle = std::min(idle, timeout_s - margin);
+  }
+  return idle <= 0 ? kNever : idle_since + idle;
+}
 
 std::string_view Response::header(std::string_view name) const {
   auto it = headers.find(name);
-  return it == headers.end() ? std::string_view{} : std::string_view(it->second);
+  if (it == headers.end()) return {};
+  const auto v = it->value();
+  return {v.data(), v.size()};
 }
 
-Client::Client(asio::any_io_executor ex, std::string host, std::uint16_t port)
-    : ex_(std::move(ex)), host_(std::move(host)), port_(port) {}
+Client::Client(asio::any_io_executor ex, std::string host, std::uint16_t port,
+               ClientOptions options)
+    : ex_(std::move(ex)), host_(std::move(host)), port_(port), options_(options) {}
 
 Client::~Client() = default;
+
+double Client::now() const { return options_.clock ? options_.clock->now() : monotonicSeconds(); }
+
+bool Client::reusable() const {
+  return stream_.has_value() && !parser_ && !cancelled_ && now() < reuse_until_;
+}
 
 void Client::cancel() {
   cancelled_ = true;
@@ -58,6 +131,7 @@ void Client::cancel() {
 void Client::close() {
   parser_.reset();
   cancelled_ = false;
+  reuse_until_ = kNever;
   if (stream_) {
     beast::error_code ec;
     stream_->socket().close(ec);
@@ -66,90 +140,118 @@ void Client::close() {
   buffer_.clear();
 }
 
-asio::awaitable<tidegate::Status> Client::connect(double timeout_s) {
+bool Client::peerClosedIdle() {
+  // An idle connection has nothing to read; EOF or unexpected bytes mean it is unusable. One
+  // non-blocking syscall, cheaper than a request that fails and must be sent again.
+  char c;
+  const ssize_t n = ::recv(stream_->socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+asio::awaitable<ClientResult<bool>> Client::connect(double timeout_s) {
   close();
   tcp::resolver resolver(ex_);
   auto [rec, results] = co_await resolver.async_resolve(host_, std::to_string(port_), kTuple);
-  if (rec) co_return Error{"resolve: " + host_ + ": " + rec.message()};
+  if (rec) co_return ClientError{Failure::kResolve, "resolve " + host_ + ": " + rec.message()};
   stream_.emplace(ex_);
-  stream_->expires_after(std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)));
+  stream_->expires_after(millis(timeout_s));
   auto [ec, ep] = co_await stream_->async_connect(results, kTuple);
   if (ec) {
     close();
-    co_return Error{std::string(ec == beast::error::timeout ? "timeout" : "connect") +
-                    ": connect " + host_ + ":" + std::to_string(port_) + ": " + ec.message()};
+    co_return ClientError{ec == beast::error::timeout ? Failure::kTimeout : Failure::kConnect,
+                          "connect " + host_ + ":" + std::to_string(port_) + ": " + ec.message()};
   }
   beast::error_code ignored;
   stream_->socket().set_option(tcp::no_delay(true), ignored);
-  co_return tidegate::Status::Ok();
+  co_return true;
 }
 
 struct Client::Parser {
   bhttp::response_parser<bhttp::buffer_body> p;
 };
 
-asio::awaitable<Result<Response>> Client::start(const ClientRequest& req) {
+asio::awaitable<ClientResult<Response>> Client::start(const ClientRequest& req) {
+  resent_ = false;
+  bool may_resend = false;
+  auto r = co_await exchange(req, may_resend);
+  if (r || !may_resend) co_return r;
+  // The reused connection was closed by the server before it answered: send once more on a
+  // fresh connection.
+  close();
+  resent_ = true;
+  co_return co_await exchange(req, may_resend);
+}
+
+asio::awaitable<ClientResult<Response>> Client::exchange(const ClientRequest& req,
+                                                         bool& may_resend) {
   parser_.reset();
-  if (cancelled_) close();
+  may_resend = false;
+  if (stream_ && (cancelled_ || now() >= reuse_until_ || peerClosedIdle())) close();
+  const bool reused = stream_.has_value();
+  reuse_until_ = kNever;  // in use until the response is complete
   if (!stream_) {
-    auto st = co_await connect(req.connect_timeout_s > 0 ? req.connect_timeout_s : req.timeout_s);
-    if (!st) co_return Error{st.message()};
+    auto c = co_await connect(req.connect_timeout_s > 0 ? req.connect_timeout_s : req.timeout_s);
+    if (!c) co_return c.error();
   }
   bhttp::request<bhttp::string_body> r{bhttp::string_to_verb(req.method), req.target, 11};
   r.set(bhttp::field::host, host_ + ":" + std::to_string(port_));
   for (const auto& [k, v] : req.headers) r.set(k, v);
   r.body() = req.body;
   r.prepare_payload();
-  stream_->expires_after(std::chrono::milliseconds(static_cast<long>(req.timeout_s * 1000)));
+  stream_->expires_after(millis(req.timeout_s));
   auto [wec, wn] = co_await bhttp::async_write(*stream_, r, kTuple);
   if (wec) {
+    auto e = describe(Failure::kWrite, wec, "write");
+    may_resend = reused && e.kind == Failure::kReset;
     close();
-    co_return Error{describe("write", wec)};
+    co_return e;
   }
   parser_ = std::make_unique<Parser>();
   parser_->p.body_limit(boost::none);
   auto [hec, hn] = co_await bhttp::async_read_header(*stream_, buffer_, parser_->p, kTuple);
   if (hec) {
+    auto e = describe(Failure::kRead, hec, "read");
+    // Nothing of a response arrived before the close: the server never took the request.
+    may_resend = reused && e.kind == Failure::kReset && hn == 0 && buffer_.size() == 0 &&
+                 hec != bhttp::error::partial_message;
     close();
-    co_return Error{describe("read", hec)};
+    co_return e;
   }
   Response resp;
   const auto& msg = parser_->p.get();
   resp.status = msg.result_int();
-  for (const auto& f : msg) {
-    std::string name(f.name_string());
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    resp.headers[name] = std::string(f.value());
-  }
-  resp.keep_alive = keep_alive_ = msg.keep_alive();
+  resp.headers = msg.base();
+  resp.keep_alive = msg.keep_alive();
+  keep_alive_ = KeepAlive::parse(resp.keep_alive, msg[bhttp::field::keep_alive]);
   co_return resp;
 }
 
-asio::awaitable<Result<std::string_view>> Client::next(double idle_timeout_s) {
-  if (!parser_) co_return Error{"protocol: next() without start()"};
+asio::awaitable<ClientResult<std::string_view>> Client::next(double idle_timeout_s) {
+  if (!parser_) co_return ClientError{Failure::kProtocol, "next() without start()"};
   auto& p = parser_->p;
   while (!p.is_done()) {
     p.get().body().data = chunk_;
     p.get().body().size = sizeof chunk_;
-    stream_->expires_after(std::chrono::milliseconds(static_cast<long>(idle_timeout_s * 1000)));
+    stream_->expires_after(millis(idle_timeout_s));
     auto [ec, n] = co_await bhttp::async_read_some(*stream_, buffer_, p, kTuple);
     if (ec == bhttp::error::need_buffer) ec = {};
     const std::size_t got = sizeof chunk_ - p.get().body().size;
     if (ec) {
+      auto e = describe(Failure::kRead, ec, "read");
       close();
-      co_return Error{describe("read", ec)};
+      co_return e;
     }
     if (got > 0) co_return std::string_view(chunk_, got);
   }
   parser_.reset();
-  if (!keep_alive_) close();
+  reuse_until_ = cancelled_ ? kNever : keep_alive_.reuseUntil(now(), options_.max_idle_s);
+  if (reuse_until_ == kNever) close();
   co_return std::string_view{};
 }
 
-asio::awaitable<Result<Response>> Client::send(const ClientRequest& req, DataFn on_data) {
+asio::awaitable<ClientResult<Response>> Client::send(const ClientRequest& req, DataFn on_data) {
   // One deadline for the whole exchange: each read gets only the time that is left.
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(static_cast<long>(req.timeout_s * 1000));
+  const auto deadline = std::chrono::steady_clock::now() + millis(req.timeout_s);
   auto started = co_await start(req);
   if (!started) co_return started;
   Response resp = std::move(started).value();
@@ -157,7 +259,7 @@ asio::awaitable<Result<Response>> Client::send(const ClientRequest& req, DataFn 
     const double left =
         std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
     auto piece = co_await next(std::max(left, 0.001));
-    if (!piece) co_return Error{piece.error().message};
+    if (!piece) co_return piece.error();
     if (piece->empty()) break;
     if (on_data) {
       if (!on_data(*piece)) {
@@ -165,27 +267,33 @@ asio::awaitable<Result<Response>> Client::send(const ClientRequest& req, DataFn 
         co_return resp;
       }
     } else {
+      if (resp.body.size() + piece->size() > req.max_body_bytes) {
+        close();
+        co_return ClientError{
+            Failure::kTooLarge,
+            "response body exceeds " + std::to_string(req.max_body_bytes) + " bytes"};
+      }
       resp.body.append(piece->data(), piece->size());
     }
   }
   co_return resp;
 }
 
-Result<Response> fetch(const std::string& host, std::uint16_t port, const ClientRequest& req,
-                       DataFn on_data) {
+ClientResult<Response> fetch(const std::string& host, std::uint16_t port, const ClientRequest& req,
+                             DataFn on_data) {
   asio::io_context ioc;
   Client client(ioc.get_executor(), host, port);
-  std::optional<Result<Response>> out;
+  std::optional<ClientResult<Response>> out;
   asio::co_spawn(
       ioc,
       [&]() -> asio::awaitable<void> {
         out.emplace(co_await client.send(req, std::move(on_data)));
       },
       [&](std::exception_ptr e) {
-        if (e && !out) out.emplace(Error{"protocol: client failed"});
+        if (e && !out) out.emplace(ClientError{Failure::kProtocol, "client failed"});
       });
   ioc.run();
-  if (!out) return Error{"protocol: no response"};
+  if (!out) return ClientError{Failure::kProtocol, "no response"};
   return std::move(*out);
 }
 

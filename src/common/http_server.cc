@@ -24,12 +24,12 @@ struct Exchange::Watch {
 };
 
 Exchange::Exchange(beast::tcp_stream& stream, Request request, std::uint64_t conn_id,
-                   std::string_view server_name)
+                   std::string_view server_name, bool keep_alive)
     : stream_(stream),
       request_(std::move(request)),
       conn_id_(conn_id),
       server_name_(server_name),
-      keep_alive_(request_.keep_alive()) {}
+      keep_alive_(keep_alive && request_.keep_alive()) {}
 
 Exchange::~Exchange() { disarm(); }
 
@@ -216,7 +216,7 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id) {
         break;  // EOF, timeout, reset: just close
       }
       stream.expires_never();
-      Exchange ex(stream, parser.release(), id, options_.server_name);
+      Exchange ex(stream, parser.release(), id, options_.server_name, options_.keep_alive);
       bool threw = false;
       try {
         co_await handler_(ex);

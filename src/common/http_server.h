@@ -44,12 +44,13 @@ struct ServerOptions {
   double idle_timeout_s = 60;               // default 60 s to receive a whole request
   std::size_t max_connections = 20000;      // default 20,000 open connections
   std::string server_name = "tidegate";     // `Server` response header
+  bool keep_alive = true;  // default true; false closes every connection after one response
 };
 
 class Exchange {
  public:
   Exchange(beast::tcp_stream& stream, Request request, std::uint64_t conn_id,
-           std::string_view server_name);
+           std::string_view server_name, bool keep_alive = true);
   ~Exchange();
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;

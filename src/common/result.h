@@ -1,7 +1,8 @@
 #pragma once
 // Result<T>: a value or an error message, for expected failures (bad input, I/O that may fail).
 // Used instead of exceptions wherever a caller is expected to handle the failure; the data plane
-// never lets an exception cross a session (see ARCHITECTURE.md).
+// never lets an exception cross a session (see ARCHITECTURE.md). Result<T, E> carries a richer
+// error type E (with a `message` member), e.g. an error with a kind callers switch on.
 
 #include <string>
 #include <utility>
@@ -13,11 +14,11 @@ struct Error {
   std::string message;
 };
 
-template <class T>
+template <class T, class E = Error>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
-  Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(E error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -32,10 +33,10 @@ class [[nodiscard]] Result {
   const T& operator*() const& { return value(); }
 
   // REQUIRES: !ok().
-  const Error& error() const { return std::get<1>(v_); }
+  const E& error() const { return std::get<1>(v_); }
 
  private:
-  std::variant<T, Error> v_;
+  std::variant<T, E> v_;
 };
 
 // Status: a Result with no value.

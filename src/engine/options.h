@@ -29,7 +29,9 @@ struct EngineOptions {
   double eos_mean = 0;                   // default 0: no early EOS in random mode
   int embedding_dim = 768;               // default 768
   std::size_t max_body_bytes = 8 << 20;  // default 8 MiB
-  SchedulerConfig scheduler;             // batching, KV cache, LoRA slots, performance model
+  double keep_alive_timeout_s = 60;      // default 60 s: idle connections are closed after it
+  bool keep_alive = true;     // default true; false answers every response with Connection: close
+  SchedulerConfig scheduler;  // batching, KV cache, LoRA slots, performance model
 
   std::string servedName() const { return served_model_name.empty() ? model : served_model_name; }
 };

@@ -37,7 +37,10 @@ double firstOf(const prom::Scrape& s, std::initializer_list<const char*> names) 
 
 void readEngineMetrics(const prom::Scrape& scrape, EndpointMetrics& out) {
   out.gauges.clear();
+  out.engine.clear();
   for (const auto& s : scrape.samples) {
+    if (out.engine.empty() && s.name.starts_with("vllm:")) out.engine = "vllm";
+    if (out.engine.empty() && s.name.starts_with("llamacpp:")) out.engine = "llamacpp";
     auto t = scrape.types.find(s.name);
     if (t != scrape.types.end() && t->second == "gauge" && s.name != "vllm:lora_requests_info")
       out.gauges[s.name] += s.value;

@@ -26,10 +26,11 @@ struct EndpointMetrics {
   double running = 0;
   double kv = 0;  // KV-cache use, 0..1
   std::vector<std::string> running_loras, waiting_loras;
-  int max_lora = -1;                     // -1: unknown
-  std::vector<std::string> models;       // base models from /v1/models
-  std::vector<std::string> adapters;     // LoRA adapters from /v1/models (cards with a parent)
-  std::string error;                     // why the last scrape failed
+  int max_lora = -1;                  // -1: unknown
+  std::vector<std::string> models;    // base models from /v1/models
+  std::vector<std::string> adapters;  // LoRA adapters from /v1/models (cards with a parent)
+  std::string error;                  // why the last scrape failed
+  std::string engine;  // "vllm" or "llamacpp" by the metric names it exposes; "" if neither
   std::map<std::string, double> gauges;  // every gauge family, summed (autoscaler metrics)
 
   bool lists(const std::string& model) const;

@@ -353,6 +353,7 @@ struct Gateway::Impl {
             {"inflight", e->inflight.load()},
             {"scrape_age_s", m->scraped_at < 0 ? bj::value(nullptr) : bj::value(t - m->scraped_at)},
             {"error", m->error},
+            {"engine", m->engine},
             {"metrics", bj::object{{"waiting", m->waiting},
                                    {"running", m->running},
                                    {"kv_cache", m->kv},
@@ -583,9 +584,10 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
     std::vector<Candidate> cands(eps.size());
     std::vector<std::shared_ptr<const EndpointMetrics>> hold(eps.size());
     for (std::size_t i = 0; i < eps.size(); ++i) {
-      if (tried[i]) continue;
       hold[i] = eps[i]->metrics();
       cands[i].metrics = hold[i].get();
+      cands[i].tried = tried[i];
+      if (tried[i]) continue;
       cands[i].inflight = eps[i]->inflight.load(std::memory_order_relaxed);
       cands[i].prefix_match =
           hashes.empty() ? 0 : double(eps[i]->prefix.match(hashes)) / double(hashes.size());
@@ -647,17 +649,19 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
       if (auto c = weak.lock()) c->cancel();
     });
     auto started = co_await client->start(up);
+    if (client->resent()) stats->resends(pool.name).inc();
     if (*client_gone) {
       client->close();
       stats->requests(model, route.target_model, pool.name, 499).inc();
       rec.status = 499;
       co_return;  // nobody to answer, nothing to retry for
     }
-    if (!started || started->status >= 500) {
+    if (!started || started->status >= 500 || started->status == 429) {
       last_error = started ? "HTTP " + std::to_string(started->status) : started.error().message;
       stats
-          ->upstreamErrors(pool.name,
-                           started ? "http_5xx" : std::string(http::errorKind(last_error)))
+          ->upstreamErrors(pool.name, started
+                                          ? "http_5xx"
+                                          : std::string(http::failureName(started.error().kind)))
           .inc();
       spdlog::warn("[c{}] upstream {} failed before the first byte: {}", ex.connId(),
                    ep.address().str(), last_error);
@@ -680,12 +684,14 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
     if (!streaming) {
       std::string resp;
       bool failed = false;
+      http::Failure failed_kind = http::Failure::kRead;
       while (true) {
         auto piece =
             co_await client->next(std::max(0.001, std::min(g.idle_timeout_s, deadline - now())));
         if (!piece) {
           failed = true;
           last_error = piece.error().message;
+          failed_kind = piece.error().kind;
           break;
         }
         if (piece->empty()) break;
@@ -699,14 +705,24 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
       }
       if (failed) {
         // Nothing reached the client yet: retry elsewhere.
-        stats->upstreamErrors(pool.name, std::string(http::errorKind(last_error))).inc();
+        stats->upstreamErrors(pool.name, std::string(http::failureName(failed_kind))).inc();
         if (attempt < g.retries) stats->retries(pool.name).inc();
         continue;
       }
       if (started->status == 200) {
         boost::system::error_code ec;
         auto v = bj::parse(resp, ec);
-        if (!ec && v.is_object()) readUsage(v.get_object(), usage);
+        if (ec || !v.is_object()) {
+          // Not the JSON object an OpenAI response is: never relayed. Nothing reached the
+          // client, so another endpoint may answer.
+          last_error = "answered 200 with a body that is not a JSON object";
+          stats->upstreamErrors(pool.name, "bad_response").inc();
+          spdlog::warn("[c{}] upstream {} {}", ex.connId(), ep.address().str(), last_error);
+          client->close();
+          if (attempt < g.retries) stats->retries(pool.name).inc();
+          continue;
+        }
+        readUsage(v.get_object(), usage);
         ttft.observe(now() - t0);
         rec.ttft_s = now() - t0;
       }
@@ -722,17 +738,20 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
         std::string out;
         bool write_failed = false;
         std::string failure;
+        http::Failure failure_kind = http::Failure::kRead;
         while (true) {
           auto piece =
               co_await client->next(std::max(0.001, std::min(g.idle_timeout_s, deadline - now())));
           if (!piece) {
             failure = piece.error().message;
+            failure_kind = piece.error().kind;
             break;
           }
           if (piece->empty()) break;
           events.clear();
           if (!splitter.feedRaw(*piece, events)) {
-            failure = "protocol: upstream event over 1 MiB";
+            failure = "upstream event over 1 MiB";
+            failure_kind = http::Failure::kProtocol;
             break;
           }
           out.clear();
@@ -787,7 +806,7 @@ asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
           status_for_metrics = 499;
         } else if (!failure.empty()) {
           // Streaming began: no retry. End the stream with an explicit error event.
-          stats->upstreamErrors(pool.name, std::string(http::errorKind(failure))).inc();
+          stats->upstreamErrors(pool.name, std::string(http::failureName(failure_kind))).inc();
           spdlog::warn("[c{}] upstream {} failed mid-stream: {}", ex.connId(), ep.address().str(),
                        failure);
           std::string err = "data: " +

@@ -28,6 +28,10 @@ GatewayStats::GatewayStats(prom::Registry& r)
                                  "Failed upstream attempts by pool and kind.", {"pool", "kind"})),
       retries_(r.counter("tidegate_upstream_retries_total", "Requests retried on another endpoint.",
                          {"pool"})),
+      resends_(r.counter("tidegate_upstream_resends_total",
+                         "Requests sent again on a fresh connection because the pooled one had "
+                         "been closed by the engine before it answered (not retries).",
+                         {"pool"})),
       picks_(r.counter("tidegate_picker_decisions_total",
                        "Endpoint picks by the scorer that decided them.", {"pool", "winner"})) {}
 

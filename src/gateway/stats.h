@@ -24,6 +24,7 @@ class GatewayStats {
     return upstream_errors_.with({pool, kind});
   }
   prom::Counter& retries(const std::string& pool) { return retries_.with({pool}); }
+  prom::Counter& resends(const std::string& pool) { return resends_.with({pool}); }
   prom::Counter& picks(const std::string& pool, const std::string& winner) {
     return picks_.with({pool, winner});
   }
@@ -37,6 +38,7 @@ class GatewayStats {
   prom::Family<prom::Counter>& completion_;
   prom::Family<prom::Counter>& upstream_errors_;
   prom::Family<prom::Counter>& retries_;
+  prom::Family<prom::Counter>& resends_;
   prom::Family<prom::Counter>& picks_;
 };
 

@@ -176,3 +176,39 @@ TEST(PrefixIndex, MatchesLeadingBlocksAndEvictsLeastRecent) {
 
 }  // namespace
 }  // namespace tidegate::gateway
+
+namespace tidegate::gateway {
+namespace {
+
+TEST(Picker, RetriesGoOnlyToEndpointsThatServeTheModel) {
+  // Endpoints 0 and 1 list the adapter, 2 does not. A retry after both failed must not land on
+  // 2 (its 404 would reach the client): nothing is left instead.
+  std::vector<EndpointMetrics> ms = {up(0), up(0), up(0)};
+  ms[0].adapters = ms[1].adapters = {"sql"};
+  struct Case {
+    std::vector<bool> tried;
+    std::string model;
+    std::set<int> want;  // -1: none left
+  } cases[] = {
+      {{false, false, false}, "sql", {0, 1}},
+      {{true, false, false}, "sql", {1}},
+      {{true, true, false}, "sql", {-1}},
+      {{true, true, false}, "base", {2}},         // every endpoint serves the base model
+      {{false, false, true}, "unknown", {0, 1}},  // no one lists it: any untried endpoint
+  };
+  for (const auto& c : cases) {
+    std::set<int> got;
+    for (std::uint64_t rnd = 0; rnd < 8; ++rnd) {
+      std::vector<Candidate> cs(ms.size());
+      for (std::size_t i = 0; i < ms.size(); ++i) {
+        cs[i].metrics = &ms[i];
+        cs[i].tried = c.tried[i];
+      }
+      got.insert(pick(cs, {c.model}, cfg(), 100.5, rnd).index);
+    }
+    EXPECT_EQ(got, c.want) << c.model << " tried " << c.tried[0] << c.tried[1] << c.tried[2];
+  }
+}
+
+}  // namespace
+}  // namespace tidegate::gateway

@@ -223,6 +223,55 @@ Redis::Redis() {
   if (!proc) throw std::runtime_error("redis-server did not start");
 }
 
+std::string LlamaServer::path() {
+  const char* p = std::getenv("TIDEGATE_LLAMA_SERVER");
+  if (!p || !*p || ::access(p, X_OK) != 0) return "";
+  return p;
+}
+
+LlamaServer::LlamaServer(std::uint16_t p) : port(p) {
+  if (port == 0) port = static_cast<std::uint16_t>(freePort());
+  start();
+}
+
+void LlamaServer::start() {
+  const std::string bin = path();
+  if (bin.empty()) throw std::runtime_error(kSkipMessage);
+  std::string model;
+  if (const char* m = std::getenv("TIDEGATE_LLAMA_MODEL"); m && *m) {
+    model = m;
+  } else {
+    model = bin.substr(0, bin.rfind('/')) + "/../models/tiny-echo-f16.gguf";
+  }
+  proc = std::make_unique<ChildProcess>(std::vector<std::string>{
+      bin, "-m", model, "--host", "127.0.0.1", "--port", std::to_string(port), "-c", "4096", "-np",
+      "4", "-t", "1", "--metrics", "-a", "tiny", "--log-disable"});
+  const bool up = eventually(
+      [&] {
+        auto r =
+            http::fetch("127.0.0.1", port, {.method = "GET", .target = "/health", .timeout_s = 1});
+        return r.ok() && r->status == 200;
+      },
+      std::chrono::seconds(60));
+  if (!up)
+    throw std::runtime_error("llama-server did not become healthy on port " + std::to_string(port));
+}
+
+void LlamaServer::restart() {
+  proc->stop(SIGKILL);
+  proc.reset();
+  start();
+}
+
+double LlamaServer::metric(const std::string& name) const {
+  auto r = http::fetch("127.0.0.1", port, {.method = "GET", .target = "/metrics"});
+  if (!r) throw std::runtime_error("llama-server /metrics: " + r.error().message);
+  auto scrape = prom::parse(r->body);
+  if (!scrape) throw std::runtime_error("metrics do not parse: " + scrape.error().message);
+  const auto* s = scrape->find(name);
+  return s ? s->value : -1;
+}
+
 double Serve::metric(const std::string& name, const prom::Labels& match) const {
   auto scrape = prom::parse(admin("/metrics").body);
   if (!scrape) throw std::runtime_error("metrics do not parse: " + scrape.error().message);

@@ -94,6 +94,29 @@ struct Redis {
   std::unique_ptr<ChildProcess> proc;
 };
 
+// The real llama.cpp `llama-server` (see ../shared/engines/llama.cpp/README.md), found through the
+// environment: TIDEGATE_LLAMA_SERVER is the path of its bin/llama-server, TIDEGATE_LLAMA_MODEL
+// its model (default: models/tiny-echo-f16.gguf beside bin/). `.ci/run` sets them when the
+// shared engines are present; tests skip with a message naming the variable otherwise.
+// Serves the model as `tiny`, 4 slots, metrics on, on 127.0.0.1.
+struct LlamaServer {
+  // "" when TIDEGATE_LLAMA_SERVER is not set or names no executable.
+  static std::string path();
+  static constexpr const char* kSkipMessage =
+      "TIDEGATE_LLAMA_SERVER is not set (the path of llama.cpp's bin/llama-server; .ci/run sets "
+      "it from ../shared/engines/llama.cpp): skipping the real-engine test";
+  // Starts on `port`, or a free port when 0; waits until /health answers 200.
+  explicit LlamaServer(std::uint16_t port = 0);
+  // Stops the server (SIGKILL: an engine crash) and starts it again on the same port.
+  void restart();
+  double metric(const std::string& name) const;
+  std::uint16_t port = 0;
+  std::unique_ptr<ChildProcess> proc;
+
+ private:
+  void start();
+};
+
 // Polls `cond` every few milliseconds until it is true or `timeout` passes. For waiting on state
 // that another process reaches, never for asserting speed.
 template <class Cond>

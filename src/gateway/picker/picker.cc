@@ -40,16 +40,16 @@ std::vector<double> lowerIsBetter(const std::vector<const Candidate*>& cs, Get g
 Pick pick(const std::vector<Candidate>& candidates, const PickRequest& req, const PickConfig& cfg,
           double now, std::uint64_t random) {
   Pick out;
+  const bool listed = std::any_of(candidates.begin(), candidates.end(), [&](const Candidate& c) {
+    return ready(c) && c.metrics->lists(req.model);
+  });
   std::vector<const Candidate*> cs;
   for (const auto& c : candidates)
-    if (ready(c)) cs.push_back(&c);
+    if (ready(c) && !c.tried && (!listed || c.metrics->lists(req.model))) cs.push_back(&c);
   if (cs.empty()) {
     out.no_ready = true;
     return out;
   }
-  if (std::any_of(cs.begin(), cs.end(),
-                  [&](const Candidate* c) { return c->metrics->lists(req.model); }))
-    std::erase_if(cs, [&](const Candidate* c) { return !c->metrics->lists(req.model); });
   std::vector<const Candidate*> open;
   for (const auto* c : cs)
     if (!isSaturated(*c->metrics, cfg, now)) open.push_back(c);

@@ -4,9 +4,11 @@
 // values and takes its random number as an argument, so table-driven tests drive it.
 //
 // Filters, in order:
-//   ready      the endpoint answered its last scrape (never-scraped or failing ones are out);
-//   model      if any candidate lists the requested model (base or adapter) in /v1/models, only
-//              those that list it remain — an adapter missing on one replica is not sent there;
+//   ready      the endpoint answered its last scrape (never-scraped or failing ones are out),
+//              and no earlier attempt of this request failed there;
+//   model      if any ready candidate, tried or not, lists the requested model (base or adapter)
+//              in /v1/models, only those that list it remain — an adapter missing on one replica
+//              is not sent there, not even as a retry once the replicas that have it failed;
 //   saturation an endpoint is saturated if its metrics are stale, its queue is past the
 //              threshold, or its KV cache is past the threshold. Non-saturated endpoints are
 //              preferred; if all are saturated the pool is, and Sheddable requests are shed.
@@ -32,6 +34,7 @@ inline constexpr std::array<const char*, 5> kScorerNames = {"queue", "kv_cache",
 
 struct Candidate {
   const EndpointMetrics* metrics = nullptr;
+  bool tried = false;  // an earlier attempt of this request failed there: not picked again
   int inflight = 0;
   double prefix_match = 0;  // 0..1
 };
