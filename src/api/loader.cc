@@ -550,6 +550,10 @@ void readGateway(Fields& top, Config& c) {
       lim.integer("maxHeaderBytes", static_cast<long>(g.max_header_bytes), 1024, 1L << 24));
   g.max_connections = static_cast<std::size_t>(
       lim.integer("maxConnections", static_cast<long>(g.max_connections), 1, 1000000));
+  g.max_response_bytes = static_cast<std::size_t>(
+      lim.integer("maxResponseBytes", static_cast<long>(g.max_response_bytes), 1024, 1L << 34));
+  g.max_event_bytes = static_cast<std::size_t>(
+      lim.integer("maxEventBytes", static_cast<long>(g.max_event_bytes), 1024, 1L << 30));
   lim.finish();
   auto t = spec.map("timeouts");
   g.connect_timeout_s = t.duration("connect", g.connect_timeout_s);

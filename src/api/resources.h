@@ -171,16 +171,18 @@ struct PickerWeights {
 
 struct GatewayConfig {
   std::string name = "default";
-  HostPort listen{"127.0.0.1", 8080};       // default 127.0.0.1:8080
-  HostPort admin{"127.0.0.1", 8081};        // default 127.0.0.1:8081
-  int workers = 2;                          // default 2 worker threads, one event loop each
-  std::size_t max_body_bytes = 8 << 20;     // default 8 MiB; larger: 413
-  std::size_t max_header_bytes = 64 << 10;  // default 64 KiB; larger: 431
-  std::size_t max_connections = 10000;      // default 10,000 client connections per worker
-  double connect_timeout_s = 2;             // default 2 s to connect upstream
-  double first_byte_timeout_s = 60;         // default 60 s to the first response byte
-  double idle_timeout_s = 30;               // default 30 s between streamed chunks
-  double total_timeout_s = 600;             // default 10 min for a whole request
+  HostPort listen{"127.0.0.1", 8080};         // default 127.0.0.1:8080
+  HostPort admin{"127.0.0.1", 8081};          // default 127.0.0.1:8081
+  int workers = 2;                            // default 2 worker threads, one event loop each
+  std::size_t max_body_bytes = 8 << 20;       // default 8 MiB; larger: 413
+  std::size_t max_header_bytes = 64 << 10;    // default 64 KiB; larger: 431
+  std::size_t max_connections = 10000;        // default 10,000 client connections per worker
+  std::size_t max_response_bytes = 64 << 20;  // default 64 MiB: a larger upstream body is a 502
+  std::size_t max_event_bytes = 1 << 20;      // default 1 MiB: a larger stream event ends it
+  double connect_timeout_s = 2;               // default 2 s to connect upstream
+  double first_byte_timeout_s = 60;           // default 60 s to the first response byte
+  double idle_timeout_s = 30;                 // default 30 s between streamed chunks
+  double total_timeout_s = 600;               // default 10 min for a whole request
   int retries = 2;                  // default 2 retries on another endpoint, before any byte
   double scrape_interval_s = 0.05;  // default 50 ms between scrapes of each endpoint
   double stale_after_s = 2;         // default 2 s: older metrics count as saturated

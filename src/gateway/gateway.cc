@@ -11,6 +11,7 @@
 #include <mutex>
 #include <random>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "api/loader.h"
 #include "common/clock.h"
@@ -26,6 +27,7 @@
 #include "gateway/body.h"
 #include "gateway/endpoint.h"
 #include "gateway/picker/picker.h"
+#include "gateway/relay/relay.h"
 #include "gateway/routing.h"
 #include "gateway/stats.h"
 
@@ -35,8 +37,6 @@ namespace asio = boost::asio;
 namespace bj = boost::json;
 using http::Status;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-constexpr int kPrefixBlockTokens = 64;           // the gateway's prefix-affinity granularity
-constexpr std::size_t kPrefixMaxTokens = 32768;  // only the first tokens matter for affinity
 
 namespace {
 
@@ -49,32 +49,6 @@ struct State {
   std::unique_ptr<RoutingTable> table;
   std::vector<std::vector<std::shared_ptr<Endpoint>>> pool_endpoints;  // by pool index
 };
-
-struct Usage {
-  long prompt = -1, completion = -1;
-};
-
-void readUsage(const bj::object& o, Usage& u) {
-  const auto* usage = o.if_contains("usage");
-  if (!usage || !usage->is_object()) return;
-  const auto& uo = usage->get_object();
-  if (const auto* p = uo.if_contains("prompt_tokens"); p && p->is_int64())
-    u.prompt = p->get_int64();
-  if (const auto* c = uo.if_contains("completion_tokens"); c && c->is_int64())
-    u.completion = c->get_int64();
-}
-
-// True for a chat chunk whose delta only announces the role (the first chunk of a stream).
-bool isRoleChunk(const bj::object& o) {
-  const auto* choices = o.if_contains("choices");
-  if (!choices || !choices->is_array() || choices->get_array().empty()) return false;
-  const auto& c0 = choices->get_array()[0];
-  const auto* delta = c0.is_object() ? c0.get_object().if_contains("delta") : nullptr;
-  if (!delta || !delta->is_object()) return false;
-  const auto* content = delta->get_object().if_contains("content");
-  return delta->get_object().contains("role") &&
-         (!content || (content->is_string() && content->get_string().empty()));
-}
 
 }  // namespace
 
@@ -97,22 +71,25 @@ struct Gateway::Impl {
     asio::io_context ioc{1};
     std::unique_ptr<http::Server> server;
     std::thread thread;
-    std::unordered_map<std::string, std::vector<std::shared_ptr<http::Client>>> idle;
+    relay::UpstreamPool upstream{ioc.get_executor()};
     std::mt19937_64 rng{std::random_device{}()};
     std::unique_ptr<admission::RedisClient> redis;  // the shared rate-limit backend, if any
   };
   std::vector<std::unique_ptr<Worker>> workers;
   std::uint16_t port = 0, admin_port = 0;
 
-  // Recent picks, for /admin/state.
-  struct PickLog {
-    double at;
-    std::string model, target, pool, endpoint, winner;
-    std::array<double, 5> scores;
-    double total;
-  };
-  std::mutex picks_mu;
-  std::deque<PickLog> picks;
+  PickLog picks;  // for /admin/state
+
+  // Closes each worker's idle upstream connections once they pass their keep-alive deadline.
+  asio::awaitable<void> pruneLoop(Worker& w) {
+    asio::steady_timer timer(w.ioc);
+    while (true) {
+      timer.expires_after(std::chrono::seconds(1));
+      auto [ec] = co_await timer.async_wait(kTuple);
+      if (ec) co_return;
+      w.upstream.prune(monotonicSeconds());
+    }
+  }
 
   explicit Impl(GatewayOptions o) : opts(std::move(o)) {
     stats = std::make_unique<GatewayStats>(metrics_registry);
@@ -120,6 +97,17 @@ struct Gateway::Impl {
   }
 
   std::shared_ptr<const State> snapshot() const { return state.load(); }
+
+  // Makes `st` the live state: scrapers follow its endpoints, and each worker closes its pooled
+  // connections to endpoints that left it.
+  void publish(std::shared_ptr<const State> st) {
+    std::unordered_set<const Endpoint*> live;
+    for (const auto& eps : st->pool_endpoints)
+      for (const auto& e : eps) live.insert(e.get());
+    state.store(std::move(st));
+    asio::post(control, [this] { syncScrapers(); });
+    for (auto& w : workers) asio::post(w->ioc, [wp = w.get(), live] { wp->upstream.retain(live); });
+  }
 
   // --- Configuration ---------------------------------------------------------------------
 
@@ -379,20 +367,17 @@ struct Gateway::Impl {
                                   {"targets", std::move(targets)}});
     }
     bj::array recent;
-    {
-      std::lock_guard lock(picks_mu);
-      for (const auto& p : picks) {
-        bj::object scores;
-        for (std::size_t k = 0; k < 5; ++k) scores[kScorerNames[k]] = p.scores[k];
-        recent.push_back(bj::object{{"age_s", t - p.at},
-                                    {"model", p.model},
-                                    {"target", p.target},
-                                    {"pool", p.pool},
-                                    {"endpoint", p.endpoint},
-                                    {"winner", p.winner},
-                                    {"scores", std::move(scores)},
-                                    {"total", p.total}});
-      }
+    for (const auto& p : picks.recent()) {
+      bj::object scores;
+      for (std::size_t k = 0; k < 5; ++k) scores[kScorerNames[k]] = p.scores[k];
+      recent.push_back(bj::object{{"age_s", t - p.at},
+                                  {"model", p.model},
+                                  {"target", p.target},
+                                  {"pool", p.pool},
+                                  {"endpoint", p.endpoint},
+                                  {"winner", p.winner},
+                                  {"scores", std::move(scores)},
+                                  {"total", p.total}});
     }
     bj::object out{{"config", st->config->file},
                    {"pools", std::move(pools)},
@@ -405,11 +390,6 @@ struct Gateway::Impl {
   // --- Data plane --------------------------------------------------------------------------
 
   asio::awaitable<void> handle(Worker& w, http::Exchange& ex);
-  // Relays an admitted request; fills in `rec` (where it went, its tokens and status).
-  // `extra`: response headers from admission (x-ratelimit-*).
-  asio::awaitable<void> relay(Worker& w, http::Exchange& ex, std::shared_ptr<const State> st,
-                              const Route& route, const RequestFields& fields, std::string path,
-                              std::string model, const http::Headers& extra, UsageRecord& rec);
   std::string modelsBody(const State& st) const;
 };
 
@@ -540,318 +520,21 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
     co_return;
   }
   rec.prompt_tokens = -1;  // unknown until the engine reports it
-  co_await relay(w, ex, st, *route, fields, path, fields.model, grant.headers, rec);
+  {
+    relay::RelayEnv env{w.upstream, w.rng, *stats, picks};
+    const relay::RelayTarget target{st->pool_endpoints[route->pool],
+                                    st->table->pools()[route->pool].name, fields.model,
+                                    route->target_model, route->criticality};
+    std::string upstream_body =
+        rewriteBody(ex.request().body(), fields, route->target_model, /*force_usage=*/true);
+    co_await relay::relayRequest(env, ex, st->config->gateway, target, fields, path,
+                                 std::move(upstream_body), grant.headers, rec);
+  }
   rec.latency_s = now() - t0;
   // No usage from the engine (it reports none, or the client left first): estimate the prompt.
   if (rec.prompt_tokens < 0)
     rec.prompt_tokens = static_cast<long>(tokenizer::count(fields.prompt_text));
   access.finish(w.ioc.get_executor(), w.redis.get(), who, grant, std::move(rec));
-}
-
-asio::awaitable<void> Gateway::Impl::relay(Worker& w, http::Exchange& ex,
-                                           std::shared_ptr<const State> st, const Route& route,
-                                           const RequestFields& fields, std::string path,
-                                           std::string model, const http::Headers& extra,
-                                           UsageRecord& rec) {
-  const auto& g = st->config->gateway;
-  const auto& pool = st->table->pools()[route.pool];
-  const auto& eps = st->pool_endpoints[route.pool];
-  const double t0 = now();
-  const bool client_usage = fields.include_usage;
-  const bool client_continuous = fields.include_usage && fields.continuous_usage;
-  const std::string body = rewriteBody(ex.request().body(), fields, route.target_model, true);
-  rec.target_model = route.target_model;
-  rec.pool = pool.name;
-  rec.estimated = true;  // until the engine reports usage
-
-  // Prefix hashes of the prompt, for affinity; not computed when the prefix scorer is off.
-  std::vector<engine::BlockHash> hashes;
-  if (g.weights.prefix > 0) {
-    std::vector<std::uint32_t> ids;
-    tokenizer::encode(std::string_view(fields.prompt_text).substr(0, kPrefixMaxTokens * 4), ids);
-    if (ids.size() > kPrefixMaxTokens) ids.resize(kPrefixMaxTokens);
-    hashes = engine::blockHashes(ids, kPrefixBlockTokens, 0);
-  }
-
-  PickConfig pc{g.weights, g.queue_threshold, g.kv_threshold, g.stale_after_s};
-  std::vector<bool> tried(eps.size(), false);
-  const auto client_gone = std::make_shared<bool>(false);  // set by the disconnect watch
-  std::string last_error = "no endpoint";
-  int status_for_metrics = 0;
-
-  for (int attempt = 0; attempt <= g.retries; ++attempt) {
-    // Pick among the endpoints not tried yet.
-    std::vector<Candidate> cands(eps.size());
-    std::vector<std::shared_ptr<const EndpointMetrics>> hold(eps.size());
-    for (std::size_t i = 0; i < eps.size(); ++i) {
-      hold[i] = eps[i]->metrics();
-      cands[i].metrics = hold[i].get();
-      cands[i].tried = tried[i];
-      if (tried[i]) continue;
-      cands[i].inflight = eps[i]->inflight.load(std::memory_order_relaxed);
-      cands[i].prefix_match =
-          hashes.empty() ? 0 : double(eps[i]->prefix.match(hashes)) / double(hashes.size());
-    }
-    const Pick p = pick(cands, {route.target_model, route.criticality}, pc, now(), w.rng());
-    if (p.shed) {
-      stats->requests(model, route.target_model, pool.name, 429).inc();
-      rec.status = 429;
-      rec.prompt_tokens = 0;
-      http::Headers h{{"x-tidegate-dropped-reason", "saturated"}};
-      h.insert(h.end(), extra.begin(), extra.end());
-      std::string b =
-          http::openaiError("The pool " + pool.name + " is saturated; shedding Sheddable requests.",
-                            "rate_limit_error", {}, "saturated");
-      co_await ex.respond(Status::too_many_requests, std::move(b), "application/json", h);
-      co_return;
-    }
-    if (p.index < 0) break;  // no ready endpoint left
-    Endpoint& ep = *eps[static_cast<std::size_t>(p.index)];
-    tried[static_cast<std::size_t>(p.index)] = true;
-    stats->picks(pool.name, p.winner).inc();
-    {
-      std::lock_guard lock(picks_mu);
-      picks.push_back({now(), model, route.target_model, pool.name, ep.address().str(), p.winner,
-                       p.scores, p.total});
-      if (picks.size() > 64) picks.pop_front();
-    }
-    if (!hashes.empty()) ep.prefix.insert(hashes);
-    rec.endpoint = ep.address().str();
-
-    // Upstream connection from this worker's pool.
-    auto& idle = w.idle[ep.address().str()];
-    std::shared_ptr<http::Client> client;
-    if (!idle.empty()) {
-      client = std::move(idle.back());
-      idle.pop_back();
-    } else {
-      client = std::make_shared<http::Client>(w.ioc.get_executor(), ep.address().host,
-                                              ep.address().port);
-    }
-    ep.inflight.fetch_add(1, std::memory_order_relaxed);
-    struct Release {
-      Endpoint& e;
-      ~Release() { e.inflight.fetch_sub(1, std::memory_order_relaxed); }
-    } release{ep};
-
-    http::ClientRequest up{.method = "POST",
-                           .target = path,
-                           .body = body,
-                           .headers = {{"Content-Type", "application/json"}},
-                           .timeout_s = g.first_byte_timeout_s,
-                           .connect_timeout_s = g.connect_timeout_s};
-    if (auto rid = ex.request()["x-request-id"]; !rid.empty())
-      up.headers.emplace_back("x-request-id", std::string(rid));
-    // The client left: abort the upstream request too. (weak: the connection may be gone or back
-    // in the pool by the time this runs.)
-    ex.onPeerClosed([weak = std::weak_ptr<http::Client>(client), gone = client_gone] {
-      *gone = true;
-      if (auto c = weak.lock()) c->cancel();
-    });
-    auto started = co_await client->start(up);
-    if (client->resent()) stats->resends(pool.name).inc();
-    if (*client_gone) {
-      client->close();
-      stats->requests(model, route.target_model, pool.name, 499).inc();
-      rec.status = 499;
-      co_return;  // nobody to answer, nothing to retry for
-    }
-    if (!started || started->status >= 500 || started->status == 429) {
-      last_error = started ? "HTTP " + std::to_string(started->status) : started.error().message;
-      stats
-          ->upstreamErrors(pool.name, started
-                                          ? "http_5xx"
-                                          : std::string(http::failureName(started.error().kind)))
-          .inc();
-      spdlog::warn("[c{}] upstream {} failed before the first byte: {}", ex.connId(),
-                   ep.address().str(), last_error);
-      client->close();
-      if (attempt < g.retries) stats->retries(pool.name).inc();
-      continue;  // retry on another endpoint
-    }
-    const bool streaming =
-        fields.stream && started->status == 200 &&
-        started->header("content-type").find("text/event-stream") != std::string_view::npos;
-    const double deadline = t0 + g.total_timeout_s;
-    Usage usage;
-    double first_token = -1, last_token = -1;
-    auto& ttft = stats->ttft(model);
-    auto& itl = stats->itl(model);
-    http::Headers down{{"x-tidegate-endpoint", ep.address().str()}, {"x-tidegate-pool", pool.name}};
-    down.insert(down.end(), extra.begin(), extra.end());
-    long content_chunks = 0;  // completion tokens when the engine reports no usage
-    status_for_metrics = static_cast<int>(started->status);
-    if (!streaming) {
-      std::string resp;
-      bool failed = false;
-      http::Failure failed_kind = http::Failure::kRead;
-      while (true) {
-        auto piece =
-            co_await client->next(std::max(0.001, std::min(g.idle_timeout_s, deadline - now())));
-        if (!piece) {
-          failed = true;
-          last_error = piece.error().message;
-          failed_kind = piece.error().kind;
-          break;
-        }
-        if (piece->empty()) break;
-        resp.append(*piece);
-      }
-      if (failed && *client_gone) {
-        client->close();
-        stats->requests(model, route.target_model, pool.name, 499).inc();
-        rec.status = 499;
-        co_return;
-      }
-      if (failed) {
-        // Nothing reached the client yet: retry elsewhere.
-        stats->upstreamErrors(pool.name, std::string(http::failureName(failed_kind))).inc();
-        if (attempt < g.retries) stats->retries(pool.name).inc();
-        continue;
-      }
-      if (started->status == 200) {
-        boost::system::error_code ec;
-        auto v = bj::parse(resp, ec);
-        if (ec || !v.is_object()) {
-          // Not the JSON object an OpenAI response is: never relayed. Nothing reached the
-          // client, so another endpoint may answer.
-          last_error = "answered 200 with a body that is not a JSON object";
-          stats->upstreamErrors(pool.name, "bad_response").inc();
-          spdlog::warn("[c{}] upstream {} {}", ex.connId(), ep.address().str(), last_error);
-          client->close();
-          if (attempt < g.retries) stats->retries(pool.name).inc();
-          continue;
-        }
-        readUsage(v.get_object(), usage);
-        ttft.observe(now() - t0);
-        rec.ttft_s = now() - t0;
-      }
-      std::string ct(started->header("content-type"));
-      co_await ex.respond(static_cast<Status>(started->status), std::move(resp), ct, down);
-    } else {
-      if (!co_await ex.startStream(Status::ok, started->header("content-type"), down)) {
-        client->close();
-        status_for_metrics = 499;  // the client went away
-      } else {
-        SseParser splitter;
-        std::vector<std::string> events;
-        std::string out;
-        bool write_failed = false;
-        std::string failure;
-        http::Failure failure_kind = http::Failure::kRead;
-        while (true) {
-          auto piece =
-              co_await client->next(std::max(0.001, std::min(g.idle_timeout_s, deadline - now())));
-          if (!piece) {
-            failure = piece.error().message;
-            failure_kind = piece.error().kind;
-            break;
-          }
-          if (piece->empty()) break;
-          events.clear();
-          if (!splitter.feedRaw(*piece, events)) {
-            failure = "upstream event over 1 MiB";
-            failure_kind = http::Failure::kProtocol;
-            break;
-          }
-          out.clear();
-          for (auto& ev : events) {
-            const auto data = SseParser::data(ev);
-            if (data && *data != "[DONE]") {
-              boost::system::error_code ec;
-              auto v = bj::parse(*data, ec);
-              if (!ec && v.is_object()) {
-                auto& o = v.get_object();
-                const auto* choices = o.if_contains("choices");
-                const auto* u = o.if_contains("usage");
-                const bool has_usage = u && u->is_object();
-                if (has_usage) readUsage(o, usage);
-                if (choices && choices->is_array() && choices->get_array().empty() && has_usage) {
-                  if (!client_usage) continue;  // asked for by the gateway, not by the client
-                } else {
-                  const double t = now();
-                  if (first_token < 0) {
-                    first_token = t;
-                    ttft.observe(t - t0);
-                    rec.ttft_s = t - t0;
-                  } else {
-                    itl.observe(t - last_token);
-                  }
-                  last_token = t;
-                  // The chat stream's first chunk carries the role, not a token.
-                  if (content_chunks > 0 || !isRoleChunk(o)) ++content_chunks;
-                  if (u && (!client_usage || (has_usage && !client_continuous))) {
-                    // Usage in this chunk was asked for by the gateway (per-chunk usage lets it
-                    // account dropped streams): give the client the chunk it asked for.
-                    if (client_usage) {
-                      o["usage"] = nullptr;
-                    } else {
-                      o.erase("usage");
-                    }
-                    ev = "data: " + bj::serialize(o) + "\n\n";
-                  }
-                }
-              }
-            }
-            out += ev;
-          }
-          if (!out.empty() && !co_await ex.write(out)) {
-            write_failed = true;
-            break;
-          }
-        }
-        if (write_failed ||
-            *client_gone) {  // the client left (our cancel may have failed the read)
-          client->close();
-          status_for_metrics = 499;
-        } else if (!failure.empty()) {
-          // Streaming began: no retry. End the stream with an explicit error event.
-          stats->upstreamErrors(pool.name, std::string(http::failureName(failure_kind))).inc();
-          spdlog::warn("[c{}] upstream {} failed mid-stream: {}", ex.connId(), ep.address().str(),
-                       failure);
-          std::string err = "data: " +
-                            http::openaiError("upstream failed mid-stream: " + failure,
-                                              "server_error", {}, "upstream_error") +
-                            "\n\n";
-          co_await ex.write(err);
-          co_await ex.finishStream();
-          status_for_metrics = 502;
-        } else {
-          auto rest = splitter.takePending();
-          if (!rest.empty()) co_await ex.write(rest);
-          co_await ex.finishStream();
-        }
-      }
-    }
-    if (client->reusable() && idle.size() < 256) idle.push_back(std::move(client));
-    rec.status = status_for_metrics;
-    if (usage.prompt >= 0) rec.prompt_tokens = usage.prompt;
-    if (usage.completion >= 0) {
-      rec.completion_tokens = usage.completion;
-      rec.estimated = usage.prompt < 0;
-    } else {
-      // No usage from the engine (an engine that does not report it, or a stream cut short
-      // before the first chunk): one content chunk is one token, as engines stream them.
-      rec.completion_tokens = content_chunks;
-    }
-    stats->requests(model, route.target_model, pool.name, status_for_metrics).inc();
-    stats->duration(model).observe(now() - t0);
-    if (usage.prompt >= 0) stats->promptTokens(model).inc(static_cast<double>(usage.prompt));
-    if (usage.completion >= 0)
-      stats->completionTokens(model).inc(static_cast<double>(usage.completion));
-    co_return;
-  }
-  // Every attempt failed before any byte reached the client, or nothing was ready.
-  const bool none_ready = last_error == "no endpoint";
-  const Status status = none_ready ? Status::service_unavailable : Status::bad_gateway;
-  stats->requests(model, route.target_model, pool.name, static_cast<int>(status)).inc();
-  rec.status = static_cast<int>(status);
-  rec.prompt_tokens = 0;  // no engine processed it
-  std::string b = none_ready ? http::openaiError("no ready endpoint in pool " + pool.name,
-                                                 "service_unavailable", {}, "no_ready_endpoint")
-                             : http::openaiError("upstream failed: " + last_error, "server_error",
-                                                 {}, "upstream_error");
-  co_await ex.respond(status, std::move(b));
 }
 
 Gateway::Gateway(GatewayOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -893,6 +576,7 @@ tidegate::Status Gateway::start() {
   m.control_thread = std::thread([&m] { m.control.run(); });
   for (auto& w : m.workers) {
     w->server->start();
+    asio::co_spawn(w->ioc, m.pruneLoop(*w), asio::detached);
     w->thread = std::thread([wp = w.get()] { wp->ioc.run(); });
   }
   spdlog::info("gateway {}: {} pools, {} models, {} workers", g.name, (*st)->table->pools().size(),
@@ -911,8 +595,7 @@ tidegate::Status Gateway::reload() {
     spdlog::error("reload rejected, keeping the running configuration: {}", s.message());
     return s;
   }
-  m.state.store(*st);
-  asio::post(m.control, [&m] { m.syncScrapers(); });
+  m.publish(*st);
   spdlog::info("configuration reloaded from {}", m.opts.config_path);
   return tidegate::Status::Ok();
 }
@@ -922,7 +605,7 @@ void Gateway::stop() {
   for (auto& w : m.workers) {
     asio::post(w->ioc, [wp = w.get()] {
       wp->server->stop();
-      wp->idle.clear();
+      wp->upstream.clear();
       if (wp->redis) wp->redis->close();
       wp->ioc.stop();
     });
@@ -945,8 +628,7 @@ void Gateway::setDynamicEndpoints(std::vector<api::Endpoints> endpoints) {
     std::lock_guard lock(m.dynamic_mu);
     m.dynamic = std::move(endpoints);
   }
-  m.state.store(m.build(m.snapshot()->config));
-  asio::post(m.control, [&m] { m.syncScrapers(); });
+  m.publish(m.build(m.snapshot()->config));
 }
 
 std::shared_ptr<Endpoint> Gateway::endpoint(const api::HostPort& address) const {

@@ -13,6 +13,7 @@
 
 #include "common/sse.h"
 #include "support/process.h"
+#include "support/scripted_server.h"
 
 namespace tidegate::testing {
 namespace {
@@ -40,20 +41,13 @@ class BenchRun {
  public:
   BenchRun(std::uint16_t port, std::vector<std::string> args) {
     static int n = 0;
-    json_ = "/tmp/tidegate-conf-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + ".json";
-    std::vector<std::string> argv{binaryPath(),
-                                  "bench",
-                                  "--url",
-                                  "http://127.0.0.1:" + std::to_string(port),
-                                  "--model",
-                                  "tiny",
-                                  "--progress",
-                                  "off",
-                                  "-q",
-                                  "--timeout",
-                                  "60s",
-                                  "--json",
-                                  json_};
+    json_ =
+        "/tmp/tidegate-conf-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + ".json";
+    std::vector<std::string> argv{
+        binaryPath(), "bench",     "--url",      "http://127.0.0.1:" + std::to_string(port),
+        "--model",    "tiny",      "--progress", "off",
+        "-q",         "--timeout", "60s",        "--json",
+        json_};
     argv.insert(argv.end(), args.begin(), args.end());
     proc_ = std::make_unique<ChildProcess>(argv, true);
   }
@@ -149,14 +143,14 @@ TEST(LlamaCpp, RequestsAfterTheEngineIdledPastItsKeepAliveTimeout) {
   Serve gw(gatewayFor(engine.port));
   ASSERT_TRUE(waitReady(gw));
   // Non-streamed responses leave the gateway's upstream connections open and pooled...
-  auto first = BenchRun(gw.port, {"-c", "4", "-n", "40", "--no-stream", "--max-tokens", "4"})
-                   .result();
+  auto first =
+      BenchRun(gw.port, {"-c", "4", "-n", "40", "--no-stream", "--max-tokens", "4"}).result();
   ASSERT_EQ(first.at("requests").at("failed"), 0);
   // ...until llama-server closes them after its 5 s keep-alive timeout (its own clock: real
   // time is what is being tested here).
   std::this_thread::sleep_for(6s);
-  auto after = BenchRun(gw.port, {"-c", "4", "-n", "40", "--no-stream", "--max-tokens", "4"})
-                   .result();
+  auto after =
+      BenchRun(gw.port, {"-c", "4", "-n", "40", "--no-stream", "--max-tokens", "4"}).result();
   EXPECT_EQ(after.at("requests").at("completed"), 40);
   EXPECT_EQ(after.at("requests").at("failed"), 0) << bj::serialize(after.at("errors"));
   EXPECT_EQ(upstreamErrors(gw), 0);
@@ -167,8 +161,8 @@ TEST(LlamaCpp, EngineRestartedOnTheSamePortLosesNoRequest) {
   LlamaServer engine;
   Serve gw(gatewayFor(engine.port));
   ASSERT_TRUE(waitReady(gw));
-  auto before = BenchRun(gw.port, {"-c", "4", "-n", "40", "--no-stream", "--max-tokens", "4"})
-                    .result();
+  auto before =
+      BenchRun(gw.port, {"-c", "4", "-n", "40", "--no-stream", "--max-tokens", "4"}).result();
   ASSERT_EQ(before.at("requests").at("failed"), 0);
   engine.restart();  // every pooled connection now leads to a dead process
   ASSERT_TRUE(waitReady(gw));
@@ -209,9 +203,9 @@ TEST(LlamaCpp, UsageIsCapturedFromItsStreams) {
   const double predicted = engine.metric("llamacpp:tokens_predicted_total") - predicted_before;
   EXPECT_EQ(predicted, 320);
   // The gateway counted exactly what the engine generated, from the usage in its streams.
-  EXPECT_TRUE(eventually(
-      [&] { return gw.metric("tidegate_completion_tokens_total", {{"model", "tiny"}}) == 320; }))
-      << gw.metric("tidegate_completion_tokens_total", {{"model", "tiny"}});
+  EXPECT_TRUE(eventually([&] {
+    return gw.metric("tidegate_completion_tokens_total", {{"model", "tiny"}}) == 320;
+  })) << gw.metric("tidegate_completion_tokens_total", {{"model", "tiny"}});
   EXPECT_GT(gw.metric("tidegate_prompt_tokens_total", {{"model", "tiny"}}), 0);
   // A client that did not ask for usage does not get the usage chunk the gateway asked for.
   std::vector<std::string> events;
@@ -248,18 +242,43 @@ TEST(Conformance, ConnectionCloseEngineLosesNoRequest) {
 TEST(Conformance, EngineThatClosesIdleConnectionsEarlyLosesNoRequest) {
   // The engine drops connections idle for 200 ms without saying so in a header (as uvicorn,
   // vLLM's server, does after 5 s).
-  Engine engine({"--served-model-name", "tiny", "--time-scale", "inf", "--keep-alive-timeout",
-                 "0.2"});
+  Engine engine(
+      {"--served-model-name", "tiny", "--time-scale", "inf", "--keep-alive-timeout", "0.2"});
   Serve gw(gatewayFor(engine.port));
   ASSERT_TRUE(waitReady(gw));
   for (int round = 0; round < 3; ++round) {
-    auto r = BenchRun(gw.port, {"-c", "4", "-n", "40", "--no-stream", "--max-tokens", "4"})
-                 .result();
+    auto r =
+        BenchRun(gw.port, {"-c", "4", "-n", "40", "--no-stream", "--max-tokens", "4"}).result();
     EXPECT_EQ(r.at("requests").at("failed"), 0) << bj::serialize(r.at("errors"));
     std::this_thread::sleep_for(300ms);  // past the engine's idle timeout
   }
   EXPECT_EQ(upstreamErrors(gw), 0);
   EXPECT_LE(gw.metric("tidegate_upstream_retries_total"), 0);
+}
+
+}  // namespace
+}  // namespace tidegate::testing
+
+namespace tidegate::testing {
+namespace {
+
+TEST(Conformance, ABodyThatIsNotJsonIsA502NeverRelayed) {
+  // An "engine" that scrapes fine but answers completions with an HTML error page and 200.
+  ScriptedServer engine([](int, int) { return ScriptedServer::Action::kKeepAlive; },
+                        [](const std::string& target) -> std::string {
+                          if (target == "/metrics") return "vllm:num_requests_waiting 0\n";
+                          if (target == "/v1/models") return R"({"data":[{"id":"tiny"}]})";
+                          return "<html><body>upstream proxy error</body></html>";
+                        });
+  Serve gw(gatewayFor(engine.port()));
+  ASSERT_TRUE(waitReady(gw));
+  auto r = gw.post("/v1/completions", R"({"model":"tiny","prompt":"x","max_tokens":2})");
+  EXPECT_EQ(r.status, 502u) << r.body;
+  EXPECT_EQ(r.body.find("<html>"), std::string::npos) << r.body;
+  auto err = bj::parse(r.body).at("error").as_object();
+  EXPECT_EQ(err.at("type"), "server_error");
+  EXPECT_EQ(err.at("code"), "upstream_error");
+  EXPECT_EQ(gw.metric("tidegate_upstream_errors_total", {{"kind", "bad_response"}}), 1);
 }
 
 }  // namespace
