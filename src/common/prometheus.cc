@@ -10,11 +10,45 @@
 namespace tidegate::prom {
 
 namespace {
+// Length of the valid UTF-8 sequence at s[i], or 0 if it is not one (RFC 3629: no overlongs,
+// no surrogates, nothing above U+10FFFF).
+std::size_t utf8Sequence(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  std::size_t n = c >= 0xC2 && c <= 0xDF   ? 2
+                  : c >= 0xE0 && c <= 0xEF ? 3
+                  : c >= 0xF0 && c <= 0xF4 ? 4
+                                           : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (std::size_t k = 1; k < n; ++k)
+    if ((b(k) & 0xC0) != 0x80) return 0;
+  if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
+  if (c == 0xED && b(1) > 0x9F) return 0;  // surrogates
+  if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
+  if (c == 0xF4 && b(1) > 0x8F) return 0;  // above U+10FFFF
+  return n;
+}
+
 // Label values escape backslash, double quote and newline; HELP text the same but the quote.
+// Invalid UTF-8 becomes U+FFFD: the exposition format is UTF-8, and one bad byte in a label
+// would make every scraper reject the whole page.
 std::string escape(std::string_view v, bool quote) {
   std::string out;
   out.reserve(v.size());
-  for (char c : v) {
+  for (std::size_t i = 0; i < v.size();) {
+    const std::size_t n = utf8Sequence(v, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+      continue;
+    }
+    if (n > 1) {
+      out.append(v.substr(i, n));
+      i += n;
+      continue;
+    }
+    const char c = v[i++];
     if (c == '\\') {
       out += "\\\\";
     } else if (c == '"' && quote) {

@@ -293,7 +293,7 @@ asio::awaitable<std::variant<Grant, Denial>> Access::admit(admission::RedisClien
 }
 
 void Access::finish(asio::any_io_executor ex, admission::RedisClient* redis, const Principal& who,
-                    const Grant& grant, UsageRecord r) {
+                    const Grant& grant, UsageRecord r, const std::string& model_label) {
   if (grant.limited) {
     const double actual = static_cast<double>(r.prompt_tokens + r.completion_tokens);
     const double mono = monotonicSeconds(), unix_s = unixTime();
@@ -308,12 +308,14 @@ void Access::finish(asio::any_io_executor ex, admission::RedisClient* redis, con
   }
   r.cost = cost_.charge(r.model, r.target_model, r.pool, r.prompt_tokens, r.completion_tokens,
                         monotonicSeconds());
-  account(who, r);
+  account(who, r, model_label);
 }
 
-void Access::record(const Principal& who, UsageRecord r) { account(who, r); }
+void Access::record(const Principal& who, UsageRecord r, const std::string& model_label) {
+  account(who, r, model_label);
+}
 
-void Access::account(const Principal& who, UsageRecord& r) {
+void Access::account(const Principal& who, UsageRecord& r, const std::string& model_label) {
   if (who.key) {
     r.key_id = who.key->id;
     r.key_name = who.key->name;
@@ -321,12 +323,13 @@ void Access::account(const Principal& who, UsageRecord& r) {
   if (who.plan) r.plan = who.plan->meta.name;
   if (r.time == 0) r.time = unixTime();
   const std::string key = r.key_id.empty() ? "anonymous" : r.key_id;
-  stats_->requests.with({key, r.model, std::to_string(r.status)}).inc();
+  stats_->requests.with({key, model_label, std::to_string(r.status)}).inc();
   if (r.prompt_tokens > 0)
-    stats_->tokens.with({key, r.model, "prompt"}).inc(static_cast<double>(r.prompt_tokens));
+    stats_->tokens.with({key, model_label, "prompt"}).inc(static_cast<double>(r.prompt_tokens));
   if (r.completion_tokens > 0)
-    stats_->tokens.with({key, r.model, "completion"}).inc(static_cast<double>(r.completion_tokens));
-  if (r.cost > 0) stats_->cost.with({key, r.model}).inc(r.cost);
+    stats_->tokens.with({key, model_label, "completion"})
+        .inc(static_cast<double>(r.completion_tokens));
+  if (r.cost > 0) stats_->cost.with({key, model_label}).inc(r.cost);
   if (ledger_) ledger_->append(std::move(r));
 }
 

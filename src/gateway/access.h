@@ -80,10 +80,11 @@ class Access {
                                                             std::string request_id);
   // Settles the grant with the tokens actually used, prices the request and records it (ledger,
   // per-key metrics). `r` is filled in by the caller except for cost and key fields.
+  // `model_label`: the requested model as a metric label (bounded: see GatewayStats::kOther).
   void finish(boost::asio::any_io_executor ex, admission::RedisClient* redis, const Principal& who,
-              const Grant& grant, UsageRecord r);
+              const Grant& grant, UsageRecord r, const std::string& model_label);
   // Records a request refused before admission (401/403/404/429...).
-  void record(const Principal& who, UsageRecord r);
+  void record(const Principal& who, UsageRecord r, const std::string& model_label);
 
   CostModel& cost() { return cost_; }
 
@@ -92,7 +93,7 @@ class Access {
 
  private:
   void onBackendFailure(const std::string& why);
-  void account(const Principal& who, UsageRecord& r);
+  void account(const Principal& who, UsageRecord& r, const std::string& model_label);
   std::string handleCreateKey(const std::string& body, http::Status& status);
   std::string handleListKeys();
   std::string handleUsage(std::string_view query, http::Status& status);

@@ -391,7 +391,22 @@ struct Gateway::Impl {
 
   asio::awaitable<void> handle(Worker& w, http::Exchange& ex);
   std::string modelsBody(const State& st) const;
+  // `name` if the configuration or an endpoint's model list knows it, else GatewayStats::kOther.
+  static const std::string& modelLabel(const State& st, const std::string& name);
 };
+
+const std::string& Gateway::Impl::modelLabel(const State& st, const std::string& name) {
+  static const std::string other = GatewayStats::kOther;
+  for (const auto& m : st.table->models()) {
+    if (m.model_name == name) return name;
+    for (const auto& t : m.targets)
+      if (t.name == name) return name;
+  }
+  for (const auto& eps : st.pool_endpoints)
+    for (const auto& e : eps)
+      if (e->metrics()->lists(name)) return name;
+  return other;
+}
 
 std::string Gateway::Impl::modelsBody(const State& st) const {
   std::vector<std::string> names;
@@ -487,7 +502,7 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
       denial = Denial{Status::not_found,
                       http::openaiError(re->message, "not_found_error", "model", "model_not_found"),
                       {}};
-      stats->requests(fields.model, "", "", 404).inc();
+      stats->requests(GatewayStats::kOther, "", "", 404).inc();
     } else {
       route = std::get<Route>(r);
       route->criticality = Access::criticality(who, route->criticality);
@@ -511,10 +526,13 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
       grant = std::move(std::get<Grant>(admitted));
     }
   }
+  // The model as a metric label: a routed name is known (the configuration or an engine names
+  // it); before routing it may be any string a client sent.
+  const std::string label = route ? fields.model : modelLabel(*st, fields.model);
   if (denial) {
     rec.status = static_cast<int>(denial->status);
     rec.latency_s = now() - t0;
-    access.record(who, std::move(rec));
+    access.record(who, std::move(rec), label);
     co_await ex.respond(denial->status, std::move(denial->body), "application/json",
                         denial->headers);
     co_return;
@@ -534,7 +552,7 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
   // No usage from the engine (it reports none, or the client left first): estimate the prompt.
   if (rec.prompt_tokens < 0)
     rec.prompt_tokens = static_cast<long>(tokenizer::count(fields.prompt_text));
-  access.finish(w.ioc.get_executor(), w.redis.get(), who, grant, std::move(rec));
+  access.finish(w.ioc.get_executor(), w.redis.get(), who, grant, std::move(rec), label);
 }
 
 Gateway::Gateway(GatewayOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}

@@ -9,6 +9,10 @@ namespace tidegate::gateway {
 
 class GatewayStats {
  public:
+  // The `model` label of a name neither the configuration nor any engine knows: label values
+  // stay bounded whatever clients send (every distinct value is a new series in Prometheus).
+  static constexpr const char* kOther = "other";
+
   explicit GatewayStats(prom::Registry& r);
 
   prom::Counter& requests(const std::string& model, const std::string& target,

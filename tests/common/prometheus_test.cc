@@ -119,3 +119,29 @@ TEST(PrometheusParser, ErrorsNameTheLine) {
 
 }  // namespace
 }  // namespace tidegate::prom
+
+namespace tidegate::prom {
+namespace {
+
+TEST(Prometheus, LabelValuesAreAlwaysValidUtf8) {
+  struct Case {
+    std::string in, want;
+  } cases[] = {
+      {"plain", "plain"},
+      {"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80", "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"},
+      {"bad\xFF", "bad\xEF\xBF\xBD"},
+      {"\xC3", "\xEF\xBF\xBD"},                                  // truncated sequence
+      {"\xC0\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD"},                  // overlong '/'
+      {"\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},  // a surrogate
+      {"q\"\\\n", "q\\\"\\\\\\n"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(escapeLabelValue(c.in), c.want) << c.in;
+  // A registry with such a label still renders a page that parses.
+  Registry r;
+  r.counter("x_total", "x", {"model"}).with({"m\xFF\xFE"}).inc();
+  auto text = r.render();
+  ASSERT_TRUE(parse(text).ok()) << text;
+}
+
+}  // namespace
+}  // namespace tidegate::prom

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <future>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -441,6 +442,40 @@ TEST(Gateway, UpstreamFailingMidStreamEndsTheStreamWithAnErrorEvent) {
   EXPECT_EQ(std::string(last.at("error").at("code").as_string()), "upstream_error")
       << events.back();
   EXPECT_NE(events.back(), "[DONE]");
+}
+
+}  // namespace
+}  // namespace tidegate::testing
+
+namespace tidegate::testing {
+namespace {
+
+TEST(Gateway, MetricLabelsStayBoundedAndValidWhateverClientsSend) {
+  Engine e({"--served-model-name", "m", "--time-scale", "inf"});
+  Serve gw(gatewayDoc() + kPoolDoc + endpointsDoc("e", "x", {&e}));
+  ASSERT_TRUE(waitReady(gw));
+  ASSERT_EQ(gw.post("/v1/completions", R"({"model":"m","prompt":"x","max_tokens":1})").status,
+            200u);
+  // 500 made-up model names, one with a byte that is not UTF-8.
+  for (int i = 0; i < 500; ++i) {
+    const std::string model = i == 0 ? "bad\xff\xfe" : "made-up-" + std::to_string(i);
+    auto r = gw.post("/v1/completions", R"({"model":")" + model + R"(","prompt":"x"})");
+    EXPECT_EQ(r.status, 404u) << model;
+  }
+  const auto text = gw.admin("/metrics").body;
+  auto scrape = prom::parse(text);
+  ASSERT_TRUE(scrape.ok()) << scrape.error().message;
+  std::set<std::string> models;
+  for (const auto& s : scrape->samples)
+    if (s.name == "tidegate_requests_total" || s.name == "tidegate_key_requests_total")
+      models.insert(std::string(s.label("model")));
+  EXPECT_EQ(models, (std::set<std::string>{"m", "other"}));
+  EXPECT_EQ(gw.metric("tidegate_requests_total", {{"model", "other"}, {"status", "404"}}), 500);
+  const std::string path = "/tmp/tidegate-gw-labels-" + std::to_string(::getpid());
+  std::ofstream(path) << text;
+  auto check = runCommand({"/bin/sh", "-c", "promtool check metrics < " + path});
+  std::remove(path.c_str());
+  EXPECT_EQ(check.exit_code, 0) << check.output;
 }
 
 }  // namespace

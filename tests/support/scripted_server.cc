@@ -13,7 +13,9 @@ namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 
 ScriptedServer::ScriptedServer(Script script, Body body)
-    : script_(std::move(script)), body_(std::move(body)), acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
+    : script_(std::move(script)),
+      body_(std::move(body)),
+      acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
   accept_thread_ = std::thread([this] { acceptLoop(); });
 }
 

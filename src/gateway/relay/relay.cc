@@ -73,7 +73,8 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
   const auto& eps = target.endpoints;
   const double t0 = now();
   const double deadline = t0 + g.total_timeout_s;
-  const ClientUsage client_usage{fields.include_usage, fields.include_usage && fields.continuous_usage};
+  const ClientUsage client_usage{fields.include_usage,
+                                 fields.include_usage && fields.continuous_usage};
   rec.target_model = target.target_model;
   rec.pool = target.pool;
   rec.estimated = true;  // until the engine reports usage
@@ -279,7 +280,8 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
               // The chat stream's first chunk carries the role, not a token.
               if (content_chunks > 0 || !scan.role_only) ++content_chunks;
             }
-            if (edit != UsageEdit::kPass) ev = "data: " + applyUsageEdit(*data, scan, edit) + "\n\n";
+            if (edit != UsageEdit::kPass)
+              ev = "data: " + applyUsageEdit(*data, scan, edit) + "\n\n";
           }
           out += ev;
         }

@@ -142,7 +142,8 @@ ObjectScan scanObject(std::string_view json) {
 
 UsageEdit usageEdit(const ObjectScan& s, ClientUsage client) {
   if (!s.object) return UsageEdit::kPass;
-  if (s.choices_empty && s.usage_object) return client.include ? UsageEdit::kPass : UsageEdit::kDrop;
+  if (s.choices_empty && s.usage_object)
+    return client.include ? UsageEdit::kPass : UsageEdit::kDrop;
   if (!s.usage_member.found()) return UsageEdit::kPass;
   if (!client.include) return UsageEdit::kDeleteUsage;
   if (s.usage_object && !client.continuous) return UsageEdit::kNullUsage;

@@ -21,11 +21,11 @@ struct Usage {
 
 // One JSON object: a stream event's data or a whole response body.
 struct ObjectScan {
-  bool object = false;          // well-formed JSON whose top level is an object
-  bool error = false;           // a top-level "error" member (an engine's error event)
-  bool choices_empty = false;   // "choices": [] (a usage-only final chunk)
-  bool role_only = false;       // choices[0].delta announces a role with no content
-  bool usage_object = false;    // "usage" is an object; `usage` holds its counts
+  bool object = false;         // well-formed JSON whose top level is an object
+  bool error = false;          // a top-level "error" member (an engine's error event)
+  bool choices_empty = false;  // "choices": [] (a usage-only final chunk)
+  bool role_only = false;      // choices[0].delta announces a role with no content
+  bool usage_object = false;   // "usage" is an object; `usage` holds its counts
   Usage usage;
   Span usage_member;  // `"usage": value` plus one adjacent comma; empty if no usage member
   Span usage_value;
@@ -40,10 +40,10 @@ struct ClientUsage {
 
 // How to pass one stream event's data to the client, given what it asked for.
 enum class UsageEdit {
-  kPass,        // unchanged
-  kDrop,        // a usage-only chunk the client did not ask for
-  kDeleteUsage, // remove the usage member (the client asked for no usage)
-  kNullUsage,   // usage: null (the client asked for the final usage only)
+  kPass,         // unchanged
+  kDrop,         // a usage-only chunk the client did not ask for
+  kDeleteUsage,  // remove the usage member (the client asked for no usage)
+  kNullUsage,    // usage: null (the client asked for the final usage only)
 };
 UsageEdit usageEdit(const ObjectScan& s, ClientUsage client);
 // Applies kDeleteUsage / kNullUsage to `json` (kPass/kDrop: returns it unchanged).

@@ -12,8 +12,8 @@ TEST(RetryPolicy, RetriesOnlyWhatAnotherEndpointMayAnswer) {
     Next want;
   } cases[] = {
       {Outcome::kServed, 0, 2, Next::kDone},
-      {Outcome::kClientGone, 0, 2, Next::kDone},   // nobody to answer
-      {Outcome::kMidStream, 0, 2, Next::kDone},    // bytes reached the client: no second copy
+      {Outcome::kClientGone, 0, 2, Next::kDone},  // nobody to answer
+      {Outcome::kMidStream, 0, 2, Next::kDone},   // bytes reached the client: no second copy
       {Outcome::kConnect, 0, 2, Next::kRetry},
       {Outcome::kReset, 1, 2, Next::kRetry},
       {Outcome::kTimeout, 0, 2, Next::kRetry},
@@ -21,9 +21,9 @@ TEST(RetryPolicy, RetriesOnlyWhatAnotherEndpointMayAnswer) {
       {Outcome::kHttp5xx, 0, 2, Next::kRetry},
       {Outcome::kHttp429, 0, 2, Next::kRetry},
       {Outcome::kBadResponse, 0, 2, Next::kRetry},
-      {Outcome::kHttp5xx, 2, 2, Next::kGiveUp},    // retries used up
-      {Outcome::kConnect, 0, 0, Next::kGiveUp},    // retries off
-      {Outcome::kNoEndpoint, 0, 2, Next::kGiveUp}, // nothing left to try
+      {Outcome::kHttp5xx, 2, 2, Next::kGiveUp},     // retries used up
+      {Outcome::kConnect, 0, 0, Next::kGiveUp},     // retries off
+      {Outcome::kNoEndpoint, 0, 2, Next::kGiveUp},  // nothing left to try
   };
   for (const auto& c : cases)
     EXPECT_EQ(decide(c.outcome, c.attempt, c.retries), c.want)
@@ -33,8 +33,8 @@ TEST(RetryPolicy, RetriesOnlyWhatAnotherEndpointMayAnswer) {
 TEST(RetryPolicy, GivingUpSaysWhy) {
   EXPECT_EQ(giveUpStatus(Outcome::kNoEndpoint), 503u);
   EXPECT_EQ(giveUpStatus(Outcome::kTimeout), 504u);
-  for (auto o : {Outcome::kConnect, Outcome::kReset, Outcome::kIo, Outcome::kBadResponse,
-                 Outcome::kHttp5xx})
+  for (auto o :
+       {Outcome::kConnect, Outcome::kReset, Outcome::kIo, Outcome::kBadResponse, Outcome::kHttp5xx})
     EXPECT_EQ(giveUpStatus(o), 502u) << outcomeKind(o);
 }
 

@@ -33,8 +33,8 @@ TEST(UsageScanner, ReadsWhatTheRelayNeeds) {
       {"<html>502 Bad Gateway</html>", false, false, false, false, false, -1, -1},
       {R"({"choices":[]} trailing)", false, false, true, false, false, -1, -1},
       {R"([1,2])", false, false, false, false, false, -1, -1},
-      {R"({"usage":{"prompt_tokens":-3,"completion_tokens":1.5}})", true, false, false, false,
-       true, -1, -1},
+      {R"({"usage":{"prompt_tokens":-3,"completion_tokens":1.5}})", true, false, false, false, true,
+       -1, -1},
       {"", false, false, false, false, false, -1, -1},
   };
   for (const auto& c : cases) {
