@@ -29,6 +29,7 @@
 #include "gateway/picker/picker.h"
 #include "gateway/relay/relay.h"
 #include "gateway/routing.h"
+#include "gateway/snapshot.h"
 #include "gateway/stats.h"
 
 namespace tidegate::gateway {
@@ -43,19 +44,12 @@ namespace {
 using tidegate::monotonicSeconds;
 double now() { return monotonicSeconds(); }
 
-// Everything a request needs from the configuration, swapped as a whole on reload.
-struct State {
-  std::shared_ptr<const api::Config> config;
-  std::unique_ptr<RoutingTable> table;
-  std::vector<std::vector<std::shared_ptr<Endpoint>>> pool_endpoints;  // by pool index
-};
-
 }  // namespace
 
 struct Gateway::Impl {
   GatewayOptions opts;
-  std::atomic<std::shared_ptr<const State>> state;
   EndpointRegistry registry;
+  SnapshotBuilder builder{registry};  // the one writer of the live snapshot
   prom::Registry metrics_registry;
   std::unique_ptr<GatewayStats> stats;
   Access access{metrics_registry};
@@ -94,51 +88,28 @@ struct Gateway::Impl {
   explicit Impl(GatewayOptions o) : opts(std::move(o)) {
     stats = std::make_unique<GatewayStats>(metrics_registry);
     metrics_registry.addCollector([this](prom::TextWriter& w) { collectPools(w); });
+    builder.subscribe([this](const std::shared_ptr<const Snapshot>& snap) { onPublish(*snap); });
   }
 
-  std::shared_ptr<const State> snapshot() const { return state.load(); }
+  std::shared_ptr<const Snapshot> snapshot() const { return builder.current(); }
 
-  // Makes `st` the live state: scrapers follow its endpoints, and each worker closes its pooled
+  // After each new snapshot: scrapers follow its endpoints, and each worker closes its pooled
   // connections to endpoints that left it.
-  void publish(std::shared_ptr<const State> st) {
-    std::unordered_set<const Endpoint*> live;
-    for (const auto& eps : st->pool_endpoints)
-      for (const auto& e : eps) live.insert(e.get());
-    state.store(std::move(st));
+  void onPublish(const Snapshot& snap) {
     asio::post(control, [this] { syncScrapers(); });
+    const auto live = snap.endpoints();
     for (auto& w : workers) asio::post(w->ioc, [wp = w.get(), live] { wp->upstream.retain(live); });
   }
 
   // --- Configuration ---------------------------------------------------------------------
 
-  std::mutex dynamic_mu;
-  std::vector<api::Endpoints> dynamic;  // the controller's replicas
   std::vector<std::pair<std::string, std::function<bj::value()>>> state_sections;
 
-  Result<std::shared_ptr<const State>> build(const std::string& path) {
-    auto cfg = api::loadConfig(path);
+  // Reads and validates the configuration file.
+  Result<std::shared_ptr<const api::Config>> load() const {
+    auto cfg = api::loadConfig(opts.config_path);
     if (!cfg) return cfg.error();
-    return build(std::make_shared<const api::Config>(std::move(cfg).value()));
-  }
-
-  std::shared_ptr<const State> build(std::shared_ptr<const api::Config> config) {
-    auto st = std::make_shared<State>();
-    st->config = std::move(config);
-    {
-      std::lock_guard lock(dynamic_mu);
-      st->table = std::make_unique<RoutingTable>(st->config, dynamic);
-    }
-    std::vector<api::HostPort> all;
-    for (const auto& p : st->table->pools()) {
-      std::vector<std::shared_ptr<Endpoint>> eps;
-      for (const auto& a : p.endpoints) {
-        eps.push_back(registry.get(a));
-        all.push_back(a);
-      }
-      st->pool_endpoints.push_back(std::move(eps));
-    }
-    registry.retain(all);
-    return st;
+    return std::make_shared<const api::Config>(std::move(cfg).value());
   }
 
   // Starts scraping endpoints not yet scraped; stops scraping dropped ones. Control thread.
@@ -212,8 +183,7 @@ struct Gateway::Impl {
 
   void collectPools(prom::TextWriter& w) {
     const auto st = snapshot();
-    const auto& g = st->config->gateway;
-    PickConfig pc{g.weights, g.queue_threshold, g.kv_threshold, g.stale_after_s};
+    const PickConfig& pc = st->pick;
     const double t = now();
     w.family("tidegate_pool_ready_endpoints", "gauge", "Endpoints of the pool answering scrapes.");
     std::vector<std::array<double, 4>> agg(st->pool_endpoints.size());
@@ -316,8 +286,7 @@ struct Gateway::Impl {
 
   std::string adminState() {
     const auto st = snapshot();
-    const auto& g = st->config->gateway;
-    PickConfig pc{g.weights, g.queue_threshold, g.kv_threshold, g.stale_after_s};
+    const PickConfig& pc = st->pick;
     const double t = now();
     bj::array pools;
     for (std::size_t p = 0; p < st->pool_endpoints.size(); ++p) {
@@ -390,12 +359,12 @@ struct Gateway::Impl {
   // --- Data plane --------------------------------------------------------------------------
 
   asio::awaitable<void> handle(Worker& w, http::Exchange& ex);
-  std::string modelsBody(const State& st) const;
+  std::string modelsBody(const Snapshot& st) const;
   // `name` if the configuration or an endpoint's model list knows it, else GatewayStats::kOther.
-  static const std::string& modelLabel(const State& st, const std::string& name);
+  static const std::string& modelLabel(const Snapshot& st, const std::string& name);
 };
 
-const std::string& Gateway::Impl::modelLabel(const State& st, const std::string& name) {
+const std::string& Gateway::Impl::modelLabel(const Snapshot& st, const std::string& name) {
   static const std::string other = GatewayStats::kOther;
   for (const auto& m : st.table->models()) {
     if (m.model_name == name) return name;
@@ -408,7 +377,7 @@ const std::string& Gateway::Impl::modelLabel(const State& st, const std::string&
   return other;
 }
 
-std::string Gateway::Impl::modelsBody(const State& st) const {
+std::string Gateway::Impl::modelsBody(const Snapshot& st) const {
   std::vector<std::string> names;
   auto add = [&](const std::string& n) {
     if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
@@ -541,8 +510,11 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
   {
     relay::RelayEnv env{w.upstream, w.rng, *stats, picks};
     const relay::RelayTarget target{st->pool_endpoints[route->pool],
-                                    st->table->pools()[route->pool].name, fields.model,
-                                    route->target_model, route->criticality};
+                                    st->table->pools()[route->pool].name,
+                                    fields.model,
+                                    route->target_model,
+                                    route->criticality,
+                                    st->pick};
     std::string upstream_body =
         rewriteBody(ex.request().body(), fields, route->target_model, /*force_usage=*/true);
     co_await relay::relayRequest(env, ex, st->config->gateway, target, fields, path,
@@ -561,11 +533,11 @@ Gateway::~Gateway() { stop(); }
 
 tidegate::Status Gateway::start() {
   auto& m = *impl_;
-  auto st = m.build(m.opts.config_path);
-  if (!st) return st.error();
-  if (auto s = m.access.configure((*st)->config); !s) return s;
-  m.state.store(*st);
-  const auto& g = (*st)->config->gateway;
+  auto cfg = m.load();
+  if (!cfg) return cfg.error();
+  if (auto s = m.access.configure(*cfg); !s) return s;
+  const auto st = m.builder.setConfig(*cfg);
+  const auto& g = st->config->gateway;
   http::ServerOptions so{.max_body_bytes = g.max_body_bytes,
                          .max_header_bytes = g.max_header_bytes,
                          .max_connections = g.max_connections,
@@ -597,23 +569,23 @@ tidegate::Status Gateway::start() {
     asio::co_spawn(w->ioc, m.pruneLoop(*w), asio::detached);
     w->thread = std::thread([wp = w.get()] { wp->ioc.run(); });
   }
-  spdlog::info("gateway {}: {} pools, {} models, {} workers", g.name, (*st)->table->pools().size(),
-               (*st)->table->models().size(), g.workers);
+  spdlog::info("gateway {}: {} pools, {} models, {} workers", g.name, st->table->pools().size(),
+               st->table->models().size(), g.workers);
   return tidegate::Status::Ok();
 }
 
 tidegate::Status Gateway::reload() {
   auto& m = *impl_;
-  auto st = m.build(m.opts.config_path);
-  if (!st) {
-    spdlog::error("reload rejected, keeping the running configuration: {}", st.error().message);
-    return st.error();
+  auto cfg = m.load();
+  if (!cfg) {
+    spdlog::error("reload rejected, keeping the running configuration: {}", cfg.error().message);
+    return cfg.error();
   }
-  if (auto s = m.access.configure((*st)->config); !s) {
+  if (auto s = m.access.configure(*cfg); !s) {
     spdlog::error("reload rejected, keeping the running configuration: {}", s.message());
     return s;
   }
-  m.publish(*st);
+  m.builder.setConfig(*cfg);
   spdlog::info("configuration reloaded from {}", m.opts.config_path);
   return tidegate::Status::Ok();
 }
@@ -641,20 +613,11 @@ void Gateway::stop() {
 }
 
 void Gateway::setDynamicEndpoints(std::vector<api::Endpoints> endpoints) {
-  auto& m = *impl_;
-  {
-    std::lock_guard lock(m.dynamic_mu);
-    m.dynamic = std::move(endpoints);
-  }
-  m.publish(m.build(m.snapshot()->config));
+  impl_->builder.setEndpoints("controller", std::move(endpoints));
 }
 
 std::shared_ptr<Endpoint> Gateway::endpoint(const api::HostPort& address) const {
-  const auto st = impl_->snapshot();
-  for (const auto& eps : st->pool_endpoints)
-    for (const auto& e : eps)
-      if (e->address().str() == address.str()) return e;
-  return nullptr;
+  return impl_->snapshot()->endpoint(address);
 }
 
 std::shared_ptr<const api::Config> Gateway::config() const { return impl_->snapshot()->config; }

@@ -88,7 +88,7 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
     hashes = engine::blockHashes(ids, kPrefixBlockTokens, 0);
   }
 
-  const PickConfig pc{g.weights, g.queue_threshold, g.kv_threshold, g.stale_after_s};
+  const PickConfig& pc = target.pick;
   std::vector<bool> tried(eps.size(), false);
   const auto client_gone = std::make_shared<bool>(false);  // set by the disconnect watch
   Outcome last = Outcome::kNoEndpoint;

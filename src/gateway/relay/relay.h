@@ -25,6 +25,7 @@
 #include "gateway/endpoint.h"
 #include "gateway/ledger/ledger.h"
 #include "gateway/picker/pick_log.h"
+#include "gateway/picker/picker.h"
 #include "gateway/relay/upstream_pool.h"
 #include "gateway/stats.h"
 
@@ -45,6 +46,7 @@ struct RelayTarget {
   const std::string& model;         // as requested (metric label)
   const std::string& target_model;  // what the engine is asked for
   api::Criticality criticality = api::Criticality::kStandard;
+  const PickConfig& pick;
 };
 
 // Relays `ex`'s request (body already rewritten for the engine) and answers the client. Fills
