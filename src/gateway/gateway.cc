@@ -27,6 +27,7 @@
 #include "gateway/body.h"
 #include "gateway/endpoint.h"
 #include "gateway/picker/picker.h"
+#include "gateway/pipeline/stages.h"
 #include "gateway/relay/relay.h"
 #include "gateway/routing.h"
 #include "gateway/snapshot.h"
@@ -360,22 +361,7 @@ struct Gateway::Impl {
 
   asio::awaitable<void> handle(Worker& w, http::Exchange& ex);
   std::string modelsBody(const Snapshot& st) const;
-  // `name` if the configuration or an endpoint's model list knows it, else GatewayStats::kOther.
-  static const std::string& modelLabel(const Snapshot& st, const std::string& name);
 };
-
-const std::string& Gateway::Impl::modelLabel(const Snapshot& st, const std::string& name) {
-  static const std::string other = GatewayStats::kOther;
-  for (const auto& m : st.table->models()) {
-    if (m.model_name == name) return name;
-    for (const auto& t : m.targets)
-      if (t.name == name) return name;
-  }
-  for (const auto& eps : st.pool_endpoints)
-    for (const auto& e : eps)
-      if (e->metrics()->lists(name)) return name;
-  return other;
-}
 
 std::string Gateway::Impl::modelsBody(const Snapshot& st) const {
   std::vector<std::string> names;
@@ -399,132 +385,82 @@ std::string Gateway::Impl::modelsBody(const Snapshot& st) const {
 }
 
 asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
+  namespace pl = pipeline;
+  using F = boost::beast::http::field;
   const auto& req = ex.request();
-  std::string path(req.target());
-  if (auto q = path.find('?'); q != std::string::npos) path.resize(q);
-  const auto st = snapshot();
-  using V = boost::beast::http::verb;
-  const bool generation =
-      path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/embeddings";
-  std::optional<http::Headers> allow;
-  if (path == "/v1/models") {
-    if (req.method() == V::get) {
-      co_await ex.respond(Status::ok, modelsBody(*st));
-      co_return;
-    }
-    allow = http::Headers{{"Allow", "GET"}};
-  } else if (!generation) {
-    std::string body = http::openaiError("no route for " + path, "not_found_error");
-    co_await ex.respond(Status::not_found, std::move(body));
+  pl::RequestContext c;
+  c.snap = snapshot();
+  c.path = std::string(req.target());
+  if (auto q = c.path.find('?'); q != std::string::npos) c.path.resize(q);
+  auto api = pl::endpoint(c.path, req.method());
+  if (auto* d = std::get_if<Denial>(&api)) {
+    co_await ex.respond(d->status, std::move(d->body), "application/json", d->headers);
     co_return;
-  } else if (req.method() != V::post) {
-    allow = http::Headers{{"Allow", "POST"}};
   }
-  if (allow) {
-    std::string body =
-        http::openaiError("method " + std::string(req.method_string()) + " not allowed on " + path,
-                          "invalid_request_error");
-    co_await ex.respond(Status::method_not_allowed, std::move(body), "application/json", *allow);
+  if (std::get<pl::Api>(api) == pl::Api::kModels) {
+    co_await ex.respond(Status::ok, modelsBody(*c.snap));
     co_return;
   }
   // From here on every request is a usage record, whatever becomes of it.
-  const double t0 = now();
-  UsageRecord rec;
-  rec.request_id = std::string(req["x-request-id"]);
-  std::optional<Denial> denial;
+  c.t0 = now();
+  c.rec.request_id = std::string(req["x-request-id"]);
   // Admission, cheapest check first: the key (before the body is parsed), the body, the model
   // the plan allows, the route, then the limits (which charge the key).
-  Principal who;
-  auto authn = access.authenticate(st->config, req[boost::beast::http::field::authorization],
-                                   req["api-key"]);
+  auto authn = access.authenticate(c.snap->config, req[F::authorization], req["api-key"]);
   if (auto* d = std::get_if<Denial>(&authn)) {
-    denial = std::move(*d);
+    c.denial = std::move(*d);
   } else {
-    who = std::move(std::get<Principal>(authn));
+    c.who = std::move(std::get<Principal>(authn));
   }
-  RequestFields fields;
-  if (!denial) {
-    const auto ct = req[boost::beast::http::field::content_type];
-    if (!ct.empty() && ct.find("application/json") == std::string_view::npos) {
-      denial =
-          Denial{Status::unsupported_media_type,
-                 http::openaiError("Content-Type must be application/json, got " + std::string(ct),
-                                   "invalid_request_error"),
-                 {}};
-    } else if (auto e = scanRequest(req.body(), fields)) {
-      denial = Denial{Status::bad_request,
-                      http::openaiError(e->message, "invalid_request_error", e->param),
-                      {}};
-    }
-  }
-  rec.model = fields.model;
-  if (!denial) denial = access.authorize(who, fields.model);
-  std::optional<Route> route;
-  if (!denial) {
-    auto serves = [&](std::size_t p, const std::string& model) {
-      for (const auto& e : st->pool_endpoints[p])
-        if (e->metrics()->lists(model)) return true;
-      return false;
-    };
-    auto r = st->table->route(req[boost::beast::http::field::host], fields.model, w.rng(), serves);
-    if (auto* re = std::get_if<RouteError>(&r)) {
-      denial = Denial{Status::not_found,
-                      http::openaiError(re->message, "not_found_error", "model", "model_not_found"),
-                      {}};
-      stats->requests(GatewayStats::kOther, "", "", 404).inc();
-    } else {
-      route = std::get<Route>(r);
-      route->criticality = Access::criticality(who, route->criticality);
-    }
-  }
-  Grant grant;
-  if (!denial) {
-    // A plan's limits reserve prompt + max_tokens tokens (256 when the request sets none);
-    // finish() settles with what the engine reports. Without a plan nothing is reserved, and
-    // the prompt is not tokenised on the request path.
-    const double reserve =
-        who.plan ? static_cast<double>(static_cast<long>(tokenizer::count(fields.prompt_text)) +
-                                       (fields.max_tokens > 0 ? fields.max_tokens : 256))
-                 : 0;
+  if (!c.denial) c.denial = pl::parse(req[F::content_type], req.body(), c.fields);
+  c.rec.model = c.fields.model;
+  if (!c.denial) c.denial = access.authorize(c.who, c.fields.model);
+  if (!c.denial) c.denial = pl::route(*c.snap, req[F::host], c.who, c.fields, w.rng(), c.route);
+  // A routed name is known (the configuration or an engine names it); before routing the model
+  // may be any string a client sent.
+  c.model_label = c.route ? c.fields.model : pl::modelLabel(*c.snap, c.fields.model);
+  if (!c.denial && c.route) {
     std::string request_id =
-        rec.request_id.empty() ? "r" + std::to_string(w.rng()) : rec.request_id;
-    auto admitted = co_await access.admit(w.redis.get(), who, reserve, std::move(request_id));
+        c.rec.request_id.empty() ? "r" + std::to_string(w.rng()) : c.rec.request_id;
+    const double reserve = pl::tokensToReserve(c.who, c.fields);
+    auto admitted = co_await access.admit(w.redis.get(), c.who, reserve, std::move(request_id));
     if (auto* d = std::get_if<Denial>(&admitted)) {
-      denial = std::move(*d);
+      c.denial = std::move(*d);
     } else {
-      grant = std::move(std::get<Grant>(admitted));
+      c.grant = std::move(std::get<Grant>(admitted));
     }
   }
-  // The model as a metric label: a routed name is known (the configuration or an engine names
-  // it); before routing it may be any string a client sent.
-  const std::string label = route ? fields.model : modelLabel(*st, fields.model);
-  if (denial) {
-    rec.status = static_cast<int>(denial->status);
-    rec.latency_s = now() - t0;
-    access.record(who, std::move(rec), label);
-    co_await ex.respond(denial->status, std::move(denial->body), "application/json",
-                        denial->headers);
+  if (c.denial) {
+    if (c.denial->status == Status::not_found) stats->requests(c.model_label, "", "", 404).inc();
+    c.rec.status = static_cast<int>(c.denial->status);
+    c.rec.latency_s = now() - c.t0;
+    access.record(c.who, std::move(c.rec), c.model_label);
+    co_await ex.respond(c.denial->status, std::move(c.denial->body), "application/json",
+                        c.denial->headers);
     co_return;
   }
-  rec.prompt_tokens = -1;  // unknown until the engine reports it
+  c.rec.prompt_tokens = -1;  // unknown until the engine reports it
   {
+    const auto& route = *c.route;
     relay::RelayEnv env{w.upstream, w.rng, *stats, picks};
-    const relay::RelayTarget target{st->pool_endpoints[route->pool],
-                                    st->table->pools()[route->pool].name,
-                                    fields.model,
-                                    route->target_model,
-                                    route->criticality,
-                                    st->pick};
+    const relay::RelayTarget target{c.snap->pool_endpoints[route.pool],
+                                    c.snap->table->pools()[route.pool].name,
+                                    c.fields.model,
+                                    route.target_model,
+                                    route.criticality,
+                                    c.snap->pick};
     std::string upstream_body =
-        rewriteBody(ex.request().body(), fields, route->target_model, /*force_usage=*/true);
-    co_await relay::relayRequest(env, ex, st->config->gateway, target, fields, path,
-                                 std::move(upstream_body), grant.headers, rec);
+        rewriteBody(req.body(), c.fields, route.target_model, /*force_usage=*/true);
+    co_await relay::relayRequest(env, ex, c.snap->config->gateway, target, c.fields, c.path,
+                                 std::move(upstream_body), c.grant.headers, c.rec);
   }
-  rec.latency_s = now() - t0;
-  // No usage from the engine (it reports none, or the client left first): estimate the prompt.
-  if (rec.prompt_tokens < 0)
-    rec.prompt_tokens = static_cast<long>(tokenizer::count(fields.prompt_text));
-  access.finish(w.ioc.get_executor(), w.redis.get(), who, grant, std::move(rec), label);
+  // account: no usage from the engine (it reports none, or the client left first): estimate
+  // the prompt.
+  c.rec.latency_s = now() - c.t0;
+  if (c.rec.prompt_tokens < 0)
+    c.rec.prompt_tokens = static_cast<long>(tokenizer::count(c.fields.prompt_text));
+  access.finish(w.ioc.get_executor(), w.redis.get(), c.who, c.grant, std::move(c.rec),
+                c.model_label);
 }
 
 Gateway::Gateway(GatewayOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}

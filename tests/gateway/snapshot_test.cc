@@ -51,8 +51,8 @@ TEST(SnapshotBuilder, EverySourceKeepsItsLatestInput) {
   b.setEndpoints("controller", replicas({9001, 9002}));
   auto s = b.current();
   EXPECT_EQ(s->config->file, "gen2");
-  EXPECT_EQ(addresses(*s), (std::vector<std::string>{"10.0.0.2:8000", "127.0.0.1:9001",
-                                                     "127.0.0.1:9002"}));
+  EXPECT_EQ(addresses(*s),
+            (std::vector<std::string>{"10.0.0.2:8000", "127.0.0.1:9001", "127.0.0.1:9002"}));
   EXPECT_EQ(s->generation, 3u);
   // An endpoint selected before and after keeps its object (its scraped metrics, in-flight).
   EXPECT_EQ(s1->endpoint({"127.0.0.1", 9001}), s->endpoint({"127.0.0.1", 9001}));

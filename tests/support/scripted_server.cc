@@ -66,8 +66,8 @@ void ScriptedServer::serve(tcp::socket& sock, int conn) {
     head += a == Action::kConnectionClose ? "Connection: close\r\n"
                                           : "Keep-Alive: timeout=5, max=100\r\n";
     head += "\r\n" + body;
+    ++answered_;  // before the write: the client may have read it before write() returns
     asio::write(sock, asio::buffer(head), ec);
-    ++answered_;
     if (a != Action::kKeepAlive) {
       sock.shutdown(tcp::socket::shutdown_both, ec);
       sock.close(ec);
