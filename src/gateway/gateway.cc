@@ -7,29 +7,21 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
-#include <deque>
-#include <mutex>
 #include <random>
-#include <unordered_map>
-#include <unordered_set>
 
 #include "api/loader.h"
 #include "common/clock.h"
-#include "common/crypto.h"
-#include "common/http_client.h"
 #include "common/http_server.h"
 #include "common/log.h"
 #include "common/prometheus.h"
-#include "common/sse.h"
 #include "common/tokenizer.h"
-#include "engine/model/kv_cache.h"
 #include "gateway/access.h"
+#include "gateway/admin.h"
 #include "gateway/body.h"
-#include "gateway/endpoint.h"
-#include "gateway/picker/picker.h"
 #include "gateway/pipeline/stages.h"
 #include "gateway/relay/relay.h"
 #include "gateway/routing.h"
+#include "gateway/scraper.h"
 #include "gateway/snapshot.h"
 #include "gateway/stats.h"
 
@@ -59,8 +51,7 @@ struct Gateway::Impl {
   asio::io_context control{1};
   std::unique_ptr<http::Server> admin;
   std::thread control_thread;
-  std::mutex scrape_mu;
-  std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> scraping;  // address -> alive
+  Scraper scraper{control, [this] { return builder.current(); }};
 
   struct Worker {
     asio::io_context ioc{1};
@@ -74,6 +65,7 @@ struct Gateway::Impl {
   std::uint16_t port = 0, admin_port = 0;
 
   PickLog picks;  // for /admin/state
+  AdminApi admin_api{builder, metrics_registry, access, picks};
 
   // Closes each worker's idle upstream connections once they pass their keep-alive deadline.
   asio::awaitable<void> pruneLoop(Worker& w) {
@@ -88,7 +80,6 @@ struct Gateway::Impl {
 
   explicit Impl(GatewayOptions o) : opts(std::move(o)) {
     stats = std::make_unique<GatewayStats>(metrics_registry);
-    metrics_registry.addCollector([this](prom::TextWriter& w) { collectPools(w); });
     builder.subscribe([this](const std::shared_ptr<const Snapshot>& snap) { onPublish(*snap); });
   }
 
@@ -97,264 +88,18 @@ struct Gateway::Impl {
   // After each new snapshot: scrapers follow its endpoints, and each worker closes its pooled
   // connections to endpoints that left it.
   void onPublish(const Snapshot& snap) {
-    asio::post(control, [this] { syncScrapers(); });
+    asio::post(control, [this] { scraper.sync(); });
     const auto live = snap.endpoints();
     for (auto& w : workers) asio::post(w->ioc, [wp = w.get(), live] { wp->upstream.retain(live); });
   }
 
   // --- Configuration ---------------------------------------------------------------------
 
-  std::vector<std::pair<std::string, std::function<bj::value()>>> state_sections;
-
   // Reads and validates the configuration file.
   Result<std::shared_ptr<const api::Config>> load() const {
     auto cfg = api::loadConfig(opts.config_path);
     if (!cfg) return cfg.error();
     return std::make_shared<const api::Config>(std::move(cfg).value());
-  }
-
-  // Starts scraping endpoints not yet scraped; stops scraping dropped ones. Control thread.
-  void syncScrapers() {
-    const auto st = snapshot();
-    std::lock_guard lock(scrape_mu);
-    std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> next;
-    for (const auto& eps : st->pool_endpoints) {
-      for (const auto& e : eps) {
-        const auto key = e->address().str();
-        if (next.contains(key)) continue;
-        auto it = scraping.find(key);
-        if (it != scraping.end()) {
-          next[key] = it->second;
-          continue;
-        }
-        auto alive = std::make_shared<std::atomic<bool>>(true);
-        next[key] = alive;
-        asio::co_spawn(control, scrapeLoop(e, alive), asio::detached);
-      }
-    }
-    for (auto& [k, alive] : scraping)
-      if (!next.contains(k)) *alive = false;
-    scraping = std::move(next);
-  }
-
-  // --- Scraper -----------------------------------------------------------------------------
-
-  asio::awaitable<void> scrapeLoop(std::shared_ptr<Endpoint> ep,
-                                   std::shared_ptr<std::atomic<bool>> alive) {
-    http::Client client(control.get_executor(), ep->address().host, ep->address().port);
-    asio::steady_timer timer(control);
-    double last_models = -1;
-    while (*alive) {
-      const auto st = snapshot();
-      const auto& g = st->config->gateway;
-      const double timeout = std::max(0.2, std::min(1.0, g.stale_after_s / 2));
-      auto prev = ep->metrics();
-      auto next = std::make_shared<EndpointMetrics>(*prev);
-      http::ClientRequest req{.method = "GET", .target = "/metrics", .timeout_s = timeout};
-      auto r = co_await client.send(req);
-      if (r && r->status == 200) {
-        if (auto scrape = prom::parse(r->body)) {
-          readEngineMetrics(*scrape, *next);
-          next->up = true;
-          next->scraped_at = now();
-          next->error.clear();
-        } else {
-          next->up = false;
-          next->error = "metrics: " + scrape.error().message;
-        }
-      } else {
-        next->up = false;
-        next->error = r ? "metrics: HTTP " + std::to_string(r->status) : r.error().message;
-      }
-      if (next->up && (last_models < 0 || now() - last_models >= 1.0)) {
-        http::ClientRequest mreq{.method = "GET", .target = "/v1/models", .timeout_s = timeout};
-        auto m = co_await client.send(mreq);
-        if (m && m->status == 200 && readModelList(m->body, *next)) last_models = now();
-      }
-      if (prev->up != next->up)
-        spdlog::info("endpoint {} is {}{}", ep->address().str(), next->up ? "up" : "down",
-                     next->up ? "" : ": " + next->error);
-      ep->publish(std::move(next));
-      timer.expires_after(std::chrono::microseconds(static_cast<long>(g.scrape_interval_s * 1e6)));
-      co_await timer.async_wait(kTuple);
-    }
-  }
-
-  // --- Metrics collected at scrape time -------------------------------------------------
-
-  void collectPools(prom::TextWriter& w) {
-    const auto st = snapshot();
-    const PickConfig& pc = st->pick;
-    const double t = now();
-    w.family("tidegate_pool_ready_endpoints", "gauge", "Endpoints of the pool answering scrapes.");
-    std::vector<std::array<double, 4>> agg(st->pool_endpoints.size());
-    for (std::size_t p = 0; p < st->pool_endpoints.size(); ++p) {
-      double ready = 0, sat = 0, q = 0, kv = 0;
-      for (const auto& e : st->pool_endpoints[p]) {
-        auto m = e->metrics();
-        if (!m->up) continue;
-        ++ready;
-        sat += isSaturated(*m, pc, t) ? 1 : 0;
-        q += m->waiting;
-        kv += m->kv;
-      }
-      agg[p] = {ready, ready > 0 && sat == ready ? 1.0 : 0.0, ready ? q / ready : 0,
-                ready ? kv / ready : 0};
-      w.sample("tidegate_pool_ready_endpoints", {{"pool", st->table->pools()[p].name}}, ready);
-    }
-    const char* names[] = {"tidegate_pool_saturated", "tidegate_pool_avg_queue",
-                           "tidegate_pool_avg_kv_cache"};
-    const char* helps[] = {"1 if every ready endpoint of the pool is saturated.",
-                           "Mean waiting requests over the pool's ready endpoints.",
-                           "Mean KV-cache use over the pool's ready endpoints (0-1)."};
-    for (int k = 0; k < 3; ++k) {
-      w.family(names[k], "gauge", helps[k]);
-      for (std::size_t p = 0; p < agg.size(); ++p)
-        w.sample(names[k], {{"pool", st->table->pools()[p].name}}, agg[p][k + 1]);
-    }
-    const char* enames[] = {"tidegate_endpoint_queue", "tidegate_endpoint_kv_cache",
-                            "tidegate_endpoint_inflight", "tidegate_endpoint_up"};
-    const char* ehelps[] = {"Waiting requests at the endpoint (last scrape).",
-                            "KV-cache use at the endpoint (last scrape, 0-1).",
-                            "This gateway's requests in flight at the endpoint.",
-                            "1 if the endpoint answered its last scrape."};
-    for (int k = 0; k < 4; ++k) {
-      w.family(enames[k], "gauge", ehelps[k]);
-      for (std::size_t p = 0; p < st->pool_endpoints.size(); ++p) {
-        for (const auto& e : st->pool_endpoints[p]) {
-          auto m = e->metrics();
-          const double v = k == 0   ? m->waiting
-                           : k == 1 ? m->kv
-                           : k == 2 ? e->inflight.load()
-                                    : m->up;
-          w.sample(enames[k],
-                   {{"pool", st->table->pools()[p].name}, {"endpoint", e->address().str()}}, v);
-        }
-      }
-    }
-  }
-
-  // --- Admin server ----------------------------------------------------------------------
-
-  // The admin token guards /admin/*; /metrics and the health checks stay open to probes.
-  bool adminAuthorized(const http::Exchange& ex) const {
-    const auto& token = snapshot()->config->gateway.admin_token;
-    if (token.empty()) return true;
-    const auto presented = admission::presentedKey(
-        ex.request()[boost::beast::http::field::authorization], ex.request()["x-admin-token"]);
-    return crypto::constantTimeEqual(crypto::sha256(presented), crypto::sha256(token));
-  }
-
-  asio::awaitable<void> handleAdmin(http::Exchange& ex) {
-    std::string target(ex.request().target());
-    if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
-    if (target.starts_with("/admin/") && !adminAuthorized(ex)) {
-      const http::Headers challenge{{"WWW-Authenticate", "Bearer"}};
-      std::string b = http::openaiError("the admin API needs 'Authorization: Bearer ADMIN_TOKEN'",
-                                        "invalid_request_error", {}, "invalid_admin_token");
-      co_await ex.respond(Status::unauthorized, std::move(b), "application/json", challenge);
-      co_return;
-    }
-    if (co_await access.handleAdmin(ex, target)) co_return;
-    if (ex.request().method() != boost::beast::http::verb::get) {
-      co_await ex.respond(Status::method_not_allowed,
-                          http::openaiError("use GET", "invalid_request_error"));
-    } else if (target == "/metrics") {
-      co_await ex.respond(Status::ok, metrics_registry.render(),
-                          "text/plain; version=0.0.4; charset=utf-8");
-    } else if (target == "/healthz") {
-      co_await ex.respond(Status::ok, std::string("ok\n"), "text/plain");
-    } else if (target == "/readyz") {
-      const bool ready = isReady();
-      co_await ex.respond(ready ? Status::ok : Status::service_unavailable,
-                          std::string(ready ? "ready\n" : "no ready endpoint\n"), "text/plain");
-    } else if (target == "/admin/state") {
-      co_await ex.respond(Status::ok, adminState());
-    } else {
-      co_await ex.respond(Status::not_found,
-                          http::openaiError("no route for " + target, "not_found_error"));
-    }
-  }
-
-  bool isReady() const {
-    const auto st = snapshot();
-    if (st->pool_endpoints.empty()) return true;
-    for (const auto& eps : st->pool_endpoints)
-      for (const auto& e : eps)
-        if (e->metrics()->up) return true;
-    return false;
-  }
-
-  std::string adminState() {
-    const auto st = snapshot();
-    const PickConfig& pc = st->pick;
-    const double t = now();
-    bj::array pools;
-    for (std::size_t p = 0; p < st->pool_endpoints.size(); ++p) {
-      bj::array eps;
-      const auto& entry = st->table->pools()[p];
-      for (std::size_t i = 0; i < st->pool_endpoints[p].size(); ++i) {
-        const auto& e = st->pool_endpoints[p][i];
-        auto m = e->metrics();
-        bj::object labels;
-        for (const auto& [k, v] : entry.endpoint_labels[i]) labels[k] = v;
-        bj::array running, waiting, models, adapters;
-        for (const auto& x : m->running_loras) running.push_back(bj::value(x));
-        for (const auto& x : m->waiting_loras) waiting.push_back(bj::value(x));
-        for (const auto& x : m->models) models.push_back(bj::value(x));
-        for (const auto& x : m->adapters) adapters.push_back(bj::value(x));
-        eps.push_back(bj::object{
-            {"address", e->address().str()},
-            {"labels", std::move(labels)},
-            {"ready", m->up},
-            {"saturated", m->up && isSaturated(*m, pc, t)},
-            {"inflight", e->inflight.load()},
-            {"scrape_age_s", m->scraped_at < 0 ? bj::value(nullptr) : bj::value(t - m->scraped_at)},
-            {"error", m->error},
-            {"engine", m->engine},
-            {"metrics", bj::object{{"waiting", m->waiting},
-                                   {"running", m->running},
-                                   {"kv_cache", m->kv},
-                                   {"running_lora_adapters", std::move(running)},
-                                   {"waiting_lora_adapters", std::move(waiting)},
-                                   {"max_lora", m->max_lora}}},
-            {"models", std::move(models)},
-            {"adapters", std::move(adapters)}});
-      }
-      pools.push_back(bj::object{{"name", entry.name}, {"endpoints", std::move(eps)}});
-    }
-    bj::array models;
-    for (const auto& m : st->table->models()) {
-      bj::array targets;
-      const double total = m.cumulative.empty() ? 0 : static_cast<double>(m.cumulative.back());
-      for (const auto& tm : m.targets)
-        targets.push_back(
-            bj::object{{"name", tm.name}, {"weight", tm.weight}, {"share", tm.weight / total}});
-      models.push_back(bj::object{{"model", m.model_name},
-                                  {"inference_model", m.inference_model},
-                                  {"criticality", api::criticalityName(m.criticality)},
-                                  {"pool", st->table->pools()[m.pool].name},
-                                  {"targets", std::move(targets)}});
-    }
-    bj::array recent;
-    for (const auto& p : picks.recent()) {
-      bj::object scores;
-      for (std::size_t k = 0; k < 5; ++k) scores[kScorerNames[k]] = p.scores[k];
-      recent.push_back(bj::object{{"age_s", t - p.at},
-                                  {"model", p.model},
-                                  {"target", p.target},
-                                  {"pool", p.pool},
-                                  {"endpoint", p.endpoint},
-                                  {"winner", p.winner},
-                                  {"scores", std::move(scores)},
-                                  {"total", p.total}});
-    }
-    bj::object out{{"config", st->config->file},
-                   {"pools", std::move(pools)},
-                   {"models", std::move(models)},
-                   {"recent_picks", std::move(recent)}};
-    for (const auto& [name, fn] : state_sections) out[name] = fn();
-    return bj::serialize(out);
   }
 
   // --- Data plane --------------------------------------------------------------------------
@@ -493,12 +238,12 @@ tidegate::Status Gateway::start() {
   }
   m.admin = std::make_unique<http::Server>(
       m.control, http::ServerOptions{.server_name = "tidegate-admin"},
-      [this](http::Exchange& ex) { return impl_->handleAdmin(ex); });
+      [this](http::Exchange& ex) { return impl_->admin_api.handle(ex); });
   auto aep = m.admin->listen(g.admin.host, g.admin.port);
   if (!aep) return aep.error();
   m.admin_port = aep->port();
   m.admin->start();
-  asio::post(m.control, [&m] { m.syncScrapers(); });
+  asio::post(m.control, [&m] { m.scraper.sync(); });
   m.control_thread = std::thread([&m] { m.control.run(); });
   for (auto& w : m.workers) {
     w->server->start();
@@ -540,8 +285,7 @@ void Gateway::stop() {
     if (w->thread.joinable()) w->thread.join();
   asio::post(m.control, [&m] {
     if (m.admin) m.admin->stop();
-    std::lock_guard lock(m.scrape_mu);
-    for (auto& [k, alive] : m.scraping) *alive = false;
+    m.scraper.stop();
     m.control.stop();
   });
   if (m.control_thread.joinable()) m.control_thread.join();
@@ -559,7 +303,7 @@ std::shared_ptr<Endpoint> Gateway::endpoint(const api::HostPort& address) const 
 std::shared_ptr<const api::Config> Gateway::config() const { return impl_->snapshot()->config; }
 prom::Registry& Gateway::metrics() { return impl_->metrics_registry; }
 void Gateway::addStateSection(std::string name, std::function<boost::json::value()> fn) {
-  impl_->state_sections.emplace_back(std::move(name), std::move(fn));
+  impl_->admin_api.addSection(std::move(name), std::move(fn));
 }
 boost::asio::io_context& Gateway::controlContext() { return impl_->control; }
 void Gateway::setPoolCostRate(const std::string& pool, double dollars_per_hour) {

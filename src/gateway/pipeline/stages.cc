@@ -29,15 +29,14 @@ std::variant<Api, Denial> endpoint(std::string_view path, V method) {
 std::optional<Denial> parse(std::string_view content_type, std::string_view body,
                             RequestFields& out) {
   if (!content_type.empty() && content_type.find("application/json") == std::string_view::npos)
-    return Denial{Status::unsupported_media_type,
-                  http::openaiError("Content-Type must be application/json, got " +
-                                        std::string(content_type),
-                                    "invalid_request_error"),
-                  {}};
+    return Denial{
+        Status::unsupported_media_type,
+        http::openaiError("Content-Type must be application/json, got " + std::string(content_type),
+                          "invalid_request_error"),
+        {}};
   if (auto e = scanRequest(body, out))
-    return Denial{Status::bad_request,
-                  http::openaiError(e->message, "invalid_request_error", e->param),
-                  {}};
+    return Denial{
+        Status::bad_request, http::openaiError(e->message, "invalid_request_error", e->param), {}};
   return std::nullopt;
 }
 

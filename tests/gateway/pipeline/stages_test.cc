@@ -165,7 +165,8 @@ TEST(Stages, RouteFindsThePoolAndTheCriticalityOfModelAndPlan) {
 
 TEST(Stages, ModelLabelIsBounded) {
   Fixture f;
-  for (const char* known : {"chat", "base", "sql-lora"}) EXPECT_EQ(modelLabel(*f.snap, known), known);
+  for (const char* known : {"chat", "base", "sql-lora"})
+    EXPECT_EQ(modelLabel(*f.snap, known), known);
   for (const char* unknown : {"nope", "", "bad\xff"})
     EXPECT_EQ(modelLabel(*f.snap, unknown), GatewayStats::kOther);
 }

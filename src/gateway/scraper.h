@@ -1,0 +1,43 @@
+#pragma once
+// Scraper: keeps every endpoint of the live snapshot's pools scraped — its /metrics every scrape
+// interval (vLLM or llama.cpp names, read into EndpointMetrics and published on the Endpoint,
+// where the picker reads it lock-free) and its /v1/models at most once a second.
+//
+// Threads: runs on the gateway's control thread (one coroutine per endpoint, one keep-alive
+// connection each); sync() is called there after each new snapshot; stop() from any thread
+// before the control loop ends.
+
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "gateway/snapshot.h"
+
+namespace tidegate::gateway {
+
+class Scraper {
+ public:
+  // `current` returns the live snapshot (for the scrape interval and timeouts).
+  Scraper(boost::asio::io_context& control,
+          std::function<std::shared_ptr<const Snapshot>()> current);
+  // Starts scraping endpoints of the live snapshot not yet scraped; stops scraping dropped ones.
+  void sync();
+  // Stops every scrape loop (each ends after its current scrape).
+  void stop();
+
+ private:
+  boost::asio::awaitable<void> scrapeLoop(std::shared_ptr<Endpoint> ep,
+                                          std::shared_ptr<std::atomic<bool>> alive);
+
+  boost::asio::io_context& control_;
+  std::function<std::shared_ptr<const Snapshot>()> current_;
+  std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> scraping_;  // by address
+};
+
+}  // namespace tidegate::gateway
