@@ -50,8 +50,7 @@ asio::awaitable<void> AdminApi::handle(http::Exchange& ex) {
     co_await ex.respond(Status::method_not_allowed,
                         http::openaiError("use GET", "invalid_request_error"));
   } else if (target == "/metrics") {
-    co_await ex.respond(Status::ok, metrics_.render(),
-                        "text/plain; version=0.0.4; charset=utf-8");
+    co_await ex.respond(Status::ok, metrics_.render(), "text/plain; version=0.0.4; charset=utf-8");
   } else if (target == "/healthz") {
     co_await ex.respond(Status::ok, std::string("ok\n"), "text/plain");
   } else if (target == "/readyz") {
@@ -147,7 +146,6 @@ std::string AdminApi::state() const {
   return bj::serialize(out);
 }
 
-
 void AdminApi::collectPools(prom::TextWriter& w) const {
   const auto st = snapshots_.current();
   const PickConfig& pc = st->pick;
@@ -189,16 +187,12 @@ void AdminApi::collectPools(prom::TextWriter& w) const {
     for (std::size_t p = 0; p < st->pool_endpoints.size(); ++p) {
       for (const auto& e : st->pool_endpoints[p]) {
         auto m = e->metrics();
-        const double v = k == 0   ? m->waiting
-                         : k == 1 ? m->kv
-                         : k == 2 ? e->inflight.load()
-                                  : m->up;
+        const double v = k == 0 ? m->waiting : k == 1 ? m->kv : k == 2 ? e->inflight.load() : m->up;
         w.sample(enames[k],
                  {{"pool", st->table->pools()[p].name}, {"endpoint", e->address().str()}}, v);
       }
     }
   }
 }
-
 
 }  // namespace tidegate::gateway

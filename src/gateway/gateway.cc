@@ -41,17 +41,18 @@ double now() { return monotonicSeconds(); }
 
 struct Gateway::Impl {
   GatewayOptions opts;
-  EndpointRegistry registry;
-  SnapshotBuilder builder{registry};  // the one writer of the live snapshot
   prom::Registry metrics_registry;
-  std::unique_ptr<GatewayStats> stats;
+  GatewayStats stats{metrics_registry};
+  EndpointRegistry registry;
+  SnapshotBuilder builder{registry, stats};  // the one writer of the live snapshot
   Access access{metrics_registry};
 
   // Control thread: scraper and admin server.
   asio::io_context control{1};
   std::unique_ptr<http::Server> admin;
   std::thread control_thread;
-  Scraper scraper{control, [this] { return builder.current(); }};
+  Scraper scraper{control, [this] { return builder.current(); },
+                  [this] { builder.modelListsChanged(); }};
 
   struct Worker {
     asio::io_context ioc{1};
@@ -79,7 +80,6 @@ struct Gateway::Impl {
   }
 
   explicit Impl(GatewayOptions o) : opts(std::move(o)) {
-    stats = std::make_unique<GatewayStats>(metrics_registry);
     builder.subscribe([this](const std::shared_ptr<const Snapshot>& snap) { onPublish(*snap); });
   }
 
@@ -163,7 +163,7 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
   if (!c.denial) c.denial = pl::route(*c.snap, req[F::host], c.who, c.fields, w.rng(), c.route);
   // A routed name is known (the configuration or an engine names it); before routing the model
   // may be any string a client sent.
-  c.model_label = c.route ? c.fields.model : pl::modelLabel(*c.snap, c.fields.model);
+  c.model_label = c.route ? c.fields.model : c.snap->modelLabel(c.fields.model);
   if (!c.denial && c.route) {
     std::string request_id =
         c.rec.request_id.empty() ? "r" + std::to_string(w.rng()) : c.rec.request_id;
@@ -176,7 +176,7 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
     }
   }
   if (c.denial) {
-    if (c.denial->status == Status::not_found) stats->requests(c.model_label, "", "", 404).inc();
+    if (c.denial->status == Status::not_found) stats.refused(c.model_label, 404).inc();
     c.rec.status = static_cast<int>(c.denial->status);
     c.rec.latency_s = now() - c.t0;
     access.record(c.who, std::move(c.rec), c.model_label);
@@ -187,13 +187,24 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
   c.rec.prompt_tokens = -1;  // unknown until the engine reports it
   {
     const auto& route = *c.route;
-    relay::RelayEnv env{w.upstream, w.rng, *stats, picks};
+    relay::RelayEnv env{w.upstream, w.rng, picks};
+    // A name an endpoint started to list after this snapshot was built has no stats resolved
+    // yet (the next snapshot will): resolve them for this request alone.
+    std::unique_ptr<RouteStats> unresolved;
+    RouteStats* route_stats = c.snap->stats(route, c.fields.model);
+    if (!route_stats) {
+      unresolved =
+          stats.route(c.fields.model, route.target_model, c.snap->table->pools()[route.pool].name);
+      route_stats = unresolved.get();
+    }
     const relay::RelayTarget target{c.snap->pool_endpoints[route.pool],
                                     c.snap->table->pools()[route.pool].name,
                                     c.fields.model,
                                     route.target_model,
                                     route.criticality,
-                                    c.snap->pick};
+                                    c.snap->pick,
+                                    *route_stats,
+                                    *c.snap->pool_stats[route.pool]};
     std::string upstream_body =
         rewriteBody(req.body(), c.fields, route.target_model, /*force_usage=*/true);
     co_await relay::relayRequest(env, ex, c.snap->config->gateway, target, c.fields, c.path,

@@ -72,7 +72,8 @@ std::variant<Route, RouteError> RoutingTable::route(std::string_view host, const
     if (!m.targets.empty()) {
       const long pick = static_cast<long>(draw % static_cast<std::uint64_t>(m.cumulative.back()));
       const auto it = std::upper_bound(m.cumulative.begin(), m.cumulative.end(), pick);
-      r.target_model = m.targets[static_cast<std::size_t>(it - m.cumulative.begin())].name;
+      r.target = static_cast<std::size_t>(it - m.cumulative.begin());
+      r.target_model = m.targets[r.target].name;
     }
     return r;
   }

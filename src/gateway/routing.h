@@ -42,6 +42,7 @@ struct Route {
   std::size_t pool = 0;
   std::string target_model;           // what the engine is asked for
   const ModelEntry* model = nullptr;  // null if no InferenceModel claims the name
+  std::size_t target = 0;             // index of the drawn target in model->targets
   api::Criticality criticality = api::Criticality::kStandard;
 };
 

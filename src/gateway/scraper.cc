@@ -21,8 +21,9 @@ double now() { return monotonicSeconds(); }
 }  // namespace
 
 Scraper::Scraper(asio::io_context& control,
-                 std::function<std::shared_ptr<const Snapshot>()> current)
-    : control_(control), current_(std::move(current)) {}
+                 std::function<std::shared_ptr<const Snapshot>()> current,
+                 std::function<void()> models_changed)
+    : control_(control), current_(std::move(current)), models_changed_(std::move(models_changed)) {}
 
 // Starts scraping_ endpoints not yet scraped; stops scraping_ dropped ones. Control thread.
 void Scraper::sync() {
@@ -47,7 +48,6 @@ void Scraper::sync() {
     if (!next.contains(k)) *alive = false;
   scraping_ = std::move(next);
 }
-
 
 void Scraper::stop() {
   std::lock_guard lock(mu_);
@@ -89,11 +89,13 @@ asio::awaitable<void> Scraper::scrapeLoop(std::shared_ptr<Endpoint> ep,
     if (prev->up != next->up)
       spdlog::info("endpoint {} is {}{}", ep->address().str(), next->up ? "up" : "down",
                    next->up ? "" : ": " + next->error);
+    const bool models_changed = next->models != prev->models || next->adapters != prev->adapters;
     ep->publish(std::move(next));
+    // New names become known model labels and get their stats in the next snapshot.
+    if (models_changed && models_changed_) models_changed_();
     timer.expires_after(std::chrono::microseconds(static_cast<long>(g.scrape_interval_s * 1e6)));
     co_await timer.async_wait(kTuple);
   }
 }
-
 
 }  // namespace tidegate::gateway

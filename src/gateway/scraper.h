@@ -23,8 +23,10 @@ namespace tidegate::gateway {
 class Scraper {
  public:
   // `current` returns the live snapshot (for the scrape interval and timeouts).
+  // `models_changed` runs (on the control thread) when an endpoint's model list changed.
   Scraper(boost::asio::io_context& control,
-          std::function<std::shared_ptr<const Snapshot>()> current);
+          std::function<std::shared_ptr<const Snapshot>()> current,
+          std::function<void()> models_changed);
   // Starts scraping endpoints of the live snapshot not yet scraped; stops scraping dropped ones.
   void sync();
   // Stops every scrape loop (each ends after its current scrape).
@@ -36,6 +38,7 @@ class Scraper {
 
   boost::asio::io_context& control_;
   std::function<std::shared_ptr<const Snapshot>()> current_;
+  std::function<void()> models_changed_;
   std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> scraping_;  // by address
 };

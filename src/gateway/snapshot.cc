@@ -16,7 +16,33 @@ std::shared_ptr<Endpoint> Snapshot::endpoint(const api::HostPort& address) const
   return nullptr;
 }
 
-SnapshotBuilder::SnapshotBuilder(EndpointRegistry& registry) : registry_(registry) {}
+RouteStats* Snapshot::stats(const Route& r, const std::string& model) const {
+  if (r.model) {
+    const auto m = static_cast<std::size_t>(r.model - table->models().data());
+    return model_stats[m][r.model->targets.empty() ? 0 : r.target].get();
+  }
+  auto it = listed_stats.find(model);
+  return it == listed_stats.end() ? nullptr : it->second[r.pool].get();
+}
+
+const std::string& Snapshot::modelLabel(const std::string& name) const {
+  static const std::string other = GatewayStats::kOther;
+  if (listed_stats.contains(name)) return name;
+  for (const auto& m : table->models()) {
+    if (m.model_name == name) return name;
+    for (const auto& t : m.targets)
+      if (t.name == name) return name;
+  }
+  return other;
+}
+
+SnapshotBuilder::SnapshotBuilder(EndpointRegistry& registry, GatewayStats& stats)
+    : registry_(registry), stats_(stats) {}
+
+void SnapshotBuilder::modelListsChanged() {
+  std::lock_guard lock(mu_);
+  if (config_) publishLocked();
+}
 
 std::shared_ptr<const Snapshot> SnapshotBuilder::setConfig(
     std::shared_ptr<const api::Config> config) {
@@ -56,6 +82,27 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::publishLocked() {
   registry_.retain(all);
   const auto& g = config_->gateway;
   snap->pick = PickConfig{g.weights, g.queue_threshold, g.kv_threshold, g.stale_after_s};
+  const auto& pools = snap->table->pools();
+  for (const auto& p : pools) snap->pool_stats.push_back(stats_.pool(p.name));
+  for (const auto& m : snap->table->models()) {
+    auto& targets = snap->model_stats.emplace_back();
+    const auto& pool = pools[m.pool].name;
+    if (m.targets.empty()) targets.push_back(stats_.route(m.model_name, m.model_name, pool));
+    for (const auto& t : m.targets) targets.push_back(stats_.route(m.model_name, t.name, pool));
+  }
+  // Names the endpoints list now route by name to their pools: resolve those routes too.
+  for (std::size_t p = 0; p < pools.size(); ++p) {
+    for (const auto& e : snap->pool_endpoints[p]) {
+      const auto m = e->metrics();
+      for (const auto* names : {&m->models, &m->adapters}) {
+        for (const auto& name : *names) {
+          auto& by_pool = snap->listed_stats[name];
+          if (by_pool.empty()) by_pool.resize(pools.size());
+          if (!by_pool[p]) by_pool[p] = stats_.route(name, name, pools[p].name);
+        }
+      }
+    }
+  }
   std::shared_ptr<const Snapshot> published = std::move(snap);
   current_.store(published);
   for (const auto& fn : subscribers_) fn(published);

@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -29,6 +30,7 @@
 #include "gateway/endpoint.h"
 #include "gateway/picker/picker.h"
 #include "gateway/routing.h"
+#include "gateway/stats.h"
 
 namespace tidegate::gateway {
 
@@ -38,6 +40,19 @@ struct Snapshot {
   std::unique_ptr<const RoutingTable> table;
   std::vector<std::vector<std::shared_ptr<Endpoint>>> pool_endpoints;  // by pool index
   PickConfig pick;
+  // Metrics resolved for this snapshot (see stats.h): one PoolStats per pool; one RouteStats per
+  // InferenceModel target (by model index, then target index) and per model name an endpoint
+  // listed when the snapshot was built (by name, then pool index).
+  std::vector<std::unique_ptr<PoolStats>> pool_stats;
+  std::vector<std::vector<std::unique_ptr<RouteStats>>> model_stats;
+  std::unordered_map<std::string, std::vector<std::unique_ptr<RouteStats>>> listed_stats;
+
+  // The stats of a route; null only for a name endpoints started to list after this snapshot
+  // was built (the next one, published at that scrape, has it).
+  RouteStats* stats(const Route& r, const std::string& model) const;
+  // `name` when the configuration or an endpoint's model list (when the snapshot was built)
+  // knows it, else GatewayStats::kOther: the bounded value of the `model` label.
+  const std::string& modelLabel(const std::string& name) const;
 
   // Every endpoint any pool selects.
   std::unordered_set<const Endpoint*> endpoints() const;
@@ -49,8 +64,9 @@ class SnapshotBuilder {
  public:
   using Subscriber = std::function<void(const std::shared_ptr<const Snapshot>&)>;
 
-  // `registry` keeps Endpoint objects (and their scraped state) across snapshots.
-  explicit SnapshotBuilder(EndpointRegistry& registry);
+  // `registry` keeps Endpoint objects (and their scraped state) across snapshots; `stats`
+  // resolves each snapshot's metrics.
+  SnapshotBuilder(EndpointRegistry& registry, GatewayStats& stats);
 
   // The live snapshot; null before the first setConfig().
   std::shared_ptr<const Snapshot> current() const { return current_.load(); }
@@ -60,6 +76,8 @@ class SnapshotBuilder {
   // Source: endpoints discovered at run time, named by their source ("controller", ...); the
   // set replaces that source's previous one. Publishes once a configuration is set.
   void setEndpoints(const std::string& source, std::vector<api::Endpoints> endpoints);
+  // Source: the model lists the endpoints' scrapes read changed (names become known labels).
+  void modelListsChanged();
   void subscribe(Subscriber fn);
 
  private:
@@ -67,6 +85,7 @@ class SnapshotBuilder {
   std::shared_ptr<const Snapshot> publishLocked();
 
   EndpointRegistry& registry_;
+  GatewayStats& stats_;
   std::mutex mu_;  // serialises builds; readers never take it
   std::shared_ptr<const api::Config> config_;
   std::map<std::string, std::vector<api::Endpoints>> discovered_;

@@ -7,7 +7,41 @@ const std::vector<double> kLatency = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
                                       2.5,   5,    10,    20,   40,  80,   160, 600};
 const std::vector<double> kItl = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075,
                                   0.1,   0.15,   0.2,   0.3,  0.5,   1,    2.5};
+
+std::string_view winnerName(std::size_t i) {
+  if (i < kScorerNames.size()) return kScorerNames[i];
+  return i == kScorerNames.size() ? "single" : "tie";
+}
 }  // namespace
+
+std::size_t winnerIndex(std::string_view winner) {
+  for (std::size_t i = 0; i < kWinners; ++i)
+    if (winnerName(i) == winner) return i;
+  return kWinners - 1;
+}
+
+RouteStats::RouteStats(prom::Family<prom::Counter>& requests, std::string model, std::string target,
+                       std::string pool, prom::Histogram& duration, prom::Histogram& ttft,
+                       prom::Histogram& itl, prom::Counter& prompt, prom::Counter& completion)
+    : duration(duration),
+      ttft(ttft),
+      itl(itl),
+      prompt_tokens(prompt),
+      completion_tokens(completion),
+      requests_(requests),
+      model_(std::move(model)),
+      target_(std::move(target)),
+      pool_(std::move(pool)) {}
+
+prom::Counter& RouteStats::requests(int status) {
+  if (status < kMinStatus || status > kMaxStatus) status = 500;  // never sent by HTTP/1.1 peers
+  auto& slot = by_status_[static_cast<std::size_t>(status - kMinStatus)];
+  if (auto* c = slot.load(std::memory_order_acquire)) return *c;
+  // First request with this status on this route: one lookup under the family's lock.
+  auto* c = &requests_.with({model_, target_, pool_, std::to_string(status)});
+  slot.store(c, std::memory_order_release);
+  return *c;
+}
 
 GatewayStats::GatewayStats(prom::Registry& r)
     : requests_(r.counter("tidegate_requests_total",
@@ -34,5 +68,29 @@ GatewayStats::GatewayStats(prom::Registry& r)
                          {"pool"})),
       picks_(r.counter("tidegate_picker_decisions_total",
                        "Endpoint picks by the scorer that decided them.", {"pool", "winner"})) {}
+
+std::unique_ptr<RouteStats> GatewayStats::route(const std::string& model, const std::string& target,
+                                                const std::string& pool) {
+  return std::make_unique<RouteStats>(requests_, model, target, pool, duration_.with({model}),
+                                      ttft_.with({model}), itl_.with({model}),
+                                      prompt_.with({model}), completion_.with({model}));
+}
+
+std::unique_ptr<PoolStats> GatewayStats::pool(const std::string& name) {
+  auto p = std::make_unique<PoolStats>();
+  for (std::size_t i = 0; i < kWinners; ++i)
+    p->picks[i] = &picks_.with({name, std::string(winnerName(i))});
+  for (std::size_t i = 0; i < p->upstream_errors.size(); ++i) {
+    const auto o = static_cast<relay::Outcome>(i);
+    // Only failures of an attempt are upstream errors.
+    if (o == relay::Outcome::kServed || o == relay::Outcome::kNoEndpoint ||
+        o == relay::Outcome::kClientGone)
+      continue;
+    p->upstream_errors[i] = &upstream_errors_.with({name, std::string(relay::outcomeKind(o))});
+  }
+  p->retries = &retries_.with({name});
+  p->resends = &resends_.with({name});
+  return p;
+}
 
 }  // namespace tidegate::gateway

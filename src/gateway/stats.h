@@ -1,11 +1,64 @@
 #pragma once
-// The gateway's own metrics, declared in one place. Thread-safe (prom::Registry).
+// The gateway's own metrics, declared in one place, and their children resolved ahead of the
+// request path: a snapshot resolves one RouteStats per (model, target model, pool) and one
+// PoolStats per pool when it is built, so a request updates counters and histograms through
+// plain pointers — no label vectors, no map lookups, no locks (prom metrics are relaxed atomics).
+// The HTTP status of a request is the one label value not known in advance: each RouteStats
+// resolves a status's counter on first use and keeps it in an atomic slot.
+//
+// Label values stay bounded: `model` carries only names the configuration or an engine's model
+// list knows (kOther for anything else) and `kind`/`winner` come from fixed sets.
+// Thread-safe.
 
+#include <array>
+#include <atomic>
+#include <memory>
 #include <string>
 
 #include "common/prometheus.h"
+#include "gateway/picker/picker.h"
+#include "gateway/relay/retry_policy.h"
 
 namespace tidegate::gateway {
+
+// One (model, target model, pool): what its requests update.
+class RouteStats {
+ public:
+  RouteStats(prom::Family<prom::Counter>& requests, std::string model, std::string target,
+             std::string pool, prom::Histogram& duration, prom::Histogram& ttft,
+             prom::Histogram& itl, prom::Counter& prompt, prom::Counter& completion);
+  // The request counter for an HTTP status (resolved once per status, then lock-free).
+  prom::Counter& requests(int status);
+
+  prom::Histogram& duration;
+  prom::Histogram& ttft;
+  prom::Histogram& itl;
+  prom::Counter& prompt_tokens;
+  prom::Counter& completion_tokens;
+
+ private:
+  static constexpr int kMinStatus = 100, kMaxStatus = 599;
+  prom::Family<prom::Counter>& requests_;
+  std::string model_, target_, pool_;
+  std::array<std::atomic<prom::Counter*>, kMaxStatus - kMinStatus + 1> by_status_{};
+};
+
+// The picker winners a pick can name: the scorers, "single" and "tie".
+inline constexpr std::size_t kWinners = kScorerNames.size() + 2;
+std::size_t winnerIndex(std::string_view winner);
+
+// One pool: its picker decisions and upstream failures.
+struct PoolStats {
+  std::array<prom::Counter*, kWinners> picks{};
+  std::array<prom::Counter*, static_cast<std::size_t>(relay::Outcome::kMidStream) + 1>
+      upstream_errors{};
+  prom::Counter* retries = nullptr;
+  prom::Counter* resends = nullptr;
+
+  prom::Counter& upstreamError(relay::Outcome o) {
+    return *upstream_errors[static_cast<std::size_t>(o)];
+  }
+};
 
 class GatewayStats {
  public:
@@ -15,22 +68,12 @@ class GatewayStats {
 
   explicit GatewayStats(prom::Registry& r);
 
-  prom::Counter& requests(const std::string& model, const std::string& target,
-                          const std::string& pool, int status) {
-    return requests_.with({model, target, pool, std::to_string(status)});
-  }
-  prom::Histogram& duration(const std::string& model) { return duration_.with({model}); }
-  prom::Histogram& ttft(const std::string& model) { return ttft_.with({model}); }
-  prom::Histogram& itl(const std::string& model) { return itl_.with({model}); }
-  prom::Counter& promptTokens(const std::string& model) { return prompt_.with({model}); }
-  prom::Counter& completionTokens(const std::string& model) { return completion_.with({model}); }
-  prom::Counter& upstreamErrors(const std::string& pool, const std::string& kind) {
-    return upstream_errors_.with({pool, kind});
-  }
-  prom::Counter& retries(const std::string& pool) { return retries_.with({pool}); }
-  prom::Counter& resends(const std::string& pool) { return resends_.with({pool}); }
-  prom::Counter& picks(const std::string& pool, const std::string& winner) {
-    return picks_.with({pool, winner});
+  std::unique_ptr<RouteStats> route(const std::string& model, const std::string& target,
+                                    const std::string& pool);
+  std::unique_ptr<PoolStats> pool(const std::string& name);
+  // Requests refused before routing (no pool, no target): by model label and status.
+  prom::Counter& refused(const std::string& model_label, int status) {
+    return requests_.with({model_label, "", "", std::to_string(status)});
   }
 
  private:

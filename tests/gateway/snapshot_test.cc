@@ -39,8 +39,10 @@ std::vector<std::string> addresses(const Snapshot& s) {
 }
 
 TEST(SnapshotBuilder, EverySourceKeepsItsLatestInput) {
+  prom::Registry metrics;
+  GatewayStats stats(metrics);
   EndpointRegistry registry;
-  SnapshotBuilder b(registry);
+  SnapshotBuilder b(registry, stats);
   b.setEndpoints("controller", replicas({9001}));  // before any configuration: kept, not lost
   EXPECT_EQ(b.current(), nullptr);
   auto s1 = b.setConfig(config("10.0.0.1", 1));
@@ -62,8 +64,10 @@ TEST(SnapshotBuilder, EverySourceKeepsItsLatestInput) {
 TEST(SnapshotBuilder, ConcurrentReloadsAndReplicaUpdatesNeverUndoEachOther) {
   // Before the builder, a replica update built from the configuration it had last seen and a
   // reload from the replicas it had last seen; whichever stored last undid the other.
+  prom::Registry metrics;
+  GatewayStats stats(metrics);
   EndpointRegistry registry;
-  SnapshotBuilder b(registry);
+  SnapshotBuilder b(registry, stats);
   b.setConfig(config("10.0.0.0", 0));
   std::atomic<int> published{0};
   b.subscribe([&](const std::shared_ptr<const Snapshot>&) { ++published; });

@@ -58,19 +58,6 @@ std::optional<Denial> route(const Snapshot& snap, std::string_view host, const P
   return std::nullopt;
 }
 
-const std::string& modelLabel(const Snapshot& snap, const std::string& name) {
-  static const std::string other = GatewayStats::kOther;
-  for (const auto& m : snap.table->models()) {
-    if (m.model_name == name) return name;
-    for (const auto& t : m.targets)
-      if (t.name == name) return name;
-  }
-  for (const auto& eps : snap.pool_endpoints)
-    for (const auto& e : eps)
-      if (e->metrics()->lists(name)) return name;
-  return other;
-}
-
 double tokensToReserve(const Principal& who, const RequestFields& fields) {
   if (!who.plan) return 0;
   return static_cast<double>(static_cast<long>(tokenizer::count(fields.prompt_text)) +

@@ -60,10 +60,6 @@ std::optional<Denial> route(const Snapshot& snap, std::string_view host, const P
                             const RequestFields& fields, std::uint64_t draw,
                             std::optional<Route>& out);
 
-// The requested model as a metric label: the name itself when the configuration or an endpoint's
-// model list knows it, else GatewayStats::kOther (label values stay bounded whatever clients send).
-const std::string& modelLabel(const Snapshot& snap, const std::string& name);
-
 // admit's input: the tokens a plan's limits reserve — the prompt's and max_tokens (256 when the
 // request sets none); nothing without a plan (the prompt is then never tokenised).
 double tokensToReserve(const Principal& who, const RequestFields& fields);

@@ -94,9 +94,10 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
   Outcome last = Outcome::kNoEndpoint;
   std::string last_message = "no ready endpoint serves the model";
   ErrorAnswer answer;
-  auto& stats = env.stats;
+  auto& stats = target.stats;
+  auto& pool_stats = target.pool_stats;
   auto count = [&](int status) {
-    stats.requests(target.model, target.target_model, target.pool, status).inc();
+    stats.requests(status).inc();
     rec.status = status;
   };
 
@@ -128,7 +129,7 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
     if (p.index < 0) break;  // nothing (left) to try: `last` says why
     const auto& ep = eps[static_cast<std::size_t>(p.index)];
     tried[static_cast<std::size_t>(p.index)] = true;
-    stats.picks(target.pool, p.winner).inc();
+    pool_stats.picks[winnerIndex(p.winner)]->inc();
     env.picks.add({now(), target.model, target.target_model, target.pool, ep->address().str(),
                    p.winner, p.scores, p.total});
     if (!hashes.empty()) ep->prefix.insert(hashes);
@@ -156,7 +157,7 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
       if (auto c = weak.lock()) c->cancel();
     });
     auto started = co_await client->start(up);
-    if (client->resent()) stats.resends(target.pool).inc();
+    if (client->resent()) pool_stats.resends->inc();
     if (*client_gone) {
       client->close();
       count(499);
@@ -205,14 +206,14 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
       }
     }
     if (o != Outcome::kServed) {
-      stats.upstreamErrors(target.pool, std::string(outcomeKind(o))).inc();
+      pool_stats.upstreamError(o).inc();
       spdlog::warn("[c{}] upstream {} failed before the first byte: {}", ex.connId(),
                    ep->address().str(), last_message);
       env.pool.release(ep, std::move(client));  // kept only if its response was complete
       last = o;
       if (o != Outcome::kHttp5xx && o != Outcome::kHttp429) answer = {};
       if (decide(o, attempt, g.retries) != Next::kRetry) break;
-      stats.retries(target.pool).inc();
+      pool_stats.retries->inc();
       continue;
     }
 
@@ -220,8 +221,8 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
     http::Headers down{{"x-tidegate-endpoint", ep->address().str()},
                        {"x-tidegate-pool", target.pool}};
     down.insert(down.end(), extra.begin(), extra.end());
-    auto& ttft = stats.ttft(target.model);
-    auto& itl = stats.itl(target.model);
+    auto& ttft = stats.ttft;
+    auto& itl = stats.itl;
     long content_chunks = 0;  // completion tokens when the engine reports no usage
     int status = static_cast<int>(started->status);
     if (!streaming) {
@@ -295,7 +296,7 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
         status = 499;
       } else if (!failure.empty()) {
         // Streaming began: no retry. End the stream with an explicit error event.
-        stats.upstreamErrors(target.pool, std::string(outcomeKind(failure_kind))).inc();
+        pool_stats.upstreamError(failure_kind).inc();
         spdlog::warn("[c{}] upstream {} failed mid-stream: {}", ex.connId(), ep->address().str(),
                      failure);
         std::string err = "data: " +
@@ -322,10 +323,9 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
       rec.completion_tokens = content_chunks;
     }
     count(status);
-    stats.duration(target.model).observe(now() - t0);
-    if (usage.prompt >= 0) stats.promptTokens(target.model).inc(static_cast<double>(usage.prompt));
-    if (usage.completion >= 0)
-      stats.completionTokens(target.model).inc(static_cast<double>(usage.completion));
+    stats.duration.observe(now() - t0);
+    if (usage.prompt >= 0) stats.prompt_tokens.inc(static_cast<double>(usage.prompt));
+    if (usage.completion >= 0) stats.completion_tokens.inc(static_cast<double>(usage.completion));
     co_return;
   }
 

@@ -35,7 +35,6 @@ namespace tidegate::gateway::relay {
 struct RelayEnv {
   UpstreamPool& pool;
   std::mt19937_64& rng;
-  GatewayStats& stats;
   PickLog& picks;
 };
 
@@ -47,6 +46,8 @@ struct RelayTarget {
   const std::string& target_model;  // what the engine is asked for
   api::Criticality criticality = api::Criticality::kStandard;
   const PickConfig& pick;
+  RouteStats& stats;      // resolved for this route by the snapshot
+  PoolStats& pool_stats;  // resolved for the pool by the snapshot
 };
 
 // Relays `ex`'s request (body already rewritten for the engine) and answers the client. Fills

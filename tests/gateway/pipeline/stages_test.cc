@@ -112,7 +112,7 @@ spec: {priority: low}
 )";
 
 struct Fixture {
-  Fixture() : builder(registry) {
+  Fixture() : stats(metrics), builder(registry, stats) {
     auto c = api::parseConfig(kConfig, "t.yaml");
     EXPECT_TRUE(c.ok()) << c.error().message;
     snap = builder.setConfig(std::make_shared<const api::Config>(std::move(c).value()));
@@ -122,7 +122,11 @@ struct Fixture {
     m->models = {"base"};
     m->adapters = {"sql-lora"};
     snap->pool_endpoints[0][0]->publish(m);
+    builder.modelListsChanged();  // as the scraper does when a model list changes
+    snap = builder.current();
   }
+  prom::Registry metrics;
+  GatewayStats stats;
   EndpointRegistry registry;
   SnapshotBuilder builder;
   std::shared_ptr<const Snapshot> snap;
@@ -166,9 +170,9 @@ TEST(Stages, RouteFindsThePoolAndTheCriticalityOfModelAndPlan) {
 TEST(Stages, ModelLabelIsBounded) {
   Fixture f;
   for (const char* known : {"chat", "base", "sql-lora"})
-    EXPECT_EQ(modelLabel(*f.snap, known), known);
+    EXPECT_EQ(f.snap->modelLabel(known), known);
   for (const char* unknown : {"nope", "", "bad\xff"})
-    EXPECT_EQ(modelLabel(*f.snap, unknown), GatewayStats::kOther);
+    EXPECT_EQ(f.snap->modelLabel(unknown), GatewayStats::kOther);
 }
 
 TEST(Stages, AdmissionReservesPromptAndMaxTokensOnlyUnderAPlan) {
