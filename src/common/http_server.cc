@@ -10,6 +10,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <cerrno>
+#include <chrono>
 
 #include "common/log.h"
 
@@ -18,18 +19,24 @@ namespace tidegate::http {
 namespace bhttp = beast::http;
 using asio::use_awaitable;
 constexpr auto kTuple = asio::as_tuple(use_awaitable);
+namespace {
+std::chrono::steady_clock::duration asDuration(double seconds) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(seconds));
+}
+}  // namespace
 
 struct Exchange::Watch {
   std::function<void()> fn;
 };
 
 Exchange::Exchange(beast::tcp_stream& stream, Request request, std::uint64_t conn_id,
-                   std::string_view server_name, bool keep_alive)
+                   const ServerOptions& options)
     : stream_(stream),
       request_(std::move(request)),
       conn_id_(conn_id),
-      server_name_(server_name),
-      keep_alive_(keep_alive && request_.keep_alive()) {}
+      options_(options),
+      keep_alive_(options.keep_alive && request_.keep_alive()) {}
 
 Exchange::~Exchange() { disarm(); }
 
@@ -62,8 +69,22 @@ void Exchange::onPeerClosed(std::function<void()> fn) {
   });
 }
 
+void Exchange::beginWrite() { stream_.expires_after(asDuration(options_.write_timeout_s)); }
+
+bool Exchange::endWrite(const beast::error_code& ec) {
+  // No deadline while the handler waits between writes (on an engine, say): only writes are
+  // timed here, and the session sets its own deadline for the next request.
+  stream_.expires_never();
+  if (!ec) return true;
+  if (ec == beast::error::timeout)
+    spdlog::debug("[c{}] write timed out after {} s: the client stopped reading", conn_id_,
+                  options_.write_timeout_s);
+  failed_ = true;  // the response is broken: the connection closes after the handler
+  return false;
+}
+
 void Exchange::setCommon(bhttp::fields& f, const Headers& headers, std::string_view content_type) {
-  f.set(bhttp::field::server, server_name_);
+  f.set(bhttp::field::server, options_.server_name);
   if (!content_type.empty()) f.set(bhttp::field::content_type, content_type);
   for (const auto& [k, v] : headers) f.set(k, v);
 }
@@ -71,42 +92,44 @@ void Exchange::setCommon(bhttp::fields& f, const Headers& headers, std::string_v
 asio::awaitable<bool> Exchange::respond(Status status, std::string body,
                                         std::string_view content_type, const Headers& headers) {
   responded_ = true;
+  if (failed_) co_return false;
   bhttp::response<bhttp::string_body> res{status, request_.version()};
   setCommon(res, headers, content_type);
-  res.keep_alive(keep_alive_);
+  res.keep_alive(!closeAfter());
   res.body() = std::move(body);
   res.prepare_payload();
+  beginWrite();
   auto [ec, n] = co_await bhttp::async_write(stream_, res, kTuple);
-  if (ec) failed_ = true;
-  co_return !ec;
+  co_return endWrite(ec);
 }
 
 asio::awaitable<bool> Exchange::startStream(Status status, std::string_view content_type,
                                             const Headers& headers) {
   responded_ = true;
+  if (failed_) co_return false;
   bhttp::response<bhttp::empty_body> res{status, request_.version()};
   setCommon(res, headers, content_type);
-  res.keep_alive(keep_alive_);
+  res.keep_alive(!closeAfter());
   res.chunked(true);
   bhttp::response_serializer<bhttp::empty_body> sr{res};
+  beginWrite();
   auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, kTuple);
-  if (ec) failed_ = true;
-  co_return !ec;
+  co_return endWrite(ec);
 }
 
 asio::awaitable<bool> Exchange::write(std::string_view data) {
   if (failed_) co_return false;
   if (data.empty()) co_return true;  // an empty chunk would end the body
+  beginWrite();
   auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk(asio::buffer(data)), kTuple);
-  if (ec) failed_ = true;
-  co_return !ec;
+  co_return endWrite(ec);
 }
 
 asio::awaitable<bool> Exchange::finishStream() {
   if (failed_) co_return false;
+  beginWrite();
   auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk_last(), kTuple);
-  if (ec) failed_ = true;
-  co_return !ec;
+  co_return endWrite(ec);
 }
 
 Server::Server(asio::io_context& ioc, ServerOptions options, Handler handler)
@@ -161,6 +184,19 @@ asio::awaitable<void> Server::acceptLoop() {
   }
 }
 
+asio::awaitable<void> Server::sendError(beast::tcp_stream& stream, Status status,
+                                        std::string message) {
+  bhttp::response<bhttp::string_body> res{status, 11};
+  res.set(bhttp::field::server, options_.server_name);
+  res.set(bhttp::field::content_type, "application/json");
+  res.keep_alive(false);
+  res.body() = openaiError(message, openaiErrorType(status));
+  res.prepare_payload();
+  stream.expires_after(asDuration(options_.write_timeout_s));
+  co_await bhttp::async_write(stream, res, kTuple);
+  stream.expires_never();
+}
+
 // After an early error response, reads and discards what the client is still sending (bounded in
 // bytes and time) before closing, as nginx's lingering_close does: closing with unread data
 // makes the kernel send a reset, and the client would lose the response.
@@ -181,16 +217,11 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id) {
   beast::tcp_stream stream(std::move(socket));
   sockets_.insert(&stream);
   beast::flat_buffer buffer;
-  const auto idle = std::chrono::milliseconds(static_cast<long>(options_.idle_timeout_s * 1000));
 
-  auto reject = [&](Status status, std::string_view message) -> asio::awaitable<void> {
-    bhttp::response<bhttp::string_body> res{status, 11};
-    res.set(bhttp::field::server, options_.server_name);
-    res.set(bhttp::field::content_type, "application/json");
-    res.keep_alive(false);
-    res.body() = openaiError(message, openaiErrorType(status));
-    res.prepare_payload();
-    co_await bhttp::async_write(stream, res, kTuple);
+  // An early error: answered, then a lingering close (the client may still be sending).
+  auto reject = [&](Status status, std::string message) -> asio::awaitable<void> {
+    co_await sendError(stream, status, std::move(message));
+    co_await lingeringClose(stream);
   };
 
   try {
@@ -198,25 +229,26 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id) {
       bhttp::request_parser<bhttp::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
       parser.body_limit(options_.max_body_bytes);
-      stream.expires_after(idle);
+      stream.expires_after(asDuration(options_.idle_timeout_s));
       auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
       if (ec) {
         if (ec == bhttp::error::body_limit) {
           std::string message =
               "request body exceeds " + std::to_string(options_.max_body_bytes) + " bytes";
-          co_await reject(Status::payload_too_large, message);
-          co_await lingeringClose(stream);
+          co_await reject(Status::payload_too_large, std::move(message));
         } else if (ec == bhttp::error::header_limit) {
-          co_await reject(Status::request_header_fields_too_large, "request headers too large");
+          std::string message = "request headers too large";
+          co_await reject(Status::request_header_fields_too_large, std::move(message));
         } else if (ec.category() ==
                        bhttp::make_error_code(bhttp::error::end_of_stream).category() &&
                    ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
-          co_await reject(Status::bad_request, "malformed HTTP request: " + ec.message());
+          std::string message = "malformed HTTP request: " + ec.message();
+          co_await reject(Status::bad_request, std::move(message));
         }
         break;  // EOF, timeout, reset: just close
       }
       stream.expires_never();
-      Exchange ex(stream, parser.release(), id, options_.server_name, options_.keep_alive);
+      Exchange ex(stream, parser.release(), id, options_);
       bool threw = false;
       try {
         co_await handler_(ex);

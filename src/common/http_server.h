@@ -9,7 +9,8 @@
 // logged with the connection id, answered with 500 if possible, and the connection closed.
 //
 // Limits (ServerOptions): header and body sizes (431 / 413 in OpenAI error format), an idle
-// deadline per request read, and a cap on open connections (new ones are closed at once).
+// deadline per request read, a deadline on every write to the client, and a cap on open
+// connections (new ones are closed at once).
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -42,15 +43,19 @@ struct ServerOptions {
   std::size_t max_body_bytes = 8 << 20;     // default 8 MiB; larger bodies get 413
   std::size_t max_header_bytes = 64 << 10;  // default 64 KiB; larger headers get 431
   double idle_timeout_s = 60;               // default 60 s to receive a whole request
-  std::size_t max_connections = 20000;      // default 20,000 open connections
-  std::string server_name = "tidegate";     // `Server` response header
+  // Default 30 s for each write to the client (a response, a stream's head, one chunk, the last
+  // chunk); a client that stops reading fails the write and the connection closes.
+  double write_timeout_s = 30;
+  std::size_t max_connections = 20000;   // default 20,000 open connections
+  std::string server_name = "tidegate";  // `Server` response header
   bool keep_alive = true;  // default true; false closes every connection after one response
 };
 
 class Exchange {
  public:
+  // `options` must outlive the exchange (the Server owns them).
   Exchange(beast::tcp_stream& stream, Request request, std::uint64_t conn_id,
-           std::string_view server_name, bool keep_alive = true);
+           const ServerOptions& options);
   ~Exchange();
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
@@ -59,7 +64,12 @@ class Exchange {
   Request& request() { return request_; }
   std::uint64_t connId() const { return conn_id_; }
 
-  // Sends a complete response. Returns false if writing failed (the peer is gone).
+  // Each write below must complete within ServerOptions::write_timeout_s. A write that fails
+  // (the peer is gone, or it stopped reading and the deadline passed) returns false, marks the
+  // exchange failed (every later write returns false at once) and the connection closes after
+  // the handler.
+
+  // Sends a complete response. Returns false if writing failed.
   asio::awaitable<bool> respond(Status status, std::string body,
                                 std::string_view content_type = "application/json",
                                 const Headers& headers = {});
@@ -78,18 +88,21 @@ class Exchange {
   void onPeerClosed(std::function<void()> fn);
 
   bool responded() const { return responded_; }
-  // True when the connection must close after this exchange (error, or no keep-alive).
+  // True when the connection must close after this exchange (a failed write, or no keep-alive).
   bool closeAfter() const { return failed_ || !keep_alive_; }
 
  private:
   struct Watch;
   void disarm();
   void setCommon(beast::http::fields& f, const Headers& headers, std::string_view content_type);
+  // Arms the write deadline before a write; clears it after and records a failure.
+  void beginWrite();
+  bool endWrite(const beast::error_code& ec);
 
   beast::tcp_stream& stream_;
   Request request_;
   std::uint64_t conn_id_;
-  std::string_view server_name_;
+  const ServerOptions& options_;
   bool keep_alive_;
   bool responded_ = false;
   bool failed_ = false;
@@ -115,6 +128,9 @@ class Server {
  private:
   asio::awaitable<void> acceptLoop();
   asio::awaitable<void> session(tcp::socket socket, std::uint64_t id);
+  // Writes an error response in OpenAI format with `Connection: close`, under the write
+  // deadline; the caller closes the connection.
+  asio::awaitable<void> sendError(beast::tcp_stream& stream, Status status, std::string message);
   asio::awaitable<void> lingeringClose(beast::tcp_stream& stream);
 
   asio::io_context& ioc_;

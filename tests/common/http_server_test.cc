@@ -1,0 +1,176 @@
+// The HTTP server on a real loopback socket, driven by raw POSIX clients so that a test can send
+// any bytes, half-close, or stop reading.
+#include "common/http_server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <cerrno>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+
+#include "support/process.h"
+
+namespace tidegate::http {
+namespace {
+
+namespace bhttp = beast::http;
+using Response = bhttp::response<bhttp::string_body>;
+using testing::eventually;
+
+// A Server on 127.0.0.1 (port 0) running on its own thread. Its handlers must end by themselves
+// (they poll with bounds), so stopping joins the thread.
+class TestServer {
+ public:
+  TestServer(ServerOptions options, Handler handler)
+      : server_(ioc_, std::move(options), std::move(handler)) {
+    auto ep = server_.listen("127.0.0.1", 0);
+    if (!ep) throw std::runtime_error(ep.error().message);
+    port_ = ep->port();
+    server_.start();
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
+  ~TestServer() {
+    asio::post(ioc_, [this] { server_.stop(); });
+    thread_.join();
+  }
+  std::uint16_t port() const { return port_; }
+  const Server& server() const { return server_; }
+
+ private:
+  asio::io_context ioc_;
+  Server server_;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+// A blocking client on a raw socket. Reads give up after 10 s, so a broken server fails a test
+// rather than hanging it.
+class RawClient {
+ public:
+  // `rcvbuf` > 0 shrinks the receive buffer (set before connecting, so the window is small).
+  explicit RawClient(std::uint16_t port, int rcvbuf = 0) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    timeval tv{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+      throw std::runtime_error("connect failed");
+  }
+  ~RawClient() { close(); }
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+
+  bool send(std::string_view data) {
+    while (!data.empty()) {
+      const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+  void shutdownWrite() { ::shutdown(fd_, SHUT_WR); }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+  // Reads one response; nullopt when the connection ends or fails first.
+  std::optional<Response> readResponse() {
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.eager(true);
+    parser.body_limit(1ull << 30);
+    while (true) {
+      if (!pending_.empty()) {
+        beast::error_code ec;
+        const std::size_t used = parser.put(asio::buffer(pending_), ec);
+        pending_.erase(0, used);
+        if (ec && ec != bhttp::error::need_more) return std::nullopt;
+        if (parser.is_done()) return parser.release();
+        if (!ec && used > 0) continue;
+      }
+      char buf[65536];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return std::nullopt;
+      pending_.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+
+  // True when the server closed the connection: after whatever bytes were still due, a read
+  // meets the end of stream or a reset (rather than the 10 s receive timeout).
+  bool closedByPeer() {
+    char buf[65536];
+    while (true) {
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n > 0) continue;
+      return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  std::string pending_;  // received, not yet parsed
+};
+
+TEST(HttpServer, WriteToAClientThatStopsReadingTimesOut) {
+  std::atomic<bool> done{false}, write_failed{false};
+  TestServer s({.write_timeout_s = 0.3}, [&](Exchange& ex) -> asio::awaitable<void> {
+    const std::string chunk(64 << 10, 'x');
+    if (co_await ex.startStream(Status::ok, "text/plain")) {
+      // 1 GiB at most: far beyond what the socket buffers hold.
+      for (int i = 0; i < 16384 && !write_failed; ++i) write_failed = !co_await ex.write(chunk);
+    }
+    done = true;
+  });
+  RawClient client(s.port(), 4096);
+  ASSERT_TRUE(client.send("POST /stream HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"));
+  // The client reads nothing until the handler is done.
+  ASSERT_TRUE(eventually([&] { return done.load(); }, std::chrono::seconds(30)));
+  EXPECT_TRUE(write_failed);
+  EXPECT_TRUE(client.closedByPeer());
+}
+
+TEST(HttpServer, DeadlinesCoverReadsAndWritesNotTheHandlersWaits) {
+  // The handler waits longer than either deadline before and between its writes; the client
+  // still gets everything. Then an incomplete request is cut off by the read deadline.
+  TestServer s({.idle_timeout_s = 0.3, .write_timeout_s = 0.3},
+               [](Exchange& ex) -> asio::awaitable<void> {
+                 asio::steady_timer timer(co_await asio::this_coro::executor);
+                 timer.expires_after(std::chrono::milliseconds(500));
+                 co_await timer.async_wait(asio::use_awaitable);
+                 if (!co_await ex.startStream(Status::ok, "text/plain")) co_return;
+                 if (!co_await ex.write("a")) co_return;
+                 timer.expires_after(std::chrono::milliseconds(500));
+                 co_await timer.async_wait(asio::use_awaitable);
+                 if (!co_await ex.write("b")) co_return;
+                 co_await ex.finishStream();
+               });
+  RawClient client(s.port());
+  ASSERT_TRUE(client.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto r = client.readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->result_int(), 200);
+  EXPECT_EQ(r->body(), "ab");
+  EXPECT_TRUE(r->keep_alive());
+  ASSERT_TRUE(client.send("POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhel"));
+  EXPECT_TRUE(client.closedByPeer());
+}
+
+}  // namespace
+}  // namespace tidegate::http
