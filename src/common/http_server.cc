@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 namespace tidegate::http {
@@ -19,12 +20,38 @@ namespace tidegate::http {
 namespace bhttp = beast::http;
 using asio::use_awaitable;
 constexpr auto kTuple = asio::as_tuple(use_awaitable);
+// Connections being refused (503 written, then a lingering close) at once, per server; past it a
+// refused connection is closed without an answer, so a flood cannot pile up sockets.
+constexpr std::size_t kMaxRefusing = 256;
+
 namespace {
 std::chrono::steady_clock::duration asDuration(double seconds) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(seconds));
 }
 }  // namespace
+
+ConnectionBudget::Slot::~Slot() {
+  if (budget_) budget_->open_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+ConnectionBudget::Slot ConnectionBudget::tryAcquire() {
+  std::size_t n = open_.load(std::memory_order_relaxed);
+  do {
+    if (n >= limit_) return {};
+  } while (!open_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+  return Slot(shared_from_this());
+}
+
+std::uint64_t ConnectionBudget::countRejected(double now) {
+  const std::uint64_t total = rejected_.fetch_add(1, std::memory_order_relaxed) + 1;
+  std::lock_guard lock(report_mu_);
+  if (now < next_report_) return 0;
+  next_report_ = now + 1;
+  const std::uint64_t since = total - reported_;
+  reported_ = total;
+  return since;
+}
 
 struct Exchange::Watch {
   std::function<void()> fn;
@@ -133,7 +160,13 @@ asio::awaitable<bool> Exchange::finishStream() {
 }
 
 Server::Server(asio::io_context& ioc, ServerOptions options, Handler handler)
-    : ioc_(ioc), options_(std::move(options)), handler_(std::move(handler)), acceptor_(ioc) {}
+    : ioc_(ioc),
+      options_(std::move(options)),
+      handler_(std::move(handler)),
+      acceptor_(ioc),
+      budget_(options_.connection_budget
+                  ? options_.connection_budget
+                  : std::make_shared<ConnectionBudget>(options_.max_connections)) {}
 
 Server::~Server() { stop(); }
 
@@ -175,22 +208,48 @@ asio::awaitable<void> Server::acceptLoop() {
       spdlog::warn("accept: {}", ec.message());
       continue;
     }
-    if (sockets_.size() >= options_.max_connections) {
-      spdlog::warn("connection limit {} reached; closing new connection", options_.max_connections);
-      continue;  // `sock` closes as it goes out of scope
-    }
     sock.set_option(tcp::no_delay(true), ec);
-    asio::co_spawn(ioc_, session(std::move(sock), next_conn_id_++), asio::detached);
+    auto slot = budget_->tryAcquire();
+    if (!slot) {
+      rejected_.fetch_add(1, std::memory_order_relaxed);
+      if (const auto n = budget_->countRejected(monotonicSeconds()); n > 0)
+        spdlog::warn(
+            "connection limit {} reached: {} connection(s) answered 503 since the last report",
+            budget_->limit(), n);
+      // Past kMaxRefusing, `sock` closes unanswered as it goes out of scope.
+      if (refusing_ < kMaxRefusing) {
+        ++refusing_;
+        asio::co_spawn(ioc_, refuse(std::move(sock)), asio::detached);
+      }
+      continue;
+    }
+    asio::co_spawn(ioc_, session(std::move(sock), next_conn_id_++, std::move(slot)),
+                   asio::detached);
   }
 }
 
+// Answers a connection over the budget with 503 instead of closing it silently, so its client
+// gets an error it can act on (retry elsewhere, later) rather than a reset. Its request is not
+// read; the lingering close drains it so the answer is not lost to a reset.
+asio::awaitable<void> Server::refuse(tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  sockets_.insert(&stream);
+  std::string message = "the server is at its connection limit; retry later";
+  co_await sendError(stream, Status::service_unavailable, std::move(message), "connection_limit");
+  co_await lingeringClose(stream);
+  sockets_.erase(&stream);
+  beast::error_code ec;
+  stream.socket().close(ec);
+  --refusing_;
+}
+
 asio::awaitable<void> Server::sendError(beast::tcp_stream& stream, Status status,
-                                        std::string message) {
+                                        std::string message, std::string_view code) {
   bhttp::response<bhttp::string_body> res{status, 11};
   res.set(bhttp::field::server, options_.server_name);
   res.set(bhttp::field::content_type, "application/json");
   res.keep_alive(false);
-  res.body() = openaiError(message, openaiErrorType(status));
+  res.body() = openaiError(message, openaiErrorType(status), {}, code);
   res.prepare_payload();
   stream.expires_after(asDuration(options_.write_timeout_s));
   co_await bhttp::async_write(stream, res, kTuple);
@@ -213,7 +272,9 @@ asio::awaitable<void> Server::lingeringClose(beast::tcp_stream& stream) {
   }
 }
 
-asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id) {
+// `slot` is held, in the coroutine's frame, until the session ends.
+asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
+                                      [[maybe_unused]] ConnectionBudget::Slot slot) {
   beast::tcp_stream stream(std::move(socket));
   sockets_.insert(&stream);
   beast::flat_buffer buffer;

@@ -10,7 +10,8 @@
 //
 // Limits (ServerOptions): header and body sizes (431 / 413 in OpenAI error format), an idle
 // deadline per request read, a deadline on every write to the client, and a cap on open
-// connections (new ones are closed at once).
+// connections, per server or shared by several (ConnectionBudget); a connection over the cap is
+// answered 503 without its request being read.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -19,9 +20,11 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -39,6 +42,50 @@ using Status = beast::http::status;
 using Request = beast::http::request<beast::http::string_body>;
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
+// A cap on open connections shared by several Servers (the gateway runs one per worker thread):
+// a server takes a slot for each connection it accepts and the slot comes back when the
+// connection closes. Thread-safe; owned by a shared_ptr (every server and session holds one).
+class ConnectionBudget : public std::enable_shared_from_this<ConnectionBudget> {
+ public:
+  // A taken slot, given back when destroyed. Empty (false) when none was free.
+  class Slot {
+   public:
+    Slot() = default;
+    Slot(Slot&&) = default;
+    Slot& operator=(Slot&&) = delete;
+    ~Slot();
+    explicit operator bool() const { return budget_ != nullptr; }
+
+   private:
+    friend class ConnectionBudget;
+    explicit Slot(std::shared_ptr<ConnectionBudget> budget) : budget_(std::move(budget)) {}
+    std::shared_ptr<ConnectionBudget> budget_;
+  };
+
+  explicit ConnectionBudget(std::size_t limit) : limit_(limit) {}
+
+  // Takes a slot, or returns an empty one when `limit` connections are open.
+  // REQUIRES: this budget is owned by a std::shared_ptr.
+  Slot tryAcquire();
+  // Counts a connection refused because no slot was free. Returns how many were refused since
+  // the last report when a report is due (at most one a second across every server sharing the
+  // budget, so a flood of refusals logs one line a second), else 0.
+  std::uint64_t countRejected(double now);
+
+  std::size_t limit() const { return limit_; }
+  std::size_t open() const { return open_.load(std::memory_order_relaxed); }
+  // Connections refused so far by every server sharing this budget.
+  std::uint64_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
+
+ private:
+  const std::size_t limit_;
+  std::atomic<std::size_t> open_{0};
+  std::atomic<std::uint64_t> rejected_{0};
+  std::mutex report_mu_;
+  double next_report_ = 0;      // guarded by report_mu_
+  std::uint64_t reported_ = 0;  // guarded by report_mu_: rejected_ at the last report
+};
+
 struct ServerOptions {
   std::size_t max_body_bytes = 8 << 20;     // default 8 MiB; larger bodies get 413
   std::size_t max_header_bytes = 64 << 10;  // default 64 KiB; larger headers get 431
@@ -46,7 +93,10 @@ struct ServerOptions {
   // Default 30 s for each write to the client (a response, a stream's head, one chunk, the last
   // chunk); a client that stops reading fails the write and the connection closes.
   double write_timeout_s = 30;
-  std::size_t max_connections = 20000;   // default 20,000 open connections
+  std::size_t max_connections = 20000;  // default 20,000 open connections (without a budget)
+  // Default none: this server alone caps its connections at max_connections. When set, the cap
+  // is this budget's, shared with every server given the same one (max_connections is unused).
+  std::shared_ptr<ConnectionBudget> connection_budget;
   std::string server_name = "tidegate";  // `Server` response header
   bool keep_alive = true;  // default true; false closes every connection after one response
 };
@@ -124,21 +174,29 @@ class Server {
   // Stops accepting and closes every open connection (in-flight handlers see write failures).
   void stop();
   std::size_t connections() const { return sockets_.size(); }
+  // Connections this server refused with 503 because the connection budget was spent. Safe
+  // from any thread.
+  std::uint64_t rejectedConnections() const { return rejected_.load(std::memory_order_relaxed); }
 
  private:
   asio::awaitable<void> acceptLoop();
-  asio::awaitable<void> session(tcp::socket socket, std::uint64_t id);
+  asio::awaitable<void> session(tcp::socket socket, std::uint64_t id, ConnectionBudget::Slot slot);
+  asio::awaitable<void> refuse(tcp::socket socket);
   // Writes an error response in OpenAI format with `Connection: close`, under the write
   // deadline; the caller closes the connection.
-  asio::awaitable<void> sendError(beast::tcp_stream& stream, Status status, std::string message);
+  asio::awaitable<void> sendError(beast::tcp_stream& stream, Status status, std::string message,
+                                  std::string_view code = {});
   asio::awaitable<void> lingeringClose(beast::tcp_stream& stream);
 
   asio::io_context& ioc_;
   ServerOptions options_;
   Handler handler_;
   tcp::acceptor acceptor_;
+  std::shared_ptr<ConnectionBudget> budget_;  // options_.connection_budget, or this server's own
   std::unordered_set<beast::tcp_stream*> sockets_;
   std::uint64_t next_conn_id_ = 1;
+  std::size_t refusing_ = 0;  // 503s being written or lingering (bounded by kMaxRefusing)
+  std::atomic<std::uint64_t> rejected_{0};
   bool stopped_ = false;
 };
 

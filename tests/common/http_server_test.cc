@@ -128,6 +128,24 @@ class RawClient {
   std::string pending_;  // received, not yet parsed
 };
 
+// Answers "<target> <host> <body>", so tests see what the handler was given.
+asio::awaitable<void> echo(Exchange& ex) {
+  const auto& req = ex.request();
+  std::string body =
+      std::string(req.target()) + " " + std::string(req[bhttp::field::host]) + " " + req.body();
+  co_await ex.respond(Status::ok, std::move(body), "text/plain");
+}
+
+std::string errorField(const Response& r, const char* field) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(r.body(), ec);
+  if (ec || !v.is_object()) return "<not JSON: " + r.body() + ">";
+  const auto* err = v.get_object().if_contains("error");
+  if (!err || !err->is_object()) return "<no error object>";
+  const auto* f = err->get_object().if_contains(field);
+  return f && f->is_string() ? std::string(f->get_string()) : "<none>";
+}
+
 TEST(HttpServer, WriteToAClientThatStopsReadingTimesOut) {
   std::atomic<bool> done{false}, write_failed{false};
   TestServer s({.write_timeout_s = 0.3}, [&](Exchange& ex) -> asio::awaitable<void> {
@@ -170,6 +188,53 @@ TEST(HttpServer, DeadlinesCoverReadsAndWritesNotTheHandlersWaits) {
   EXPECT_TRUE(r->keep_alive());
   ASSERT_TRUE(client.send("POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhel"));
   EXPECT_TRUE(client.closedByPeer());
+}
+
+// Sends a request on `client` and returns the status of its answer (0: none).
+int statusOf(RawClient& client) {
+  if (!client.send("GET /x HTTP/1.1\r\nHost: t\r\n\r\n")) return 0;
+  auto r = client.readResponse();
+  return r ? r->result_int() : 0;
+}
+
+TEST(HttpServer, ConnectionBudgetIsSharedByServers) {
+  auto budget = std::make_shared<ConnectionBudget>(2);
+  TestServer a({.connection_budget = budget}, echo), b({.connection_budget = budget}, echo);
+  // One connection to each; once answered, each holds its slot.
+  RawClient first(a.port()), second(b.port());
+  ASSERT_EQ(statusOf(first), 200);
+  ASSERT_EQ(statusOf(second), 200);
+  for (const auto port : {a.port(), b.port()}) {
+    RawClient over(port);
+    ASSERT_TRUE(over.send("GET /x HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto r = over.readResponse();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->result_int(), 503);
+    EXPECT_EQ(errorField(*r, "type"), "service_unavailable");
+    EXPECT_EQ(errorField(*r, "code"), "connection_limit");
+    EXPECT_FALSE(r->keep_alive());
+    EXPECT_TRUE(over.closedByPeer());
+  }
+  EXPECT_EQ(budget->rejected(), 2u);
+  EXPECT_EQ(a.server().rejectedConnections(), 1u);
+  EXPECT_EQ(b.server().rejectedConnections(), 1u);
+  // A closed connection gives its slot back, to either server.
+  first.close();
+  ASSERT_TRUE(eventually([&] { return budget->open() < 2; }));
+  RawClient again(b.port());
+  EXPECT_EQ(statusOf(again), 200);
+  EXPECT_EQ(statusOf(second), 200);  // the connections that held on are untouched
+}
+
+TEST(HttpServer, WithoutABudgetEachServerCountsItsOwnConnections) {
+  TestServer a({.max_connections = 1}, echo), b({.max_connections = 1}, echo);
+  RawClient first(a.port()), second(b.port());
+  EXPECT_EQ(statusOf(first), 200);
+  EXPECT_EQ(statusOf(second), 200);
+  RawClient over(a.port());
+  EXPECT_EQ(statusOf(over), 503);
+  EXPECT_EQ(a.server().rejectedConnections(), 1u);
+  EXPECT_EQ(b.server().rejectedConnections(), 0u);
 }
 
 }  // namespace
