@@ -1,5 +1,6 @@
 #include "common/http_server.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -53,8 +54,62 @@ std::uint64_t ConnectionBudget::countRejected(double now) {
   return since;
 }
 
-struct Exchange::Watch {
+// The watch of onPeerClosed. The pending waits hold it and may outlive the Exchange: `fn` is
+// cleared when the exchange ends, and nothing else (not the socket) is touched after that.
+//
+// Why an end of stream does not fire it: on Linux a client's shutdown(SHUT_WR) and its close()
+// look the same to us until we write. In both cases recv() returns 0, poll() reports
+// POLLIN|POLLRDHUP, SO_ERROR is 0 and TCP_INFO says CLOSE_WAIT (checked with real sockets).
+// Only when our bytes reach a closed socket does its kernel answer with a reset, which shows as
+// POLLERR|POLLHUP here and EPIPE/ECONNRESET on the next write. (A close with unread data resets
+// at once, which we see straight away.) So the end of stream is taken as a half-close: the
+// request runs on and is answered, and a client that really left is found at our first write,
+// by the reset (this watch, armed for errors from then on) or by a failed or timed-out write.
+// The price: a client that closes while a non-streamed answer is being computed is noticed only
+// when the answer is written.
+struct Exchange::Watch : std::enable_shared_from_this<Exchange::Watch> {
+  Watch(tcp::socket& s, std::function<void()> f) : sock(s), fn(std::move(f)) {}
+
+  // Waits until the client sends something: more bytes, an end of stream or a reset.
+  void waitReadable() {
+    sock.async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+      if (!self->fn || ec == asio::error::operation_aborted) return;  // disarmed
+      if (ec) return self->fire();
+      char c;
+      const ssize_t n = ::recv(self->sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return self->waitReadable();   // nothing there after all
+      if (n < 0) return self->fire();  // reset
+      // A pipelined next request (n > 0) or an end of stream (n == 0): the client is still
+      // there, or may be. From now on only an error on the connection says it left.
+      if (n == 0) self->peer_eof = true;
+      self->waitError();
+    });
+  }
+
+  // Waits for POLLERR/POLLHUP: the reset a gone client's kernel sends when our bytes reach it.
+  void waitError() {
+    sock.async_wait(tcp::socket::wait_error, [self = shared_from_this()](beast::error_code ec) {
+      if (!self->fn || ec == asio::error::operation_aborted) return;  // disarmed
+      if (!ec) {
+        // The wait also ends on urgent data (POLLPRI), which is no error.
+        pollfd p{self->sock.native_handle(), 0, 0};
+        if (::poll(&p, 1, 0) >= 0 && (p.revents & (POLLERR | POLLHUP)) == 0)
+          return self->waitError();
+      }
+      self->fire();
+    });
+  }
+
+  void fire() {
+    auto f = std::move(fn);
+    fn = nullptr;
+    f();
+  }
+
+  tcp::socket& sock;
   std::function<void()> fn;
+  bool peer_eof = false;
 };
 
 Exchange::Exchange(beast::tcp_stream& stream, Request request, std::uint64_t conn_id,
@@ -69,6 +124,7 @@ Exchange::~Exchange() { disarm(); }
 
 void Exchange::disarm() {
   if (!watch_) return;
+  peer_eof_ = peer_eof_ || watch_->peer_eof;
   watch_->fn = nullptr;
   watch_.reset();
   // Removes the pending readiness wait, so the next request read is the only read operation.
@@ -78,23 +134,12 @@ void Exchange::disarm() {
 
 void Exchange::onPeerClosed(std::function<void()> fn) {
   disarm();
-  watch_ = std::make_shared<Watch>(Watch{std::move(fn)});
-  auto& sock = stream_.socket();
-  sock.async_wait(tcp::socket::wait_read, [w = watch_, &sock](beast::error_code ec) {
-    if (!w->fn) return;  // disarmed: the exchange ended and the socket may be gone
-    if (!ec) {
-      // Readable: either EOF/reset (peer gone) or a pipelined next request (peer still there).
-      char c;
-      ssize_t n = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) return;
-    } else if (ec == asio::error::operation_aborted) {
-      return;
-    }
-    auto fn = std::move(w->fn);
-    w->fn = nullptr;
-    fn();
-  });
+  if (failed_) return;  // the connection is closing; nothing left to watch
+  watch_ = std::make_shared<Watch>(stream_.socket(), std::move(fn));
+  watch_->waitReadable();
 }
+
+bool Exchange::peerHalfClosed() const { return peer_eof_ || (watch_ && watch_->peer_eof); }
 
 void Exchange::beginWrite() { stream_.expires_after(asDuration(options_.write_timeout_s)); }
 

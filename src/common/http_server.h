@@ -132,14 +132,21 @@ class Exchange {
   // Writes the last chunk. Returns false if writing failed.
   asio::awaitable<bool> finishStream();
 
-  // Arms a watch on the connection: `fn` runs once, on the connection's executor, if the client
-  // closes the connection (or it fails) before this exchange ends. Lets a long request (a queued
-  // or streaming generation) free its resources as soon as its client leaves.
+  // Arms a watch on the connection: `fn` runs once, on the connection's executor, if the
+  // connection fails (a reset; for a client that closed, the reset its kernel sends when our
+  // first bytes reach it) before this exchange ends. Lets a long request (a queued or streaming
+  // generation) free its resources as soon as its client leaves.
+  // An end of stream alone does not fire it: a client may half-close (shutdown(SHUT_WR)) after
+  // its request and still read the response. It sets peerHalfClosed() instead.
   void onPeerClosed(std::function<void()> fn);
 
   bool responded() const { return responded_; }
-  // True when the connection must close after this exchange (a failed write, or no keep-alive).
-  bool closeAfter() const { return failed_ || !keep_alive_; }
+  // True once the watch saw the client's end of stream: a half-close, or a full close not yet
+  // told apart from one. The response is still sent; the connection closes after it.
+  bool peerHalfClosed() const;
+  // True when the connection must close after this exchange (a failed write, no keep-alive, or
+  // the client's end of stream).
+  bool closeAfter() const { return failed_ || !keep_alive_ || peerHalfClosed(); }
 
  private:
   struct Watch;
@@ -156,6 +163,7 @@ class Exchange {
   bool keep_alive_;
   bool responded_ = false;
   bool failed_ = false;
+  bool peer_eof_ = false;  // the watch's finding, kept when the watch is disarmed
   std::shared_ptr<Watch> watch_;
 };
 

@@ -136,6 +136,16 @@ asio::awaitable<void> echo(Exchange& ex) {
   co_await ex.respond(Status::ok, std::move(body), "text/plain");
 }
 
+// Polls `cond` every 5 ms on the handler's executor, for at most 10 s; returns its last value.
+asio::awaitable<bool> pollFor(const std::function<bool()>& cond) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (int i = 0; i < 2000 && !cond(); ++i) {
+    timer.expires_after(std::chrono::milliseconds(5));
+    co_await timer.async_wait(asio::use_awaitable);
+  }
+  co_return cond();
+}
+
 std::string errorField(const Response& r, const char* field) {
   boost::system::error_code ec;
   auto v = boost::json::parse(r.body(), ec);
@@ -188,6 +198,66 @@ TEST(HttpServer, DeadlinesCoverReadsAndWritesNotTheHandlersWaits) {
   EXPECT_TRUE(r->keep_alive());
   ASSERT_TRUE(client.send("POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhel"));
   EXPECT_TRUE(client.closedByPeer());
+}
+
+TEST(HttpServer, HalfClosedClientGetsItsWholeResponse) {
+  for (const bool streaming : {false, true}) {
+    SCOPED_TRACE(streaming ? "streamed" : "in one piece");
+    std::atomic<bool> saw_eof{false}, fired{false};
+    TestServer s({}, [&](Exchange& ex) -> asio::awaitable<void> {
+      ex.onPeerClosed([&] { fired = true; });
+      // Answers once the watch has seen the end of stream, so the answer follows the half-close.
+      const std::function<bool()> eof = [&] { return ex.peerHalfClosed(); };
+      saw_eof = co_await pollFor(eof);
+      const std::string piece(64 << 10, 'y');
+      if (!streaming) {
+        std::string body;
+        for (int i = 0; i < 16; ++i) body += piece;
+        co_await ex.respond(Status::ok, std::move(body), "text/plain");
+        co_return;
+      }
+      if (!co_await ex.startStream(Status::ok, "text/plain")) co_return;
+      for (int i = 0; i < 16; ++i)
+        if (!co_await ex.write(piece)) co_return;
+      co_await ex.finishStream();
+    });
+    RawClient client(s.port());
+    ASSERT_TRUE(client.send("POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}"));
+    client.shutdownWrite();
+    auto r = client.readResponse();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->result_int(), 200);
+    EXPECT_EQ(r->body(), std::string(16 << 16, 'y'));
+    EXPECT_FALSE(r->keep_alive());  // nothing more can come from this client
+    EXPECT_TRUE(client.closedByPeer());
+    EXPECT_TRUE(saw_eof);
+    EXPECT_FALSE(fired);
+  }
+}
+
+TEST(HttpServer, ClientThatClosedIsFoundAtTheFirstWrite) {
+  // A full close looks like a half-close until our bytes reach the closed socket, whose kernel
+  // answers with a reset: the watch fires then, and writes fail.
+  std::atomic<bool> done{false}, saw_eof{false}, fired{false}, later_write_ok{true};
+  TestServer s({}, [&](Exchange& ex) -> asio::awaitable<void> {
+    ex.onPeerClosed([&] { fired = true; });
+    const std::function<bool()> eof = [&] { return ex.peerHalfClosed(); };
+    saw_eof = co_await pollFor(eof);
+    if (co_await ex.startStream(Status::ok, "text/plain")) {
+      const std::function<bool()> gone = [&] { return fired.load(); };
+      co_await pollFor(gone);
+      later_write_ok = co_await ex.write("more");
+    }
+    done = true;
+  });
+  {
+    RawClient client(s.port());
+    ASSERT_TRUE(client.send("POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}"));
+  }  // closed, with nothing unread: a FIN, not a reset
+  ASSERT_TRUE(eventually([&] { return done.load(); }, std::chrono::seconds(30)));
+  EXPECT_TRUE(saw_eof);
+  EXPECT_TRUE(fired);
+  EXPECT_FALSE(later_write_ok);
 }
 
 // Sends a request on `client` and returns the status of its answer (0: none).
