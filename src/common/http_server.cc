@@ -204,6 +204,35 @@ asio::awaitable<bool> Exchange::finishStream() {
   co_return endWrite(ec);
 }
 
+namespace {
+
+// RFC 9112 §6.1 and §6.3: the only transfer coding a request may carry here is `chunked`, alone
+// (other codings are not supported, and with `chunked` not last the body length is unknown).
+// Transfer-Encoding with Content-Length, or in HTTP/1.0, is faulty framing that a proxy in
+// front may read differently: refused, as a request smuggling guard. Beast's parser already
+// refuses some of these (Content-Length before Transfer-Encoding, Content-Length after chunked,
+// a second Transfer-Encoding after chunked) but reads the rest as a request without a body,
+// leaving its body to be taken for the next request. Returns the reason to refuse, or "".
+std::string_view framingError(const Request& req) {
+  auto range = req.equal_range(bhttp::field::transfer_encoding);
+  if (range.first == range.second) return {};
+  if (req.version() < 11) return "Transfer-Encoding in an HTTP/1.0 request";
+  if (req.count(bhttp::field::content_length) > 0)
+    return "both Transfer-Encoding and Content-Length";
+  int codings = 0;
+  bool chunked = false;
+  for (auto it = range.first; it != range.second; ++it) {
+    for (auto coding : bhttp::token_list(it->value())) {
+      ++codings;
+      chunked = beast::iequals(coding, "chunked");
+    }
+  }
+  if (codings != 1 || !chunked) return "unsupported Transfer-Encoding: only chunked is accepted";
+  return {};
+}
+
+}  // namespace
+
 Server::Server(asio::io_context& ioc, ServerOptions options, Handler handler)
     : ioc_(ioc),
       options_(std::move(options)),
@@ -335,8 +364,23 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
       bhttp::request_parser<bhttp::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
       parser.body_limit(options_.max_body_bytes);
+      // One deadline for the whole request, header and body.
       stream.expires_after(asDuration(options_.idle_timeout_s));
-      auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+      auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+      std::string_view refusal;
+      if (!ec) {
+        // Checked before the body is read: the framing decides where the body ends.
+        refusal = framingError(parser.get());
+        if (refusal.empty()) {
+          auto [body_ec, body_n] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+          ec = body_ec;
+        }
+      }
+      if (!refusal.empty()) {
+        std::string message(refusal);
+        co_await reject(Status::bad_request, std::move(message));
+        break;
+      }
       if (ec) {
         if (ec == bhttp::error::body_limit) {
           std::string message =

@@ -12,6 +12,10 @@
 // deadline per request read, a deadline on every write to the client, and a cap on open
 // connections, per server or shared by several (ConnectionBudget); a connection over the cap is
 // answered 503 without its request being read.
+//
+// Framing (RFC 9112): a request whose Transfer-Encoding is anything but exactly `chunked`, that
+// has both Transfer-Encoding and Content-Length, or that is HTTP/1.0 with Transfer-Encoding gets
+// 400 and the connection closes (a request smuggling guard).
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>

@@ -156,6 +156,58 @@ std::string errorField(const Response& r, const char* field) {
   return f && f->is_string() ? std::string(f->get_string()) : "<none>";
 }
 
+TEST(HttpServer, TransferEncodingOtherThanChunkedAloneIsRefused) {
+  TestServer s({}, echo);
+  const std::string chunked_body = "5\r\nhello\r\n0\r\n\r\n";
+  struct Case {
+    const char* name;
+    const char* version;
+    std::string headers;
+    std::string body;
+    int want_status;
+  } cases[] = {
+      {"chunked", "HTTP/1.1", "Transfer-Encoding: chunked\r\n", chunked_body, 200},
+      {"chunked in capitals", "HTTP/1.1", "Transfer-Encoding: CHUNKED\r\n", chunked_body, 200},
+      {"content-length", "HTTP/1.1", "Content-Length: 5\r\n", "hello", 200},
+      // Beast reads these as requests without a body (its bytes would be the next request):
+      // refused by the server.
+      {"gzip", "HTTP/1.1", "Transfer-Encoding: gzip\r\n", chunked_body, 400},
+      {"identity", "HTTP/1.1", "Transfer-Encoding: identity\r\n", "hello", 400},
+      {"chunked not last", "HTTP/1.1", "Transfer-Encoding: chunked, gzip\r\n", chunked_body, 400},
+      {"gzip then chunked", "HTTP/1.1", "Transfer-Encoding: gzip, chunked\r\n", chunked_body, 400},
+      {"two fields", "HTTP/1.1", "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+       chunked_body, 400},
+      {"gzip and content-length", "HTTP/1.1", "Transfer-Encoding: gzip\r\nContent-Length: 5\r\n",
+       "hello", 400},
+      {"HTTP/1.0 chunked", "HTTP/1.0", "Transfer-Encoding: chunked\r\n", chunked_body, 400},
+      {"empty", "HTTP/1.1", "Transfer-Encoding: \r\n", "", 400},
+      // Beast refuses these itself.
+      {"chunked and content-length", "HTTP/1.1",
+       "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", chunked_body, 400},
+      {"content-length and chunked", "HTTP/1.1",
+       "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", chunked_body, 400},
+      {"chunked twice", "HTTP/1.1", "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+       chunked_body, 400},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    RawClient client(s.port());
+    const std::string request =
+        std::string("POST /x ") + c.version + "\r\nHost: t\r\n" + c.headers + "\r\n" + c.body;
+    ASSERT_TRUE(client.send(request));
+    auto r = client.readResponse();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->result_int(), c.want_status) << r->body();
+    if (c.want_status == 200) {
+      EXPECT_EQ(r->body(), "/x t hello");
+    } else {
+      EXPECT_EQ(errorField(*r, "type"), "invalid_request_error");
+      EXPECT_FALSE(r->keep_alive());
+      EXPECT_TRUE(client.closedByPeer());
+    }
+  }
+}
+
 TEST(HttpServer, WriteToAClientThatStopsReadingTimesOut) {
   std::atomic<bool> done{false}, write_failed{false};
   TestServer s({.write_timeout_s = 0.3}, [&](Exchange& ex) -> asio::awaitable<void> {
