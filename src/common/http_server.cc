@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -10,6 +11,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 
@@ -231,6 +233,66 @@ std::string_view framingError(const Request& req) {
   return {};
 }
 
+// host [":" port] of an http(s) URI, RFC 3986 §3.2 without userinfo (RFC 9110 §4.2.4: an error
+// in http URIs). A reg-name or IPv4 host, or an IP literal in brackets; a non-empty host.
+bool validAuthority(std::string_view a) {
+  auto isRegNameChar = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("-._~!$&'()*+,;=%").find(c) != std::string_view::npos;
+  };
+  std::string_view host = a, port;
+  if (a.starts_with('[')) {
+    const auto close = a.find(']');
+    if (close == std::string_view::npos || close < 2) return false;
+    for (char c : a.substr(1, close - 1))
+      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return false;
+    const auto rest = a.substr(close + 1);
+    if (!rest.empty() && rest[0] != ':') return false;
+    if (!rest.empty()) port = rest.substr(1);
+  } else {
+    if (const auto colon = a.find(':'); colon != std::string_view::npos) {
+      host = a.substr(0, colon);
+      port = a.substr(colon + 1);
+    }
+    if (host.empty()) return false;
+    for (char c : host)
+      if (!isRegNameChar(c)) return false;
+  }
+  if (port.size() > 5) return false;
+  for (char c : port)
+    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+// RFC 9112 §3.2: brings the request target to origin-form, so handlers match on paths. An
+// absolute-form target (`http://host:port/path?query`, §3.2.2) becomes `/path?query` ("/" when
+// the path is empty), and its authority replaces the Host header, which an origin server must
+// ignore then. The asterisk-form `*` stays, for OPTIONS only. Anything else (the authority-form
+// of CONNECT, a relative path, another scheme) is refused. Returns the reason, or "".
+std::string_view normaliseTarget(Request& req) {
+  const std::string_view target = req.target();
+  if (target.starts_with('/')) return {};
+  if (target == "*") {
+    if (req.method() == bhttp::verb::options) return {};
+    return "the asterisk-form target is only for OPTIONS";
+  }
+  const auto sep = target.find("://");
+  if (sep == std::string_view::npos)
+    return "the request target is neither origin-form nor absolute-form";
+  const auto scheme = target.substr(0, sep);
+  if (!beast::iequals(scheme, "http") && !beast::iequals(scheme, "https"))
+    return "the absolute-form target's scheme is not http or https";
+  const auto rest = target.substr(sep + 3);
+  const auto end = std::min(rest.find_first_of("/?#"), rest.size());
+  if (!validAuthority(rest.substr(0, end))) return "bad authority in the absolute-form target";
+  std::string authority(rest.substr(0, end));
+  std::string origin(rest.substr(end));
+  if (!origin.starts_with('/')) origin.insert(0, "/");
+  req.set(bhttp::field::host, authority);
+  req.target(origin);
+  return {};
+}
+
 }  // namespace
 
 Server::Server(asio::io_context& ioc, ServerOptions options, Handler handler)
@@ -371,6 +433,7 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
       if (!ec) {
         // Checked before the body is read: the framing decides where the body ends.
         refusal = framingError(parser.get());
+        if (refusal.empty()) refusal = normaliseTarget(parser.get());
         if (refusal.empty()) {
           auto [body_ec, body_n] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
           ec = body_ec;

@@ -15,7 +15,9 @@
 //
 // Framing (RFC 9112): a request whose Transfer-Encoding is anything but exactly `chunked`, that
 // has both Transfer-Encoding and Content-Length, or that is HTTP/1.0 with Transfer-Encoding gets
-// 400 and the connection closes (a request smuggling guard).
+// 400 and the connection closes (a request smuggling guard). An absolute-form target
+// (`POST http://host/v1/x HTTP/1.1`) reaches the handler in origin-form (`/v1/x`) with the Host
+// header set to the URI's authority; the asterisk-form (`*`) is accepted for OPTIONS only.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>

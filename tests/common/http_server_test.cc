@@ -208,6 +208,44 @@ TEST(HttpServer, TransferEncodingOtherThanChunkedAloneIsRefused) {
   }
 }
 
+TEST(HttpServer, RequestTargetsReachHandlersInOriginForm) {
+  TestServer s({}, echo);
+  struct Case {
+    const char* request_line;
+    int want_status;
+    const char* want_echo;  // "<target> <host> " as the handler saw them
+  } cases[] = {
+      {"POST /v1/chat/completions HTTP/1.1", 200, "/v1/chat/completions t "},
+      {"POST http://example.com:8080/v1/chat/completions HTTP/1.1", 200,
+       "/v1/chat/completions example.com:8080 "},
+      {"GET HTTP://Example.com?x=1 HTTP/1.1", 200, "/?x=1 Example.com "},
+      {"GET http://h.test HTTP/1.1", 200, "/ h.test "},
+      {"GET https://[::1]:8443/a/b?c=d HTTP/1.1", 200, "/a/b?c=d [::1]:8443 "},
+      {"OPTIONS * HTTP/1.1", 200, "* t "},
+      {"GET * HTTP/1.1", 400, ""},
+      {"GET http:///x HTTP/1.1", 400, ""},             // no host
+      {"GET http://user@h.test/x HTTP/1.1", 400, ""},  // userinfo
+      {"GET http://h.test:80x/ HTTP/1.1", 400, ""},    // bad port
+      {"GET ftp://h.test/x HTTP/1.1", 400, ""},
+      {"CONNECT h.test:443 HTTP/1.1", 400, ""},  // authority-form: no tunnels here
+      {"GET v1/models HTTP/1.1", 400, ""},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.request_line);
+    RawClient client(s.port());
+    ASSERT_TRUE(client.send(std::string(c.request_line) + "\r\nHost: t\r\n\r\n"));
+    auto r = client.readResponse();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->result_int(), c.want_status) << r->body();
+    if (c.want_status == 200) {
+      EXPECT_EQ(r->body(), c.want_echo);
+    } else {
+      EXPECT_EQ(errorField(*r, "type"), "invalid_request_error");
+      EXPECT_TRUE(client.closedByPeer());
+    }
+  }
+}
+
 TEST(HttpServer, WriteToAClientThatStopsReadingTimesOut) {
   std::atomic<bool> done{false}, write_failed{false};
   TestServer s({.write_timeout_s = 0.3}, [&](Exchange& ex) -> asio::awaitable<void> {
