@@ -1,7 +1,9 @@
 #include "common/http_server.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -9,8 +11,11 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <cctype>
 #include <cerrno>
+#include <chrono>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 namespace tidegate::http {
@@ -18,23 +23,110 @@ namespace tidegate::http {
 namespace bhttp = beast::http;
 using asio::use_awaitable;
 constexpr auto kTuple = asio::as_tuple(use_awaitable);
+// Connections being refused (503 written, then a lingering close) at once, per server; past it a
+// refused connection is closed without an answer, so a flood cannot pile up sockets.
+constexpr std::size_t kMaxRefusing = 256;
 
-struct Exchange::Watch {
+namespace {
+std::chrono::steady_clock::duration asDuration(double seconds) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(seconds));
+}
+}  // namespace
+
+ConnectionBudget::Slot::~Slot() {
+  if (budget_) budget_->open_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+ConnectionBudget::Slot ConnectionBudget::tryAcquire() {
+  std::size_t n = open_.load(std::memory_order_relaxed);
+  do {
+    if (n >= limit_) return {};
+  } while (!open_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+  return Slot(shared_from_this());
+}
+
+std::uint64_t ConnectionBudget::countRejected(double now) {
+  const std::uint64_t total = rejected_.fetch_add(1, std::memory_order_relaxed) + 1;
+  std::lock_guard lock(report_mu_);
+  if (now < next_report_) return 0;
+  next_report_ = now + 1;
+  const std::uint64_t since = total - reported_;
+  reported_ = total;
+  return since;
+}
+
+// The watch of onPeerClosed. The pending waits hold it and may outlive the Exchange: `fn` is
+// cleared when the exchange ends, and nothing else (not the socket) is touched after that.
+//
+// Why an end of stream does not fire it: on Linux a client's shutdown(SHUT_WR) and its close()
+// look the same to us until we write. In both cases recv() returns 0, poll() reports
+// POLLIN|POLLRDHUP, SO_ERROR is 0 and TCP_INFO says CLOSE_WAIT (checked with real sockets).
+// Only when our bytes reach a closed socket does its kernel answer with a reset, which shows as
+// POLLERR|POLLHUP here and EPIPE/ECONNRESET on the next write. (A close with unread data resets
+// at once, which we see straight away.) So the end of stream is taken as a half-close: the
+// request runs on and is answered, and a client that really left is found at our first write,
+// by the reset (this watch, armed for errors from then on) or by a failed or timed-out write.
+// The price: a client that closes while a non-streamed answer is being computed is noticed only
+// when the answer is written.
+struct Exchange::Watch : std::enable_shared_from_this<Exchange::Watch> {
+  Watch(tcp::socket& s, std::function<void()> f) : sock(s), fn(std::move(f)) {}
+
+  // Waits until the client sends something: more bytes, an end of stream or a reset.
+  void waitReadable() {
+    sock.async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+      if (!self->fn || ec == asio::error::operation_aborted) return;  // disarmed
+      if (ec) return self->fire();
+      char c;
+      const ssize_t n = ::recv(self->sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return self->waitReadable();   // nothing there after all
+      if (n < 0) return self->fire();  // reset
+      // A pipelined next request (n > 0) or an end of stream (n == 0): the client is still
+      // there, or may be. From now on only an error on the connection says it left.
+      if (n == 0) self->peer_eof = true;
+      self->waitError();
+    });
+  }
+
+  // Waits for POLLERR/POLLHUP: the reset a gone client's kernel sends when our bytes reach it.
+  void waitError() {
+    sock.async_wait(tcp::socket::wait_error, [self = shared_from_this()](beast::error_code ec) {
+      if (!self->fn || ec == asio::error::operation_aborted) return;  // disarmed
+      if (!ec) {
+        // The wait also ends on urgent data (POLLPRI), which is no error.
+        pollfd p{self->sock.native_handle(), 0, 0};
+        if (::poll(&p, 1, 0) >= 0 && (p.revents & (POLLERR | POLLHUP)) == 0)
+          return self->waitError();
+      }
+      self->fire();
+    });
+  }
+
+  void fire() {
+    auto f = std::move(fn);
+    fn = nullptr;
+    f();
+  }
+
+  tcp::socket& sock;
   std::function<void()> fn;
+  bool peer_eof = false;
 };
 
 Exchange::Exchange(beast::tcp_stream& stream, Request request, std::uint64_t conn_id,
-                   std::string_view server_name, bool keep_alive)
+                   const ServerOptions& options)
     : stream_(stream),
       request_(std::move(request)),
       conn_id_(conn_id),
-      server_name_(server_name),
-      keep_alive_(keep_alive && request_.keep_alive()) {}
+      options_(options),
+      keep_alive_(options.keep_alive && request_.keep_alive()) {}
 
 Exchange::~Exchange() { disarm(); }
 
 void Exchange::disarm() {
   if (!watch_) return;
+  peer_eof_ = peer_eof_ || watch_->peer_eof;
   watch_->fn = nullptr;
   watch_.reset();
   // Removes the pending readiness wait, so the next request read is the only read operation.
@@ -44,26 +136,29 @@ void Exchange::disarm() {
 
 void Exchange::onPeerClosed(std::function<void()> fn) {
   disarm();
-  watch_ = std::make_shared<Watch>(Watch{std::move(fn)});
-  auto& sock = stream_.socket();
-  sock.async_wait(tcp::socket::wait_read, [w = watch_, &sock](beast::error_code ec) {
-    if (!w->fn) return;  // disarmed: the exchange ended and the socket may be gone
-    if (!ec) {
-      // Readable: either EOF/reset (peer gone) or a pipelined next request (peer still there).
-      char c;
-      ssize_t n = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) return;
-    } else if (ec == asio::error::operation_aborted) {
-      return;
-    }
-    auto fn = std::move(w->fn);
-    w->fn = nullptr;
-    fn();
-  });
+  if (failed_) return;  // the connection is closing; nothing left to watch
+  watch_ = std::make_shared<Watch>(stream_.socket(), std::move(fn));
+  watch_->waitReadable();
+}
+
+bool Exchange::peerHalfClosed() const { return peer_eof_ || (watch_ && watch_->peer_eof); }
+
+void Exchange::beginWrite() { stream_.expires_after(asDuration(options_.write_timeout_s)); }
+
+bool Exchange::endWrite(const beast::error_code& ec) {
+  // No deadline while the handler waits between writes (on an engine, say): only writes are
+  // timed here, and the session sets its own deadline for the next request.
+  stream_.expires_never();
+  if (!ec) return true;
+  if (ec == beast::error::timeout)
+    spdlog::debug("[c{}] write timed out after {} s: the client stopped reading", conn_id_,
+                  options_.write_timeout_s);
+  failed_ = true;  // the response is broken: the connection closes after the handler
+  return false;
 }
 
 void Exchange::setCommon(bhttp::fields& f, const Headers& headers, std::string_view content_type) {
-  f.set(bhttp::field::server, server_name_);
+  f.set(bhttp::field::server, options_.server_name);
   if (!content_type.empty()) f.set(bhttp::field::content_type, content_type);
   for (const auto& [k, v] : headers) f.set(k, v);
 }
@@ -71,46 +166,143 @@ void Exchange::setCommon(bhttp::fields& f, const Headers& headers, std::string_v
 asio::awaitable<bool> Exchange::respond(Status status, std::string body,
                                         std::string_view content_type, const Headers& headers) {
   responded_ = true;
+  if (failed_) co_return false;
   bhttp::response<bhttp::string_body> res{status, request_.version()};
   setCommon(res, headers, content_type);
-  res.keep_alive(keep_alive_);
+  res.keep_alive(!closeAfter());
   res.body() = std::move(body);
   res.prepare_payload();
+  beginWrite();
   auto [ec, n] = co_await bhttp::async_write(stream_, res, kTuple);
-  if (ec) failed_ = true;
-  co_return !ec;
+  co_return endWrite(ec);
 }
 
 asio::awaitable<bool> Exchange::startStream(Status status, std::string_view content_type,
                                             const Headers& headers) {
   responded_ = true;
+  if (failed_) co_return false;
   bhttp::response<bhttp::empty_body> res{status, request_.version()};
   setCommon(res, headers, content_type);
-  res.keep_alive(keep_alive_);
+  res.keep_alive(!closeAfter());
   res.chunked(true);
   bhttp::response_serializer<bhttp::empty_body> sr{res};
+  beginWrite();
   auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, kTuple);
-  if (ec) failed_ = true;
-  co_return !ec;
+  co_return endWrite(ec);
 }
 
 asio::awaitable<bool> Exchange::write(std::string_view data) {
   if (failed_) co_return false;
   if (data.empty()) co_return true;  // an empty chunk would end the body
+  beginWrite();
   auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk(asio::buffer(data)), kTuple);
-  if (ec) failed_ = true;
-  co_return !ec;
+  co_return endWrite(ec);
 }
 
 asio::awaitable<bool> Exchange::finishStream() {
   if (failed_) co_return false;
+  beginWrite();
   auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk_last(), kTuple);
-  if (ec) failed_ = true;
-  co_return !ec;
+  co_return endWrite(ec);
 }
 
+namespace {
+
+// RFC 9112 §6.1 and §6.3: the only transfer coding a request may carry here is `chunked`, alone
+// (other codings are not supported, and with `chunked` not last the body length is unknown).
+// Transfer-Encoding with Content-Length, or in HTTP/1.0, is faulty framing that a proxy in
+// front may read differently: refused, as a request smuggling guard. Beast's parser already
+// refuses some of these (Content-Length before Transfer-Encoding, Content-Length after chunked,
+// a second Transfer-Encoding after chunked) but reads the rest as a request without a body,
+// leaving its body to be taken for the next request. Returns the reason to refuse, or "".
+std::string_view framingError(const Request& req) {
+  auto range = req.equal_range(bhttp::field::transfer_encoding);
+  if (range.first == range.second) return {};
+  if (req.version() < 11) return "Transfer-Encoding in an HTTP/1.0 request";
+  if (req.count(bhttp::field::content_length) > 0)
+    return "both Transfer-Encoding and Content-Length";
+  int codings = 0;
+  bool chunked = false;
+  for (auto it = range.first; it != range.second; ++it) {
+    for (auto coding : bhttp::token_list(it->value())) {
+      ++codings;
+      chunked = beast::iequals(coding, "chunked");
+    }
+  }
+  if (codings != 1 || !chunked) return "unsupported Transfer-Encoding: only chunked is accepted";
+  return {};
+}
+
+// host [":" port] of an http(s) URI, RFC 3986 §3.2 without userinfo (RFC 9110 §4.2.4: an error
+// in http URIs). A reg-name or IPv4 host, or an IP literal in brackets; a non-empty host.
+bool validAuthority(std::string_view a) {
+  auto isRegNameChar = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("-._~!$&'()*+,;=%").find(c) != std::string_view::npos;
+  };
+  std::string_view host = a, port;
+  if (a.starts_with('[')) {
+    const auto close = a.find(']');
+    if (close == std::string_view::npos || close < 2) return false;
+    for (char c : a.substr(1, close - 1))
+      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return false;
+    const auto rest = a.substr(close + 1);
+    if (!rest.empty() && rest[0] != ':') return false;
+    if (!rest.empty()) port = rest.substr(1);
+  } else {
+    if (const auto colon = a.find(':'); colon != std::string_view::npos) {
+      host = a.substr(0, colon);
+      port = a.substr(colon + 1);
+    }
+    if (host.empty()) return false;
+    for (char c : host)
+      if (!isRegNameChar(c)) return false;
+  }
+  if (port.size() > 5) return false;
+  for (char c : port)
+    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+// RFC 9112 §3.2: brings the request target to origin-form, so handlers match on paths. An
+// absolute-form target (`http://host:port/path?query`, §3.2.2) becomes `/path?query` ("/" when
+// the path is empty), and its authority replaces the Host header, which an origin server must
+// ignore then. The asterisk-form `*` stays, for OPTIONS only. Anything else (the authority-form
+// of CONNECT, a relative path, another scheme) is refused. Returns the reason, or "".
+std::string_view normaliseTarget(Request& req) {
+  const std::string_view target = req.target();
+  if (target.starts_with('/')) return {};
+  if (target == "*") {
+    if (req.method() == bhttp::verb::options) return {};
+    return "the asterisk-form target is only for OPTIONS";
+  }
+  const auto sep = target.find("://");
+  if (sep == std::string_view::npos)
+    return "the request target is neither origin-form nor absolute-form";
+  const auto scheme = target.substr(0, sep);
+  if (!beast::iequals(scheme, "http") && !beast::iequals(scheme, "https"))
+    return "the absolute-form target's scheme is not http or https";
+  const auto rest = target.substr(sep + 3);
+  const auto end = std::min(rest.find_first_of("/?#"), rest.size());
+  if (!validAuthority(rest.substr(0, end))) return "bad authority in the absolute-form target";
+  std::string authority(rest.substr(0, end));
+  std::string origin(rest.substr(end));
+  if (!origin.starts_with('/')) origin.insert(0, "/");
+  req.set(bhttp::field::host, authority);
+  req.target(origin);
+  return {};
+}
+
+}  // namespace
+
 Server::Server(asio::io_context& ioc, ServerOptions options, Handler handler)
-    : ioc_(ioc), options_(std::move(options)), handler_(std::move(handler)), acceptor_(ioc) {}
+    : ioc_(ioc),
+      options_(std::move(options)),
+      handler_(std::move(handler)),
+      acceptor_(ioc),
+      budget_(options_.connection_budget
+                  ? options_.connection_budget
+                  : std::make_shared<ConnectionBudget>(options_.max_connections)) {}
 
 Server::~Server() { stop(); }
 
@@ -152,13 +344,52 @@ asio::awaitable<void> Server::acceptLoop() {
       spdlog::warn("accept: {}", ec.message());
       continue;
     }
-    if (sockets_.size() >= options_.max_connections) {
-      spdlog::warn("connection limit {} reached; closing new connection", options_.max_connections);
-      continue;  // `sock` closes as it goes out of scope
-    }
     sock.set_option(tcp::no_delay(true), ec);
-    asio::co_spawn(ioc_, session(std::move(sock), next_conn_id_++), asio::detached);
+    auto slot = budget_->tryAcquire();
+    if (!slot) {
+      rejected_.fetch_add(1, std::memory_order_relaxed);
+      if (const auto n = budget_->countRejected(monotonicSeconds()); n > 0)
+        spdlog::warn(
+            "connection limit {} reached: {} connection(s) answered 503 since the last report",
+            budget_->limit(), n);
+      // Past kMaxRefusing, `sock` closes unanswered as it goes out of scope.
+      if (refusing_ < kMaxRefusing) {
+        ++refusing_;
+        asio::co_spawn(ioc_, refuse(std::move(sock)), asio::detached);
+      }
+      continue;
+    }
+    asio::co_spawn(ioc_, session(std::move(sock), next_conn_id_++, std::move(slot)),
+                   asio::detached);
   }
+}
+
+// Answers a connection over the budget with 503 instead of closing it silently, so its client
+// gets an error it can act on (retry elsewhere, later) rather than a reset. Its request is not
+// read; the lingering close drains it so the answer is not lost to a reset.
+asio::awaitable<void> Server::refuse(tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  sockets_.insert(&stream);
+  std::string message = "the server is at its connection limit; retry later";
+  co_await sendError(stream, Status::service_unavailable, std::move(message), "connection_limit");
+  co_await lingeringClose(stream);
+  sockets_.erase(&stream);
+  beast::error_code ec;
+  stream.socket().close(ec);
+  --refusing_;
+}
+
+asio::awaitable<void> Server::sendError(beast::tcp_stream& stream, Status status,
+                                        std::string message, std::string_view code) {
+  bhttp::response<bhttp::string_body> res{status, 11};
+  res.set(bhttp::field::server, options_.server_name);
+  res.set(bhttp::field::content_type, "application/json");
+  res.keep_alive(false);
+  res.body() = openaiError(message, openaiErrorType(status), {}, code);
+  res.prepare_payload();
+  stream.expires_after(asDuration(options_.write_timeout_s));
+  co_await bhttp::async_write(stream, res, kTuple);
+  stream.expires_never();
 }
 
 // After an early error response, reads and discards what the client is still sending (bounded in
@@ -177,20 +408,17 @@ asio::awaitable<void> Server::lingeringClose(beast::tcp_stream& stream) {
   }
 }
 
-asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id) {
+// `slot` is held, in the coroutine's frame, until the session ends.
+asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
+                                      [[maybe_unused]] ConnectionBudget::Slot slot) {
   beast::tcp_stream stream(std::move(socket));
   sockets_.insert(&stream);
   beast::flat_buffer buffer;
-  const auto idle = std::chrono::milliseconds(static_cast<long>(options_.idle_timeout_s * 1000));
 
-  auto reject = [&](Status status, std::string_view message) -> asio::awaitable<void> {
-    bhttp::response<bhttp::string_body> res{status, 11};
-    res.set(bhttp::field::server, options_.server_name);
-    res.set(bhttp::field::content_type, "application/json");
-    res.keep_alive(false);
-    res.body() = openaiError(message, openaiErrorType(status));
-    res.prepare_payload();
-    co_await bhttp::async_write(stream, res, kTuple);
+  // An early error: answered, then a lingering close (the client may still be sending).
+  auto reject = [&](Status status, std::string message) -> asio::awaitable<void> {
+    co_await sendError(stream, status, std::move(message));
+    co_await lingeringClose(stream);
   };
 
   try {
@@ -198,25 +426,42 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id) {
       bhttp::request_parser<bhttp::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
       parser.body_limit(options_.max_body_bytes);
-      stream.expires_after(idle);
-      auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+      // One deadline for the whole request, header and body.
+      stream.expires_after(asDuration(options_.idle_timeout_s));
+      auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+      std::string_view refusal;
+      if (!ec) {
+        // Checked before the body is read: the framing decides where the body ends.
+        refusal = framingError(parser.get());
+        if (refusal.empty()) refusal = normaliseTarget(parser.get());
+        if (refusal.empty()) {
+          auto [body_ec, body_n] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+          ec = body_ec;
+        }
+      }
+      if (!refusal.empty()) {
+        std::string message(refusal);
+        co_await reject(Status::bad_request, std::move(message));
+        break;
+      }
       if (ec) {
         if (ec == bhttp::error::body_limit) {
           std::string message =
               "request body exceeds " + std::to_string(options_.max_body_bytes) + " bytes";
-          co_await reject(Status::payload_too_large, message);
-          co_await lingeringClose(stream);
+          co_await reject(Status::payload_too_large, std::move(message));
         } else if (ec == bhttp::error::header_limit) {
-          co_await reject(Status::request_header_fields_too_large, "request headers too large");
+          std::string message = "request headers too large";
+          co_await reject(Status::request_header_fields_too_large, std::move(message));
         } else if (ec.category() ==
                        bhttp::make_error_code(bhttp::error::end_of_stream).category() &&
                    ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
-          co_await reject(Status::bad_request, "malformed HTTP request: " + ec.message());
+          std::string message = "malformed HTTP request: " + ec.message();
+          co_await reject(Status::bad_request, std::move(message));
         }
         break;  // EOF, timeout, reset: just close
       }
       stream.expires_never();
-      Exchange ex(stream, parser.release(), id, options_.server_name, options_.keep_alive);
+      Exchange ex(stream, parser.release(), id, options_);
       bool threw = false;
       try {
         co_await handler_(ex);

@@ -9,7 +9,15 @@
 // logged with the connection id, answered with 500 if possible, and the connection closed.
 //
 // Limits (ServerOptions): header and body sizes (431 / 413 in OpenAI error format), an idle
-// deadline per request read, and a cap on open connections (new ones are closed at once).
+// deadline per request read, a deadline on every write to the client, and a cap on open
+// connections, per server or shared by several (ConnectionBudget); a connection over the cap is
+// answered 503 without its request being read.
+//
+// Framing (RFC 9112): a request whose Transfer-Encoding is anything but exactly `chunked`, that
+// has both Transfer-Encoding and Content-Length, or that is HTTP/1.0 with Transfer-Encoding gets
+// 400 and the connection closes (a request smuggling guard). An absolute-form target
+// (`POST http://host/v1/x HTTP/1.1`) reaches the handler in origin-form (`/v1/x`) with the Host
+// header set to the URI's authority; the asterisk-form (`*`) is accepted for OPTIONS only.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -18,9 +26,11 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -38,19 +48,70 @@ using Status = beast::http::status;
 using Request = beast::http::request<beast::http::string_body>;
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
+// A cap on open connections shared by several Servers (the gateway runs one per worker thread):
+// a server takes a slot for each connection it accepts and the slot comes back when the
+// connection closes. Thread-safe; owned by a shared_ptr (every server and session holds one).
+class ConnectionBudget : public std::enable_shared_from_this<ConnectionBudget> {
+ public:
+  // A taken slot, given back when destroyed. Empty (false) when none was free.
+  class Slot {
+   public:
+    Slot() = default;
+    Slot(Slot&&) = default;
+    Slot& operator=(Slot&&) = delete;
+    ~Slot();
+    explicit operator bool() const { return budget_ != nullptr; }
+
+   private:
+    friend class ConnectionBudget;
+    explicit Slot(std::shared_ptr<ConnectionBudget> budget) : budget_(std::move(budget)) {}
+    std::shared_ptr<ConnectionBudget> budget_;
+  };
+
+  explicit ConnectionBudget(std::size_t limit) : limit_(limit) {}
+
+  // Takes a slot, or returns an empty one when `limit` connections are open.
+  // REQUIRES: this budget is owned by a std::shared_ptr.
+  Slot tryAcquire();
+  // Counts a connection refused because no slot was free. Returns how many were refused since
+  // the last report when a report is due (at most one a second across every server sharing the
+  // budget, so a flood of refusals logs one line a second), else 0.
+  std::uint64_t countRejected(double now);
+
+  std::size_t limit() const { return limit_; }
+  std::size_t open() const { return open_.load(std::memory_order_relaxed); }
+  // Connections refused so far by every server sharing this budget.
+  std::uint64_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
+
+ private:
+  const std::size_t limit_;
+  std::atomic<std::size_t> open_{0};
+  std::atomic<std::uint64_t> rejected_{0};
+  std::mutex report_mu_;
+  double next_report_ = 0;      // guarded by report_mu_
+  std::uint64_t reported_ = 0;  // guarded by report_mu_: rejected_ at the last report
+};
+
 struct ServerOptions {
   std::size_t max_body_bytes = 8 << 20;     // default 8 MiB; larger bodies get 413
   std::size_t max_header_bytes = 64 << 10;  // default 64 KiB; larger headers get 431
   double idle_timeout_s = 60;               // default 60 s to receive a whole request
-  std::size_t max_connections = 20000;      // default 20,000 open connections
-  std::string server_name = "tidegate";     // `Server` response header
+  // Default 30 s for each write to the client (a response, a stream's head, one chunk, the last
+  // chunk); a client that stops reading fails the write and the connection closes.
+  double write_timeout_s = 30;
+  std::size_t max_connections = 20000;  // default 20,000 open connections (without a budget)
+  // Default none: this server alone caps its connections at max_connections. When set, the cap
+  // is this budget's, shared with every server given the same one (max_connections is unused).
+  std::shared_ptr<ConnectionBudget> connection_budget;
+  std::string server_name = "tidegate";  // `Server` response header
   bool keep_alive = true;  // default true; false closes every connection after one response
 };
 
 class Exchange {
  public:
+  // `options` must outlive the exchange (the Server owns them).
   Exchange(beast::tcp_stream& stream, Request request, std::uint64_t conn_id,
-           std::string_view server_name, bool keep_alive = true);
+           const ServerOptions& options);
   ~Exchange();
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
@@ -59,7 +120,12 @@ class Exchange {
   Request& request() { return request_; }
   std::uint64_t connId() const { return conn_id_; }
 
-  // Sends a complete response. Returns false if writing failed (the peer is gone).
+  // Each write below must complete within ServerOptions::write_timeout_s. A write that fails
+  // (the peer is gone, or it stopped reading and the deadline passed) returns false, marks the
+  // exchange failed (every later write returns false at once) and the connection closes after
+  // the handler.
+
+  // Sends a complete response. Returns false if writing failed.
   asio::awaitable<bool> respond(Status status, std::string body,
                                 std::string_view content_type = "application/json",
                                 const Headers& headers = {});
@@ -72,27 +138,38 @@ class Exchange {
   // Writes the last chunk. Returns false if writing failed.
   asio::awaitable<bool> finishStream();
 
-  // Arms a watch on the connection: `fn` runs once, on the connection's executor, if the client
-  // closes the connection (or it fails) before this exchange ends. Lets a long request (a queued
-  // or streaming generation) free its resources as soon as its client leaves.
+  // Arms a watch on the connection: `fn` runs once, on the connection's executor, if the
+  // connection fails (a reset; for a client that closed, the reset its kernel sends when our
+  // first bytes reach it) before this exchange ends. Lets a long request (a queued or streaming
+  // generation) free its resources as soon as its client leaves.
+  // An end of stream alone does not fire it: a client may half-close (shutdown(SHUT_WR)) after
+  // its request and still read the response. It sets peerHalfClosed() instead.
   void onPeerClosed(std::function<void()> fn);
 
   bool responded() const { return responded_; }
-  // True when the connection must close after this exchange (error, or no keep-alive).
-  bool closeAfter() const { return failed_ || !keep_alive_; }
+  // True once the watch saw the client's end of stream: a half-close, or a full close not yet
+  // told apart from one. The response is still sent; the connection closes after it.
+  bool peerHalfClosed() const;
+  // True when the connection must close after this exchange (a failed write, no keep-alive, or
+  // the client's end of stream).
+  bool closeAfter() const { return failed_ || !keep_alive_ || peerHalfClosed(); }
 
  private:
   struct Watch;
   void disarm();
   void setCommon(beast::http::fields& f, const Headers& headers, std::string_view content_type);
+  // Arms the write deadline before a write; clears it after and records a failure.
+  void beginWrite();
+  bool endWrite(const beast::error_code& ec);
 
   beast::tcp_stream& stream_;
   Request request_;
   std::uint64_t conn_id_;
-  std::string_view server_name_;
+  const ServerOptions& options_;
   bool keep_alive_;
   bool responded_ = false;
   bool failed_ = false;
+  bool peer_eof_ = false;  // the watch's finding, kept when the watch is disarmed
   std::shared_ptr<Watch> watch_;
 };
 
@@ -111,18 +188,29 @@ class Server {
   // Stops accepting and closes every open connection (in-flight handlers see write failures).
   void stop();
   std::size_t connections() const { return sockets_.size(); }
+  // Connections this server refused with 503 because the connection budget was spent. Safe
+  // from any thread.
+  std::uint64_t rejectedConnections() const { return rejected_.load(std::memory_order_relaxed); }
 
  private:
   asio::awaitable<void> acceptLoop();
-  asio::awaitable<void> session(tcp::socket socket, std::uint64_t id);
+  asio::awaitable<void> session(tcp::socket socket, std::uint64_t id, ConnectionBudget::Slot slot);
+  asio::awaitable<void> refuse(tcp::socket socket);
+  // Writes an error response in OpenAI format with `Connection: close`, under the write
+  // deadline; the caller closes the connection.
+  asio::awaitable<void> sendError(beast::tcp_stream& stream, Status status, std::string message,
+                                  std::string_view code = {});
   asio::awaitable<void> lingeringClose(beast::tcp_stream& stream);
 
   asio::io_context& ioc_;
   ServerOptions options_;
   Handler handler_;
   tcp::acceptor acceptor_;
+  std::shared_ptr<ConnectionBudget> budget_;  // options_.connection_budget, or this server's own
   std::unordered_set<beast::tcp_stream*> sockets_;
   std::uint64_t next_conn_id_ = 1;
+  std::size_t refusing_ = 0;  // 503s being written or lingering (bounded by kMaxRefusing)
+  std::atomic<std::uint64_t> rejected_{0};
   bool stopped_ = false;
 };
 
