@@ -176,7 +176,7 @@ struct GatewayConfig {
   int workers = 2;                            // default 2 worker threads, one event loop each
   std::size_t max_body_bytes = 8 << 20;       // default 8 MiB; larger: 413
   std::size_t max_header_bytes = 64 << 10;    // default 64 KiB; larger: 431
-  std::size_t max_connections = 10000;        // default 10,000 client connections per worker
+  std::size_t max_connections = 10000;        // default 10,000 client connections, all workers
   std::size_t max_response_bytes = 64 << 20;  // default 64 MiB: a larger upstream body is a 502
   std::size_t max_event_bytes = 1 << 20;      // default 1 MiB: a larger stream event ends it
   double connect_timeout_s = 2;               // default 2 s to connect upstream

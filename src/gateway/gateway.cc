@@ -65,7 +65,8 @@ struct Gateway::Impl {
   std::vector<std::unique_ptr<Worker>> workers;
   std::uint16_t port = 0, admin_port = 0;
 
-  PickLog picks;  // for /admin/state
+  PickLog picks;                                        // for /admin/state
+  std::shared_ptr<http::ConnectionBudget> connections;  // client connections, every worker
   AdminApi admin_api{builder, metrics_registry, access, picks};
 
   // Closes each worker's idle upstream connections once they pass their keep-alive deadline.
@@ -80,6 +81,15 @@ struct Gateway::Impl {
   }
 
   explicit Impl(GatewayOptions o) : opts(std::move(o)) {
+    metrics_registry.addCollector([this](prom::TextWriter& w) {
+      if (!connections) return;
+      w.family("tidegate_client_connections", "gauge", "Open client connections, every worker.");
+      w.sample("tidegate_client_connections", {}, static_cast<double>(connections->open()));
+      w.family("tidegate_client_connections_refused_total", "counter",
+               "Client connections answered 503 because limits.maxConnections were open.");
+      w.sample("tidegate_client_connections_refused_total", {},
+               static_cast<double>(connections->rejected()));
+    });
     builder.subscribe([this](const std::shared_ptr<const Snapshot>& snap) { onPublish(*snap); });
   }
 
@@ -230,9 +240,14 @@ tidegate::Status Gateway::start() {
   if (auto s = m.access.configure(*cfg); !s) return s;
   const auto st = m.builder.setConfig(*cfg);
   const auto& g = st->config->gateway;
+  // One connection budget for every worker (the kernel spreads connections unevenly), and a
+  // client that stops reading loses its response after the idle timeout: the relay then
+  // cancels the upstream request and frees its slot at once.
+  m.connections = std::make_shared<http::ConnectionBudget>(g.max_connections);
   http::ServerOptions so{.max_body_bytes = g.max_body_bytes,
                          .max_header_bytes = g.max_header_bytes,
-                         .max_connections = g.max_connections,
+                         .write_timeout_s = g.idle_timeout_s,
+                         .connection_budget = m.connections,
                          .server_name = "tidegate"};
   for (int i = 0; i < g.workers; ++i) {
     auto w = std::make_unique<Impl::Worker>();

@@ -23,9 +23,10 @@ TEST(GatewayStats, ResolvedChildrenAreTheFamiliesOwn) {
   route->requests(503).inc();
   route->requests(42).inc();  // no such status: counted as 500
   route->ttft.observe(0.2);
-  EXPECT_EQ(sample(reg, "tidegate_requests_total",
-                   {{"model", "chat"}, {"target_model", "base"}, {"pool", "gpu"}, {"status", "200"}}),
-            2);
+  EXPECT_EQ(
+      sample(reg, "tidegate_requests_total",
+             {{"model", "chat"}, {"target_model", "base"}, {"pool", "gpu"}, {"status", "200"}}),
+      2);
   EXPECT_EQ(sample(reg, "tidegate_requests_total", {{"status", "503"}}), 1);
   EXPECT_EQ(sample(reg, "tidegate_requests_total", {{"status", "500"}}), 1);
   EXPECT_EQ(sample(reg, "tidegate_time_to_first_token_seconds_count", {{"model", "chat"}}), 1);

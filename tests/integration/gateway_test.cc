@@ -1,7 +1,10 @@
 // Integration tests of the gateway (`tidegate serve`) with real `tidegate engine` processes.
 #include <gtest/gtest.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/json.hpp>
@@ -476,6 +479,56 @@ TEST(Gateway, MetricLabelsStayBoundedAndValidWhateverClientsSend) {
   auto check = runCommand({"/bin/sh", "-c", "promtool check metrics < " + path});
   std::remove(path.c_str());
   EXPECT_EQ(check.exit_code, 0) << check.output;
+}
+
+}  // namespace
+}  // namespace tidegate::testing
+
+namespace tidegate::testing {
+namespace {
+
+// A client that connects with a tiny receive buffer, sends `request` and never reads.
+int stalledClient(std::uint16_t port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  EXPECT_EQ(::send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  return fd;
+}
+
+TEST(Gateway, AClientThatStopsReadingAStreamLosesItAndFreesTheEngine) {
+  Engine e({"--served-model-name", "m", "--time-scale", "inf", "--max-model-len", "200000",
+            "--kv-blocks", "20000"});
+  const std::string db = "/tmp/tidegate-stall-" + std::to_string(::getpid()) + ".db";
+  Serve gw(gatewayDoc("  timeouts: {idle: 1s}\n  ledger: {path: " + db + "}\n") + kPoolDoc +
+           endpointsDoc("e", "x", {&e}));
+  ASSERT_TRUE(waitReady(gw));
+  const std::string body = R"({"model":"m","prompt":"x","max_tokens":150000,"stream":true})";
+  const int fd = stalledClient(gw.port,
+                               "POST /v1/completions HTTP/1.1\r\nHost: gw\r\n"
+                               "Content-Type: application/json\r\nContent-Length: " +
+                                   std::to_string(body.size()) + "\r\n\r\n" + body);
+  ASSERT_TRUE(eventually([&] { return e.metric("vllm:num_requests_running") == 1; }));
+  // The client is still connected but reads nothing: after the idle timeout the gateway gives
+  // up on it, cancels the engine's request and frees its in-flight slot.
+  EXPECT_TRUE(eventually([&] { return e.metric("vllm:num_requests_running") == 0; }, 20s));
+  EXPECT_TRUE(eventually([&] { return gw.metric("tidegate_endpoint_inflight") == 0; }));
+  EXPECT_TRUE(eventually([&] {
+    return gw.metric("tidegate_requests_total", {{"model", "m"}, {"status", "499"}}) == 1;
+  }));
+  // The ledger has the request, with the tokens the engine produced before it was cancelled.
+  EXPECT_TRUE(eventually([&] {
+    auto u = bj::parse(gw.admin("/admin/usage").body).as_object();
+    return u.at("total").at("requests").as_int64() == 1 &&
+           u.at("total").at("completion_tokens").as_int64() > 0;
+  }));
+  ::close(fd);
+  std::remove(db.c_str());
 }
 
 }  // namespace
