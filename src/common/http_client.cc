@@ -186,17 +186,24 @@ asio::awaitable<ClientResult<Response>> Client::exchange(const ClientRequest& re
                                                          bool& may_resend) {
   parser_.reset();
   may_resend = false;
-  if (stream_ && (cancelled_ || now() >= reuse_until_ || peerClosedIdle())) close();
+  // The EOF check costs a syscall, so it is made where a close is likely: after a streamed
+  // (chunked) response — llama-server closes then — or after an idle second. A close it misses
+  // is caught by the resend below.
+  const double t = now();
+  if (stream_ && (cancelled_ || t >= reuse_until_ ||
+                  ((last_chunked_ || t - idle_since_ >= 1.0) && peerClosedIdle())))
+    close();
   const bool reused = stream_.has_value();
   reuse_until_ = kNever;  // in use until the response is complete
   if (!stream_) {
     auto c = co_await connect(req.connect_timeout_s > 0 ? req.connect_timeout_s : req.timeout_s);
     if (!c) co_return c.error();
   }
-  bhttp::request<bhttp::string_body> r{bhttp::string_to_verb(req.method), req.target, 11};
+  // The body is sent from the caller's string, not copied (a retry sends it again).
+  bhttp::request<bhttp::span_body<const char>> r{bhttp::string_to_verb(req.method), req.target, 11};
   r.set(bhttp::field::host, host_ + ":" + std::to_string(port_));
   for (const auto& [k, v] : req.headers) r.set(k, v);
-  r.body() = req.body;
+  r.body() = {req.body.data(), req.body.size()};
   r.prepare_payload();
   stream_->expires_after(millis(req.timeout_s));
   auto [wec, wn] = co_await bhttp::async_write(*stream_, r, kTuple);
@@ -220,8 +227,11 @@ asio::awaitable<ClientResult<Response>> Client::exchange(const ClientRequest& re
   Response resp;
   const auto& msg = parser_->p.get();
   resp.status = msg.result_int();
-  resp.headers = msg.base();
+  const auto ct = msg[bhttp::field::content_type];
+  resp.content_type.assign(ct.data(), ct.size());
+  if (req.keep_headers) resp.headers = msg.base();
   resp.keep_alive = msg.keep_alive();
+  last_chunked_ = msg.chunked();
   keep_alive_ = KeepAlive::parse(resp.keep_alive, msg[bhttp::field::keep_alive]);
   co_return resp;
 }
@@ -244,7 +254,8 @@ asio::awaitable<ClientResult<std::string_view>> Client::next(double idle_timeout
     if (got > 0) co_return std::string_view(chunk_, got);
   }
   parser_.reset();
-  reuse_until_ = cancelled_ ? kNever : keep_alive_.reuseUntil(now(), options_.max_idle_s);
+  idle_since_ = now();
+  reuse_until_ = cancelled_ ? kNever : keep_alive_.reuseUntil(idle_since_, options_.max_idle_s);
   if (reuse_until_ == kNever) close();
   co_return std::string_view{};
 }

@@ -61,7 +61,8 @@ using ClientResult = Result<T, ClientError>;
 
 struct Response {
   unsigned status = 0;
-  boost::beast::http::fields headers;  // case-insensitive lookups
+  std::string content_type;
+  boost::beast::http::fields headers;  // case-insensitive lookups; see keep_headers
   std::string body;                    // empty when a data callback consumed it
   bool keep_alive = false;
 
@@ -76,6 +77,9 @@ struct ClientRequest {
   double timeout_s = 30;  // default 30 s: send() for the whole exchange, start() to the headers
   double connect_timeout_s = 0;           // default 0: the same as timeout_s
   std::size_t max_body_bytes = 64 << 20;  // default 64 MiB: send() fails with kTooLarge past it
+  // Default true: Response::headers holds every response header. False keeps only the status,
+  // Content-Type and keep-alive (one allocation per header less, on the gateway's hot path).
+  bool keep_headers = true;
 };
 
 // What a response allows for the connection that carried it: pure, so the rules are tested
@@ -156,6 +160,8 @@ class Client {
   double reuse_until_ = 0;  // see reuseUntil()
   bool cancelled_ = false;  // cancel() closed the socket: never reuse; the next start() reconnects
   bool resent_ = false;
+  bool last_chunked_ = false;  // the last response was chunked (a stream)
+  double idle_since_ = 0;      // when the last response completed
   char chunk_[16384];
 };
 

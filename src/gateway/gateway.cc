@@ -175,8 +175,10 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
   // may be any string a client sent.
   c.model_label = c.route ? c.fields.model : c.snap->modelLabel(c.fields.model);
   if (!c.denial && c.route) {
-    std::string request_id =
-        c.rec.request_id.empty() ? "r" + std::to_string(w.rng()) : c.rec.request_id;
+    // A request id names the reservation in the shared backend (made up only for it).
+    std::string request_id = !c.rec.request_id.empty() ? c.rec.request_id
+                             : w.redis                 ? "r" + std::to_string(w.rng())
+                                                       : std::string();
     const double reserve = pl::tokensToReserve(c.who, c.fields);
     auto admitted = co_await access.admit(w.redis.get(), c.who, reserve, std::move(request_id));
     if (auto* d = std::get_if<Denial>(&admitted)) {

@@ -113,13 +113,34 @@ class JsonScanner {
                               s_[i_] == '+' || s_[i_] == '.'))
       ++i_;
     const auto lit = s_.substr(start, i_ - start);
-    if (lit == "true" || lit == "false" || lit == "null") return true;
-    if (lit.empty()) return false;
-    boost::system::error_code ec;
-    auto v = boost::json::parse(lit, ec);
-    return !ec && v.is_number();
+    return lit == "true" || lit == "false" || lit == "null" || isNumber(lit);
   }
 
+ public:
+  // RFC 8259's number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+  static bool isNumber(std::string_view n) {
+    std::size_t i = 0;
+    auto digits = [&] {
+      const std::size_t from = i;
+      while (i < n.size() && n[i] >= '0' && n[i] <= '9') ++i;
+      return i > from;
+    };
+    if (i < n.size() && n[i] == '-') ++i;
+    if (i < n.size() && n[i] == '0') {
+      ++i;
+    } else if (!digits()) {
+      return false;
+    }
+    if (i < n.size() && n[i] == '.' && (++i, !digits())) return false;
+    if (i < n.size() && (n[i] == 'e' || n[i] == 'E')) {
+      ++i;
+      if (i < n.size() && (n[i] == '+' || n[i] == '-')) ++i;
+      if (!digits()) return false;
+    }
+    return i == n.size();
+  }
+
+ private:
   std::string_view s_;
   std::size_t i_ = 0;
 };

@@ -1,4 +1,5 @@
 #include "gateway/body.h"
+#include "gateway/json_scan.h"
 
 #include <gtest/gtest.h>
 
@@ -90,6 +91,20 @@ TEST(Body, ReadsMaxTokens) {
   const auto e = scanRequest(R"({"model":"m","max_tokens":"many"})", bad);
   ASSERT_TRUE(e);
   EXPECT_EQ(e->param, "max_tokens");
+}
+
+}  // namespace
+}  // namespace tidegate::gateway
+
+namespace tidegate::gateway {
+namespace {
+
+TEST(JsonScanner, NumbersFollowTheJsonGrammar) {
+  for (const char* ok : {"0", "-0", "7", "-12", "3.25", "1e5", "1E+5", "2.5e-3", "-0.0"})
+    EXPECT_TRUE(JsonScanner::isNumber(ok)) << ok;
+  for (const char* bad :
+       {"", "-", "01", "1.", ".5", "1e", "1e+", "+1", "0x10", "1.2.3", "NaN", "Infinity", "1-2"})
+    EXPECT_FALSE(JsonScanner::isNumber(bad)) << bad;
 }
 
 }  // namespace

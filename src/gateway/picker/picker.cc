@@ -1,6 +1,7 @@
 #include "gateway/picker/picker.h"
 
 #include <algorithm>
+#include <boost/container/small_vector.hpp>
 #include <cmath>
 
 namespace tidegate::gateway {
@@ -11,6 +12,10 @@ bool isSaturated(const EndpointMetrics& m, const PickConfig& c, double now) {
 }
 
 namespace {
+
+// Pools rarely have more replicas than this: the picker's scratch space stays on the stack.
+template <class T>
+using Small = boost::container::small_vector<T, 16>;
 
 bool ready(const Candidate& c) { return c.metrics && c.metrics->up && c.metrics->scraped_at >= 0; }
 
@@ -24,33 +29,33 @@ double loraScore(const EndpointMetrics& m, const std::string& model) {
 
 // Min-max normalised "lower is better" score.
 template <class Get>
-std::vector<double> lowerIsBetter(const std::vector<const Candidate*>& cs, Get get) {
+Small<double> lowerIsBetter(const Small<const Candidate*>& cs, Get get) {
   double lo = HUGE_VAL, hi = -HUGE_VAL;
   for (const auto* c : cs) {
     lo = std::min(lo, get(*c));
     hi = std::max(hi, get(*c));
   }
-  std::vector<double> out;
+  Small<double> out;
   for (const auto* c : cs) out.push_back(hi > lo ? (hi - get(*c)) / (hi - lo) : 1.0);
   return out;
 }
 
 }  // namespace
 
-Pick pick(const std::vector<Candidate>& candidates, const PickRequest& req, const PickConfig& cfg,
+Pick pick(std::span<const Candidate> candidates, const PickRequest& req, const PickConfig& cfg,
           double now, std::uint64_t random) {
   Pick out;
   const bool listed = std::any_of(candidates.begin(), candidates.end(), [&](const Candidate& c) {
     return ready(c) && c.metrics->lists(req.model);
   });
-  std::vector<const Candidate*> cs;
+  Small<const Candidate*> cs;
   for (const auto& c : candidates)
     if (ready(c) && !c.tried && (!listed || c.metrics->lists(req.model))) cs.push_back(&c);
   if (cs.empty()) {
     out.no_ready = true;
     return out;
   }
-  std::vector<const Candidate*> open;
+  Small<const Candidate*> open;
   for (const auto* c : cs)
     if (!isSaturated(*c->metrics, cfg, now)) open.push_back(c);
   if (open.empty()) {
@@ -65,17 +70,17 @@ Pick pick(const std::vector<Candidate>& candidates, const PickRequest& req, cons
 
   const auto& w = cfg.weights;
   const std::array<double, 5> weights = {w.queue, w.kv_cache, w.lora, w.prefix, w.inflight};
-  std::vector<std::array<double, 5>> s(cs.size());
+  Small<std::array<double, 5>> s(cs.size());
   auto queue = lowerIsBetter(cs, [](const Candidate& c) { return c.metrics->waiting; });
   auto inflight = lowerIsBetter(cs, [](const Candidate& c) { return double(c.inflight); });
-  std::vector<double> total(cs.size());
+  Small<double> total(cs.size());
   for (std::size_t i = 0; i < cs.size(); ++i) {
     s[i] = {queue[i], 1.0 - cs[i]->metrics->kv, loraScore(*cs[i]->metrics, req.model),
             cs[i]->prefix_match, inflight[i]};
     for (std::size_t k = 0; k < 5; ++k) total[i] += weights[k] * s[i][k];
   }
   const double best = *std::max_element(total.begin(), total.end());
-  std::vector<std::size_t> ties;
+  Small<std::size_t> ties;
   for (std::size_t i = 0; i < cs.size(); ++i)
     if (total[i] >= best - 1e-9) ties.push_back(i);
   const std::size_t chosen = ties[random % ties.size()];

@@ -21,6 +21,7 @@
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -63,7 +64,7 @@ struct Pick {
 
 bool isSaturated(const EndpointMetrics& m, const PickConfig& c, double now);
 
-Pick pick(const std::vector<Candidate>& candidates, const PickRequest& req, const PickConfig& cfg,
+Pick pick(std::span<const Candidate> candidates, const PickRequest& req, const PickConfig& cfg,
           double now, std::uint64_t random);
 
 }  // namespace tidegate::gateway

@@ -1,6 +1,7 @@
 #include "gateway/relay/relay.h"
 
 #include <algorithm>
+#include <boost/container/small_vector.hpp>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -89,7 +90,7 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
   }
 
   const PickConfig& pc = target.pick;
-  std::vector<bool> tried(eps.size(), false);
+  boost::container::small_vector<bool, 16> tried(eps.size(), false);
   const auto client_gone = std::make_shared<bool>(false);  // set by the disconnect watch
   Outcome last = Outcome::kNoEndpoint;
   std::string last_message = "no ready endpoint serves the model";
@@ -101,10 +102,21 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
     rec.status = status;
   };
 
+  // The upstream request, built once for every attempt.
+  http::ClientRequest up{.method = "POST",
+                         .target = std::move(path),
+                         .body = std::move(body),
+                         .headers = {{"Content-Type", "application/json"}},
+                         .timeout_s = g.first_byte_timeout_s,
+                         .connect_timeout_s = g.connect_timeout_s,
+                         .keep_headers = false};
+  if (auto rid = ex.request()["x-request-id"]; !rid.empty())
+    up.headers.emplace_back("x-request-id", std::string(rid));
+
   for (int attempt = 0;; ++attempt) {
     // Pick among the endpoints not tried yet.
-    std::vector<Candidate> cands(eps.size());
-    std::vector<std::shared_ptr<const EndpointMetrics>> hold(eps.size());
+    boost::container::small_vector<Candidate, 16> cands(eps.size());
+    boost::container::small_vector<std::shared_ptr<const EndpointMetrics>, 16> hold(eps.size());
     for (std::size_t i = 0; i < eps.size(); ++i) {
       hold[i] = eps[i]->metrics();
       cands[i].metrics = hold[i].get();
@@ -130,8 +142,9 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
     const auto& ep = eps[static_cast<std::size_t>(p.index)];
     tried[static_cast<std::size_t>(p.index)] = true;
     pool_stats.picks[winnerIndex(p.winner)]->inc();
-    env.picks.add({now(), target.model, target.target_model, target.pool, ep->address().str(),
-                   p.winner, p.scores, p.total});
+    if (const double t = now(); env.picks.wants(t))
+      env.picks.add({t, target.model, target.target_model, target.pool, ep->address().str(),
+                     p.winner, p.scores, p.total});
     if (!hashes.empty()) ep->prefix.insert(hashes);
     rec.endpoint = ep->address().str();
 
@@ -142,14 +155,6 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
       ~Release() { e.inflight.fetch_sub(1, std::memory_order_relaxed); }
     } release{*ep};
 
-    http::ClientRequest up{.method = "POST",
-                           .target = path,
-                           .body = body,
-                           .headers = {{"Content-Type", "application/json"}},
-                           .timeout_s = g.first_byte_timeout_s,
-                           .connect_timeout_s = g.connect_timeout_s};
-    if (auto rid = ex.request()["x-request-id"]; !rid.empty())
-      up.headers.emplace_back("x-request-id", std::string(rid));
     // The client left: abort the upstream request too. (weak: the connection may be gone or
     // back in the pool by the time this runs.)
     ex.onPeerClosed([weak = std::weak_ptr<http::Client>(client), gone = client_gone] {
@@ -174,12 +179,11 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
       o = started->status == 429 ? Outcome::kHttp429 : Outcome::kHttp5xx;
       last_message = "HTTP " + std::to_string(started->status);
       auto b = co_await readBody(*client, g.max_response_bytes, g.idle_timeout_s, deadline);
-      answer = {started->status, b ? std::move(b).value() : std::string(),
-                std::string(started->header("content-type"))};
+      answer = {started->status, b ? std::move(b).value() : std::string(), started->content_type};
     }
     const bool streaming =
         o == Outcome::kServed && fields.stream && started->status == 200 &&
-        started->header("content-type").find("text/event-stream") != std::string_view::npos;
+        started->content_type.find("text/event-stream") != std::string_view::npos;
     if (o == Outcome::kServed && !streaming) {
       auto b = co_await readBody(*client, g.max_response_bytes, g.idle_timeout_s, deadline);
       if (*client_gone) {
@@ -230,9 +234,9 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
         rec.ttft_s = now() - t0;
         ttft.observe(rec.ttft_s);
       }
-      std::string ct(started->header("content-type"));
-      co_await ex.respond(static_cast<Status>(started->status), std::move(resp), ct, down);
-    } else if (!co_await ex.startStream(Status::ok, started->header("content-type"), down)) {
+      co_await ex.respond(static_cast<Status>(started->status), std::move(resp),
+                          started->content_type, down);
+    } else if (!co_await ex.startStream(Status::ok, started->content_type, down)) {
       client->close();
       status = 499;  // the client went away
     } else {
