@@ -134,6 +134,12 @@ tidegate::Status Access::configure(const std::shared_ptr<const api::Config>& con
   return tidegate::Status::Ok();
 }
 
+std::unique_ptr<admission::Settlements> Access::makeSettlements(
+    admission::RedisClient* redis) const {
+  if (!redis_ || !redis) return nullptr;
+  return std::make_unique<admission::Settlements>(*redis_, *redis);
+}
+
 std::unique_ptr<admission::RedisClient> Access::makeRedisClient(asio::any_io_executor ex) const {
   if (!redis_) return nullptr;
   return std::make_unique<admission::RedisClient>(ex, redis_config_.redis_address,
@@ -292,16 +298,14 @@ asio::awaitable<std::variant<Grant, Denial>> Access::admit(admission::RedisClien
   co_return g;
 }
 
-void Access::finish(asio::any_io_executor ex, admission::RedisClient* redis, const Principal& who,
-                    const Grant& grant, UsageRecord r, const std::string& model_label) {
+void Access::finish(admission::Settlements* settlements, const Principal& who, const Grant& grant,
+                    UsageRecord r, const std::string& model_label) {
   if (grant.limited) {
     const double actual = static_cast<double>(r.prompt_tokens + r.completion_tokens);
     const double mono = monotonicSeconds(), unix_s = unixTime();
-    if (redis_ && redis) {
-      asio::co_spawn(ex,
-                     redis_->finish(*redis, who.key->id, *who.plan, grant.reserved_tokens, actual,
-                                    grant.request_id, grant.degraded, mono, unix_s),
-                     asio::detached);
+    if (redis_ && settlements) {
+      settlements->add(who.key->id, *who.plan, grant.reserved_tokens, actual, grant.request_id,
+                       grant.degraded, mono, unix_s);
     } else {
       local_.finish(who.key->id, *who.plan, grant.reserved_tokens, actual, mono, unix_s);
     }

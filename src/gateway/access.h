@@ -65,6 +65,8 @@ class Access {
   bool redisBackend() const { return redis_ != nullptr; }
   // A worker's Redis connection (one per worker); null for the local backend.
   std::unique_ptr<admission::RedisClient> makeRedisClient(boost::asio::any_io_executor ex) const;
+  // A worker's batch of settlements on its Redis connection; null for the local backend.
+  std::unique_ptr<admission::Settlements> makeSettlements(admission::RedisClient* redis) const;
 
   // 401 unless a valid, unexpired key is presented (when enabled).
   std::variant<Principal, Denial> authenticate(const std::shared_ptr<const api::Config>& config,
@@ -81,8 +83,9 @@ class Access {
   // Settles the grant with the tokens actually used, prices the request and records it (ledger,
   // per-key metrics). `r` is filled in by the caller except for cost and key fields.
   // `model_label`: the requested model as a metric label (bounded: see GatewayStats::kOther).
-  void finish(boost::asio::any_io_executor ex, admission::RedisClient* redis, const Principal& who,
-              const Grant& grant, UsageRecord r, const std::string& model_label);
+  // `settlements`: the worker's batch (Redis backend), else null.
+  void finish(admission::Settlements* settlements, const Principal& who, const Grant& grant,
+              UsageRecord r, const std::string& model_label);
   // Records a request refused before admission (401/403/404/429...).
   void record(const Principal& who, UsageRecord r, const std::string& model_label);
 

@@ -60,7 +60,8 @@ struct Gateway::Impl {
     std::thread thread;
     relay::UpstreamPool upstream{ioc.get_executor()};
     std::mt19937_64 rng{std::random_device{}()};
-    std::unique_ptr<admission::RedisClient> redis;  // the shared rate-limit backend, if any
+    std::unique_ptr<admission::RedisClient> redis;        // the shared rate-limit backend, if any
+    std::unique_ptr<admission::Settlements> settlements;  // batched on `redis`
   };
   std::vector<std::unique_ptr<Worker>> workers;
   std::uint16_t port = 0, admin_port = 0;
@@ -227,8 +228,7 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
   c.rec.latency_s = now() - c.t0;
   if (c.rec.prompt_tokens < 0)
     c.rec.prompt_tokens = static_cast<long>(tokenizer::count(c.fields.prompt_text));
-  access.finish(w.ioc.get_executor(), w.redis.get(), c.who, c.grant, std::move(c.rec),
-                c.model_label);
+  access.finish(w.settlements.get(), c.who, c.grant, std::move(c.rec), c.model_label);
 }
 
 Gateway::Gateway(GatewayOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -255,6 +255,7 @@ tidegate::Status Gateway::start() {
     auto w = std::make_unique<Impl::Worker>();
     if (g.seed != 0) w->rng.seed(g.seed + static_cast<std::uint64_t>(i));
     w->redis = m.access.makeRedisClient(w->ioc.get_executor());
+    w->settlements = m.access.makeSettlements(w->redis.get());
     Impl::Worker* wp = w.get();
     w->server = std::make_unique<http::Server>(
         w->ioc, so, [this, wp](http::Exchange& ex) { return impl_->handle(*wp, ex); });

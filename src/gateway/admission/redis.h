@@ -32,6 +32,7 @@ struct RedisReply {
 
 class RedisClient {
  public:
+  boost::asio::any_io_executor executor() const { return ex_; }
   RedisClient(boost::asio::any_io_executor ex, api::HostPort address, double timeout_s,
               double retry_after_s = 1.0);
   ~RedisClient();

@@ -1,6 +1,11 @@
 #include "gateway/admission/redis_limiter.h"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <charconv>
 #include <cmath>
 
 #include "common/crypto.h"
@@ -87,9 +92,10 @@ return {tostring(refusal), tostring(retry), tostring(rr), tostring(resr), tostri
         tostring(rest), tostring(dr), tostring(dt)}
 )lua";
 
-// KEYS: state hash, concurrency set. ARGV: tpm reserved actual day month request_id.
+// KEYS: state hash, concurrency set. ARGV: tpm delta day month request_id... (the settlements of
+// several requests: their summed delta, every request id).
 constexpr const char* kFinishScript = R"lua(
-local delta = ARGV[3] - ARGV[2]
+local delta = tonumber(ARGV[2])
 if delta ~= 0 then
   local s = redis.call('HMGET', KEYS[1], 'tt', 'd', 'dt', 'm', 'mt')
   local tpm = tonumber(ARGV[1])
@@ -100,24 +106,25 @@ if delta ~= 0 then
     f[#f + 1] = 'tt'
     f[#f + 1] = string.format('%.6f', math.max(now, s[1] + delta * 60 / tpm))
   end
-  if s[2] == ARGV[4] and s[3] then
+  if s[2] == ARGV[3] and s[3] then
     f[#f + 1] = 'dt'
     f[#f + 1] = math.max(0, s[3] + delta)
   end
-  if s[4] == ARGV[5] and s[5] then
+  if s[4] == ARGV[4] and s[5] then
     f[#f + 1] = 'mt'
     f[#f + 1] = math.max(0, s[5] + delta)
   end
   if #f > 0 then redis.call('HSET', KEYS[1], unpack(f)) end
 end
-redis.call('ZREM', KEYS[2], ARGV[6])
+if #ARGV > 4 then redis.call('ZREM', KEYS[2], unpack(ARGV, 5)) end
 return 1
 )lua";
 
+// The shortest text that reads back as `v` (std::to_chars: no locale, no printf parsing).
 std::string num(double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
+  char buf[32];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, end);
 }
 
 double toNumber(const RedisReply& r) {
@@ -204,27 +211,80 @@ asio::awaitable<Decision> RedisLimiter::admit(RedisClient& redis, std::string ke
   co_return d;
 }
 
-asio::awaitable<void> RedisLimiter::finish(RedisClient& redis, std::string key,
-                                           const api::UsagePlan& plan, double reserved,
-                                           double actual, std::string request_id, bool degraded,
-                                           double mono, double unix_s) {
-  if (degraded) {
-    fallback_.finish(key, plan, reserved, actual, mono, unix_s);
-    co_return;
-  }
-  // Nothing to settle for plans without token limits or a concurrency cap.
-  if (plan.tokens_per_minute <= 0 && plan.tokens_per_day <= 0 && plan.tokens_per_month <= 0 &&
-      plan.max_concurrent <= 0)
-    co_return;
+bool RedisLimiter::needsSettlement(const api::UsagePlan& plan) {
+  return plan.tokens_per_minute > 0 || plan.tokens_per_day > 0 || plan.tokens_per_month > 0 ||
+         plan.max_concurrent > 0;
+}
+
+asio::awaitable<void> RedisLimiter::settle(RedisClient& redis, const std::string& key, double tpm,
+                                           double delta, long day, long month,
+                                           std::vector<std::string> request_ids) {
   static const std::string sha = crypto::sha1Hex(kFinishScript);
   static const std::string script = kFinishScript;
   auto args = keysOf(key);
-  for (double v : {plan.tokens_per_minute, reserved, actual}) args.push_back(num(v));
-  args.push_back(std::to_string(dayOf(unix_s)));
-  args.push_back(std::to_string(monthOf(unix_s)));
-  args.push_back(request_id);
+  args.push_back(num(tpm));
+  args.push_back(num(delta));
+  args.push_back(std::to_string(day));
+  args.push_back(std::to_string(month));
+  for (auto& id : request_ids) args.push_back(std::move(id));
   auto r = co_await eval(redis, script, sha, std::move(args), 2);
   if (!r) on_failure_(r.error().message);
+}
+
+Settlements::Settlements(RedisLimiter& limiter, RedisClient& redis, double interval_s,
+                         std::size_t max_pending)
+    : limiter_(limiter), redis_(redis), interval_s_(interval_s), max_pending_(max_pending) {}
+
+void Settlements::add(const std::string& key, const api::UsagePlan& plan, double reserved,
+                      double actual, std::string request_id, bool degraded, double mono,
+                      double unix_s) {
+  if (degraded) {
+    limiter_.fallback().finish(key, plan, reserved, actual, mono, unix_s);
+    return;
+  }
+  if (!RedisLimiter::needsSettlement(plan)) return;
+  auto& g = groups_[{key, dayOf(unix_s), monthOf(unix_s)}];
+  g.tpm = plan.tokens_per_minute;
+  g.delta += actual - reserved;
+  if (plan.max_concurrent > 0) g.ids.push_back(std::move(request_id));
+  ++pending_;
+  if (pending_ >= max_pending_) {
+    sendAll();
+  } else if (!scheduled_) {
+    scheduled_ = true;
+    asio::co_spawn(redis_.executor(), flushAfter(interval_s_), asio::detached);
+  }
+}
+
+asio::awaitable<void> Settlements::flushAfter(double seconds) {
+  asio::steady_timer timer(redis_.executor());
+  timer.expires_after(std::chrono::microseconds(static_cast<long>(seconds * 1e6)));
+  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  scheduled_ = false;
+  sendAll();
+}
+
+void Settlements::sendAll() {
+  // One script per group, all pipelined on the worker's connection.
+  auto groups = std::exchange(groups_, {});
+  pending_ = 0;
+  for (auto& [k, g] : groups) {
+    const auto& [key, day, month] = k;
+    if (g.delta == 0 && g.ids.empty()) continue;
+    asio::co_spawn(redis_.executor(),
+                   limiter_.settle(redis_, key, g.tpm, g.delta, day, month, std::move(g.ids)),
+                   asio::detached);
+  }
+}
+
+asio::awaitable<void> Settlements::flush() {
+  auto groups = std::exchange(groups_, {});
+  pending_ = 0;
+  for (auto& [k, g] : groups) {
+    const auto& [key, day, month] = k;
+    if (g.delta == 0 && g.ids.empty()) continue;
+    co_await limiter_.settle(redis_, key, g.tpm, g.delta, day, month, std::move(g.ids));
+  }
 }
 
 }  // namespace tidegate::gateway::admission

@@ -6,13 +6,21 @@
 // calendar windows come from the gateway's UTC clock. Concurrency is a sorted set of request ids
 // leased for the total request timeout, so a gateway that dies does not hold slots forever.
 //
+// Settlements (the tokens a request really used against what it reserved, and its concurrency
+// slot) are not urgent: each worker batches them (Settlements below) and sends one script per
+// API key every few milliseconds, so a busy key costs Redis about one script per request (its
+// admission) instead of two.
+//
 // When Redis fails (unreachable, timeout, script error) the policy decides: fail-open lets the
 // gateway's own LocalLimiter decide (each gateway then enforces the limit alone), fail-closed
 // refuses the request (Refusal::kBackend). Either way a counter and a log line say so.
 
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
+#include <map>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "gateway/admission/rate_limiter.h"
 #include "gateway/admission/redis.h"
@@ -29,11 +37,15 @@ class RedisLimiter {
   boost::asio::awaitable<Decision> admit(RedisClient& redis, std::string key,
                                          const api::UsagePlan& plan, double tokens,
                                          std::string request_id, double mono, double unix_s);
-  // Settles a request admitted by admit(): `degraded` as its Decision said.
-  boost::asio::awaitable<void> finish(RedisClient& redis, std::string key,
-                                      const api::UsagePlan& plan, double reserved, double actual,
-                                      std::string request_id, bool degraded, double mono,
-                                      double unix_s);
+  // Settles requests of one key admitted by admit() in one script: `delta` is the sum of their
+  // (actual - reserved) tokens, `request_ids` their concurrency slots; `tpm` the plan's tokens
+  // per minute; `day`/`month` the calendar windows they were charged to.
+  boost::asio::awaitable<void> settle(RedisClient& redis, const std::string& key, double tpm,
+                                      double delta, long day, long month,
+                                      std::vector<std::string> request_ids);
+  // True when finishing a request on `plan` has anything to settle.
+  static bool needsSettlement(const api::UsagePlan& plan);
+  LocalLimiter& fallback() { return fallback_; }
 
  private:
   boost::asio::awaitable<Result<RedisReply>> eval(RedisClient& redis, const std::string& script,
@@ -44,6 +56,39 @@ class RedisLimiter {
   bool fail_open_;
   double lease_s_;
   std::function<void(const std::string&)> on_failure_;
+};
+
+// One worker's pending settlements, grouped by API key (and calendar window) and sent as one
+// script per group `interval_s` after the first was added, or at once when `max_pending`
+// accumulate. Settled late by at most the interval: the limits then see the true usage a few
+// milliseconds later, which no per-minute or per-day limit notices.
+// Threads: the worker's own (the executor of `redis`).
+class Settlements {
+ public:
+  Settlements(RedisLimiter& limiter, RedisClient& redis, double interval_s = 0.002,
+              std::size_t max_pending = 256);
+  // Queues the settlement of a request admitted by RedisLimiter::admit (`degraded`: admitted by
+  // the local fallback, settled there at once).
+  void add(const std::string& key, const api::UsagePlan& plan, double reserved, double actual,
+           std::string request_id, bool degraded, double mono, double unix_s);
+  // Sends everything pending now and waits for Redis to take it (shutdown, tests).
+  boost::asio::awaitable<void> flush();
+  std::size_t pending() const { return pending_; }
+
+ private:
+  boost::asio::awaitable<void> flushAfter(double seconds);
+  void sendAll();
+  struct Group {
+    double tpm = 0, delta = 0;
+    std::vector<std::string> ids;
+  };
+  RedisLimiter& limiter_;
+  RedisClient& redis_;
+  double interval_s_;
+  std::size_t max_pending_;
+  std::map<std::tuple<std::string, long, long>, Group> groups_;  // (key, day, month)
+  std::size_t pending_ = 0;
+  bool scheduled_ = false;
 };
 
 }  // namespace tidegate::gateway::admission
