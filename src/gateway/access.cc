@@ -134,6 +134,11 @@ tidegate::Status Access::configure(const std::shared_ptr<const api::Config>& con
   return tidegate::Status::Ok();
 }
 
+std::unique_ptr<admission::Admissions> Access::makeAdmissions(admission::RedisClient* redis) const {
+  if (!redis_ || !redis) return nullptr;
+  return std::make_unique<admission::Admissions>(*redis_, *redis);
+}
+
 std::unique_ptr<admission::Settlements> Access::makeSettlements(
     admission::RedisClient* redis) const {
   if (!redis_ || !redis) return nullptr;
@@ -251,15 +256,15 @@ std::string refusalMessage(const Decision& d, const api::UsagePlan& plan) {
 
 }  // namespace
 
-asio::awaitable<std::variant<Grant, Denial>> Access::admit(admission::RedisClient* redis,
+asio::awaitable<std::variant<Grant, Denial>> Access::admit(admission::Admissions* admissions,
                                                            const Principal& who, double tokens,
                                                            std::string request_id) {
   Grant g;
   if (!who.plan) co_return g;
   const double mono = monotonicSeconds(), unix_s = unixTime();
   Decision d;
-  if (redis_ && redis) {
-    d = co_await redis_->admit(*redis, who.key->id, *who.plan, tokens, request_id, mono, unix_s);
+  if (redis_ && admissions) {
+    d = co_await admissions->admit(who.key->id, *who.plan, tokens, request_id, mono, unix_s);
   } else {
     d = local_.admit(who.key->id, *who.plan, tokens, mono, unix_s);
   }

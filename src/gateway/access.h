@@ -65,7 +65,9 @@ class Access {
   bool redisBackend() const { return redis_ != nullptr; }
   // A worker's Redis connection (one per worker); null for the local backend.
   std::unique_ptr<admission::RedisClient> makeRedisClient(boost::asio::any_io_executor ex) const;
-  // A worker's batch of settlements on its Redis connection; null for the local backend.
+  // A worker's batches of admissions and of settlements on its Redis connection; null for the
+  // local backend.
+  std::unique_ptr<admission::Admissions> makeAdmissions(admission::RedisClient* redis) const;
   std::unique_ptr<admission::Settlements> makeSettlements(admission::RedisClient* redis) const;
 
   // 401 unless a valid, unexpired key is presented (when enabled).
@@ -77,7 +79,8 @@ class Access {
   // The plan's criticality for the picker (the less critical of the two).
   static api::Criticality criticality(const Principal& who, api::Criticality model);
   // 429 (503 when the shared backend fails closed) or a Grant carrying the x-ratelimit headers.
-  boost::asio::awaitable<std::variant<Grant, Denial>> admit(admission::RedisClient* redis,
+  // `admissions`: the worker's batch (Redis backend), else null.
+  boost::asio::awaitable<std::variant<Grant, Denial>> admit(admission::Admissions* admissions,
                                                             const Principal& who, double tokens,
                                                             std::string request_id);
   // Settles the grant with the tokens actually used, prices the request and records it (ledger,

@@ -61,6 +61,7 @@ struct Gateway::Impl {
     relay::UpstreamPool upstream{ioc.get_executor()};
     std::mt19937_64 rng{std::random_device{}()};
     std::unique_ptr<admission::RedisClient> redis;        // the shared rate-limit backend, if any
+    std::unique_ptr<admission::Admissions> admissions;    // batched on `redis`
     std::unique_ptr<admission::Settlements> settlements;  // batched on `redis`
   };
   std::vector<std::unique_ptr<Worker>> workers;
@@ -181,7 +182,8 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
                              : w.redis                 ? "r" + std::to_string(w.rng())
                                                        : std::string();
     const double reserve = pl::tokensToReserve(c.who, c.fields);
-    auto admitted = co_await access.admit(w.redis.get(), c.who, reserve, std::move(request_id));
+    auto admitted =
+        co_await access.admit(w.admissions.get(), c.who, reserve, std::move(request_id));
     if (auto* d = std::get_if<Denial>(&admitted)) {
       c.denial = std::move(*d);
     } else {
@@ -255,6 +257,7 @@ tidegate::Status Gateway::start() {
     auto w = std::make_unique<Impl::Worker>();
     if (g.seed != 0) w->rng.seed(g.seed + static_cast<std::uint64_t>(i));
     w->redis = m.access.makeRedisClient(w->ioc.get_executor());
+    w->admissions = m.access.makeAdmissions(w->redis.get());
     w->settlements = m.access.makeSettlements(w->redis.get());
     Impl::Worker* wp = w.get();
     w->server = std::make_unique<http::Server>(

@@ -16,80 +16,98 @@ namespace asio = boost::asio;
 
 namespace {
 
-// KEYS: state hash, concurrency set. ARGV: rpm tpm rpd tpd tpmonth maxconc tokens day month
-// to_next_day to_next_month request_id lease_s. Returns {refusal, retry_after, remaining_req,
-// reset_req, remaining_tok, reset_tok, day_requests, day_tokens} (numbers as strings: Lua numbers
-// would be truncated to integers). Refusal codes follow admission::Refusal.
+// KEYS: state hash, concurrency set. ARGV: rpm tpm rpd tpd tpmonth maxconc day month
+// to_next_day to_next_month lease_s, then for each request of the batch: tokens request_id.
+// Decides the requests in order, exactly as one script per request would, and returns for each
+// {refusal, retry_after, remaining_req, reset_req, remaining_tok, reset_tok, day_requests,
+// day_tokens} (numbers as strings: Lua numbers would be truncated to integers). Refusal codes
+// follow admission::Refusal.
 constexpr const char* kAdmitScript = R"lua(
 local t = redis.call('TIME')
 local now = t[1] + t[2] / 1e6
-local rpm, tpm, rpd, tpd, tpmo, maxc, n = tonumber(ARGV[1]), tonumber(ARGV[2]),
-  tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local day, month = ARGV[8], ARGV[9]
+local rpm, tpm, rpd, tpd, tpmo, maxc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
+  tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local day, month = ARGV[7], ARGV[8]
+local to_day, to_month, lease = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local s = redis.call('HMGET', KEYS[1], 'tr', 'tt', 'd', 'dr', 'dt', 'm', 'mt')
 local tr, tt = tonumber(s[1]) or 0, tonumber(s[2]) or 0
 local dr, dt, mt = tonumber(s[4]) or 0, tonumber(s[5]) or 0, tonumber(s[7]) or 0
 local new_day = s[3] ~= day
 if new_day then dr = 0; dt = 0 end
 if s[6] ~= month then mt = 0 end
-local refusal, retry = 0, 0
-local ntr, ntt = tr, tt
-if rpm > 0 then
-  ntr = math.max(tr, now) + 60 / rpm
-  local over = ntr - now - 60
-  if over > 1e-9 then refusal = 1; retry = over end
-end
-if tpm > 0 then
-  ntt = math.max(tt, now) + n * 60 / tpm
-  local over = ntt - now - 60
-  if over > 1e-9 then
-    if refusal == 0 then refusal = 2 end
-    retry = math.max(retry, over)
-  end
-end
-if rpd > 0 and dr + 1 > rpd then
-  if refusal == 0 then refusal = 3 end
-  retry = math.max(retry, tonumber(ARGV[10]))
-end
-if tpd > 0 and dt + n > tpd then
-  if refusal == 0 then refusal = 4 end
-  retry = math.max(retry, tonumber(ARGV[10]))
-end
-if tpmo > 0 and mt + n > tpmo then
-  if refusal == 0 then refusal = 5 end
-  retry = math.max(retry, tonumber(ARGV[11]))
-end
-local inflight = 0
+local inflight, inflight_before = 0, 0
 if maxc > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[13]))
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - lease)
   inflight = redis.call('ZCARD', KEYS[2])
-  if inflight >= maxc then
+  inflight_before = inflight
+end
+local out, admitted = {}, 0
+for i = 12, #ARGV, 2 do
+  local n = tonumber(ARGV[i])
+  local refusal, retry = 0, 0
+  local ntr, ntt = tr, tt
+  if rpm > 0 then
+    ntr = math.max(tr, now) + 60 / rpm
+    local over = ntr - now - 60
+    if over > 1e-9 then refusal = 1; retry = over end
+  end
+  if tpm > 0 then
+    ntt = math.max(tt, now) + n * 60 / tpm
+    local over = ntt - now - 60
+    if over > 1e-9 then
+      if refusal == 0 then refusal = 2 end
+      retry = math.max(retry, over)
+    end
+  end
+  if rpd > 0 and dr + 1 > rpd then
+    if refusal == 0 then refusal = 3 end
+    retry = math.max(retry, to_day)
+  end
+  if tpd > 0 and dt + n > tpd then
+    if refusal == 0 then refusal = 4 end
+    retry = math.max(retry, to_day)
+  end
+  if tpmo > 0 and mt + n > tpmo then
+    if refusal == 0 then refusal = 5 end
+    retry = math.max(retry, to_month)
+  end
+  if maxc > 0 and inflight >= maxc then
     if refusal == 0 then refusal = 6 end
     retry = math.max(retry, 1)
   end
+  if refusal == 0 then
+    tr, tt, dr, dt, mt = ntr, ntt, dr + 1, dt + n, mt + n
+    admitted = admitted + 1
+    if maxc > 0 then
+      redis.call('ZADD', KEYS[2], now, ARGV[i + 1])
+      inflight = inflight + 1
+    end
+  end
+  local rr, resr, rt, rest = 0, 0, 0, 0
+  if rpm > 0 then
+    resr = math.max(tr, now) - now
+    rr = math.max(0, math.floor((60 - resr) * rpm / 60 + 1e-9))
+  end
+  if tpm > 0 then
+    rest = math.max(tt, now) - now
+    rt = math.max(0, math.floor((60 - rest) * tpm / 60 + 1e-9))
+  end
+  local k = #out
+  out[k + 1], out[k + 2], out[k + 3], out[k + 4] = tostring(refusal), tostring(retry),
+    tostring(rr), tostring(resr)
+  out[k + 5], out[k + 6], out[k + 7], out[k + 8] = tostring(rt), tostring(rest), tostring(dr),
+    tostring(dt)
 end
-if refusal == 0 then
-  tr, tt, dr, dt, mt = ntr, ntt, dr + 1, dt + n, mt + n
+if admitted > 0 then
   redis.call('HSET', KEYS[1], 'tr', string.format('%.6f', tr), 'tt', string.format('%.6f', tt),
              'd', day, 'dr', dr, 'dt', dt, 'm', month, 'mt', mt)
   -- Idle keys go away (after longer than a month); refreshed once a day, not on every call.
   if new_day then redis.call('EXPIRE', KEYS[1], 3024000) end
-  if maxc > 0 then
-    redis.call('ZADD', KEYS[2], now, ARGV[12])
-    if inflight == 0 then redis.call('EXPIRE', KEYS[2], math.ceil(ARGV[13]) + 60) end
+  if maxc > 0 and inflight_before == 0 then
+    redis.call('EXPIRE', KEYS[2], math.ceil(lease) + 60)
   end
 end
-local rr, resr, rt, rest = 0, 0, 0, 0
-if rpm > 0 then
-  resr = math.max(tr, now) - now
-  rr = math.max(0, math.floor((60 - resr) * rpm / 60 + 1e-9))
-end
-if tpm > 0 then
-  rest = math.max(tt, now) - now
-  rt = math.max(0, math.floor((60 - rest) * tpm / 60 + 1e-9))
-end
-return {tostring(refusal), tostring(retry), tostring(rr), tostring(resr), tostring(rt),
-        tostring(rest), tostring(dr), tostring(dt)}
+return out
 )lua";
 
 // KEYS: state hash, concurrency set. ARGV: tpm delta day month request_id... (the settlements of
@@ -166,49 +184,57 @@ asio::awaitable<Result<RedisReply>> RedisLimiter::eval(RedisClient& redis,
   co_return r;
 }
 
-asio::awaitable<Decision> RedisLimiter::admit(RedisClient& redis, std::string key,
-                                              const api::UsagePlan& plan, double tokens,
-                                              std::string request_id, double mono, double unix_s) {
+asio::awaitable<std::vector<Decision>> RedisLimiter::admitAll(
+    RedisClient& redis, const std::string& key, const api::UsagePlan& plan,
+    std::vector<std::pair<double, std::string>> requests, double mono, double unix_s) {
   static const std::string sha = crypto::sha1Hex(kAdmitScript);
   static const std::string script = kAdmitScript;
   auto args = keysOf(key);
-  for (double v : {plan.requests_per_minute, plan.tokens_per_minute, plan.requests_per_day,
-                   plan.tokens_per_day, plan.tokens_per_month,
-                   static_cast<double>(plan.max_concurrent), tokens})
+  for (double v :
+       {plan.requests_per_minute, plan.tokens_per_minute, plan.requests_per_day,
+        plan.tokens_per_day, plan.tokens_per_month, static_cast<double>(plan.max_concurrent)})
     args.push_back(num(v));
   // Day and month as the integers the state stores (the scripts compare them as strings).
   args.push_back(std::to_string(dayOf(unix_s)));
   args.push_back(std::to_string(monthOf(unix_s)));
   args.push_back(num(secondsToNextDay(unix_s)));
   args.push_back(num(secondsToNextMonth(unix_s)));
-  args.push_back(request_id);
   args.push_back(num(lease_s_));
-  auto r = co_await eval(redis, script, sha, std::move(args), 2);
-  if (!r || r->type != RedisReply::Type::kArray || r->elements.size() != 8) {
-    on_failure_(r ? "redis: unexpected reply to the admission script" : r.error().message);
-    Decision d;
-    if (fail_open_) {
-      d = fallback_.admit(key, plan, tokens, mono, unix_s);
-    } else {
-      d.refusal = Refusal::kBackend;
-      d.retry_after_s = 1;
-    }
-    d.degraded = true;
-    co_return d;
+  for (auto& [tokens, id] : requests) {
+    args.push_back(num(tokens));
+    args.push_back(std::move(id));
   }
-  const auto& e = r->elements;
-  Decision d;
-  const int code = static_cast<int>(toNumber(e[0]));
-  d.refusal = code >= 1 && code <= 6 ? static_cast<Refusal>(code) : Refusal::kNone;
-  d.retry_after_s = toNumber(e[1]);
-  Verdict per_minute_requests, per_minute_tokens;
-  per_minute_requests.remaining = toNumber(e[2]);
-  per_minute_requests.reset_s = toNumber(e[3]);
-  per_minute_tokens.remaining = toNumber(e[4]);
-  per_minute_tokens.reset_s = toNumber(e[5]);
-  fillHeaders(d, plan, per_minute_requests, per_minute_tokens, toNumber(e[6]), toNumber(e[7]),
-              unix_s);
-  co_return d;
+  auto r = co_await eval(redis, script, sha, std::move(args), 2);
+  std::vector<Decision> out(requests.size());
+  if (!r || r->type != RedisReply::Type::kArray || r->elements.size() != 8 * requests.size()) {
+    on_failure_(r ? "redis: unexpected reply to the admission script" : r.error().message);
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      auto& d = out[i];
+      if (fail_open_) {
+        d = fallback_.admit(key, plan, requests[i].first, mono, unix_s);
+      } else {
+        d.refusal = Refusal::kBackend;
+        d.retry_after_s = 1;
+      }
+      d.degraded = true;
+    }
+    co_return out;
+  }
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const auto* e = &r->elements[8 * i];
+    auto& d = out[i];
+    const int code = static_cast<int>(toNumber(e[0]));
+    d.refusal = code >= 1 && code <= 6 ? static_cast<Refusal>(code) : Refusal::kNone;
+    d.retry_after_s = toNumber(e[1]);
+    Verdict per_minute_requests, per_minute_tokens;
+    per_minute_requests.remaining = toNumber(e[2]);
+    per_minute_requests.reset_s = toNumber(e[3]);
+    per_minute_tokens.remaining = toNumber(e[4]);
+    per_minute_tokens.reset_s = toNumber(e[5]);
+    fillHeaders(d, plan, per_minute_requests, per_minute_tokens, toNumber(e[6]), toNumber(e[7]),
+                unix_s);
+  }
+  co_return out;
 }
 
 bool RedisLimiter::needsSettlement(const api::UsagePlan& plan) {
@@ -285,6 +311,52 @@ asio::awaitable<void> Settlements::flush() {
     if (g.delta == 0 && g.ids.empty()) continue;
     co_await limiter_.settle(redis_, key, g.tpm, g.delta, day, month, std::move(g.ids));
   }
+}
+
+Admissions::Admissions(RedisLimiter& limiter, RedisClient& redis, std::size_t max_batch)
+    : limiter_(limiter), redis_(redis), max_batch_(max_batch) {}
+
+asio::awaitable<Decision> Admissions::admit(const std::string& key, const api::UsagePlan& plan,
+                                            double tokens, std::string request_id, double mono,
+                                            double unix_s) {
+  auto w = std::make_shared<Waiter>(redis_.executor());
+  auto& batch = pending_[key];
+  if (!batch.plan) batch.plan = std::make_shared<const api::UsagePlan>(plan);
+  batch.waiters.push_back(w);
+  batch.requests.emplace_back(tokens, std::move(request_id));
+  batch.mono = mono;
+  batch.unix_s = unix_s;
+  if (batch.waiters.size() >= max_batch_) {
+    send(key);
+  } else if (!scheduled_) {
+    // After the handlers already queued on this loop: the requests that arrived with this one
+    // join its batch.
+    scheduled_ = true;
+    asio::post(redis_.executor(), [this] {
+      scheduled_ = false;
+      while (!pending_.empty()) send(pending_.begin()->first);
+    });
+  }
+  co_await w->wake.async_wait(asio::as_tuple(asio::use_awaitable));
+  co_return w->decision;
+}
+
+void Admissions::send(const std::string& key) {
+  auto it = pending_.find(key);
+  if (it == pending_.end()) return;
+  auto batch = std::make_shared<Batch>(std::move(it->second));
+  pending_.erase(it);
+  asio::co_spawn(
+      redis_.executor(),
+      [this, key, batch]() -> asio::awaitable<void> {
+        auto decisions = co_await limiter_.admitAll(
+            redis_, key, *batch->plan, std::move(batch->requests), batch->mono, batch->unix_s);
+        for (std::size_t i = 0; i < batch->waiters.size(); ++i) {
+          batch->waiters[i]->decision = decisions[i];
+          batch->waiters[i]->wake.cancel();
+        }
+      },
+      asio::detached);
 }
 
 }  // namespace tidegate::gateway::admission

@@ -17,7 +17,9 @@
 
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <map>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -34,9 +36,11 @@ class RedisLimiter {
   RedisLimiter(LocalLimiter& fallback, bool fail_open, double lease_s,
                std::function<void(const std::string&)> on_failure);
 
-  boost::asio::awaitable<Decision> admit(RedisClient& redis, std::string key,
-                                         const api::UsagePlan& plan, double tokens,
-                                         std::string request_id, double mono, double unix_s);
+  // Decides the admission of requests of one key, in order, in one script: `requests` are
+  // their (tokens to reserve, request id). One Decision per request.
+  boost::asio::awaitable<std::vector<Decision>> admitAll(
+      RedisClient& redis, const std::string& key, const api::UsagePlan& plan,
+      std::vector<std::pair<double, std::string>> requests, double mono, double unix_s);
   // Settles requests of one key admitted by admit() in one script: `delta` is the sum of their
   // (actual - reserved) tokens, `request_ids` their concurrency slots; `tpm` the plan's tokens
   // per minute; `day`/`month` the calendar windows they were charged to.
@@ -56,6 +60,41 @@ class RedisLimiter {
   bool fail_open_;
   double lease_s_;
   std::function<void(const std::string&)> on_failure_;
+};
+
+// One worker's admissions: the requests of one API key that arrive in the same turn of the
+// worker's event loop are decided by one script, in arrival order — each decision is exactly
+// what a script of its own would have decided — so a busy key costs Redis one script per batch
+// instead of one per request. A batch leaves after the handlers already queued on the loop have
+// run (no timer: nothing waits that was not already there), or at `max_batch` requests.
+// Threads: the worker's own (the executor of `redis`).
+class Admissions {
+ public:
+  Admissions(RedisLimiter& limiter, RedisClient& redis, std::size_t max_batch = 64);
+  boost::asio::awaitable<Decision> admit(const std::string& key, const api::UsagePlan& plan,
+                                         double tokens, std::string request_id, double mono,
+                                         double unix_s);
+
+ private:
+  struct Waiter {
+    explicit Waiter(boost::asio::any_io_executor ex)
+        : wake(ex, std::chrono::steady_clock::time_point::max()) {}
+    boost::asio::steady_timer wake;  // cancelled when the decision is in
+    Decision decision;
+  };
+  struct Batch {
+    std::shared_ptr<const api::UsagePlan> plan;  // the first request's (a copy: reloads)
+    std::vector<std::shared_ptr<Waiter>> waiters;
+    std::vector<std::pair<double, std::string>> requests;
+    double mono = 0, unix_s = 0;
+  };
+  void send(const std::string& key);
+
+  RedisLimiter& limiter_;
+  RedisClient& redis_;
+  std::size_t max_batch_;
+  std::map<std::string, Batch> pending_;
+  bool scheduled_ = false;
 };
 
 // One worker's pending settlements, grouped by API key (and calendar window) and sent as one
