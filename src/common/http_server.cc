@@ -115,12 +115,23 @@ struct Exchange::Watch : std::enable_shared_from_this<Exchange::Watch> {
 };
 
 Exchange::Exchange(beast::tcp_stream& stream, Request request, std::uint64_t conn_id,
-                   const ServerOptions& options)
+                   const ServerOptions& options, std::uint64_t request_no)
     : stream_(stream),
       request_(std::move(request)),
       conn_id_(conn_id),
+      request_no_(request_no),
       options_(options),
       keep_alive_(options.keep_alive && request_.keep_alive()) {}
+
+const std::string& Exchange::logId() const {
+  if (log_id_.empty()) {  // built when first logged, not for every request
+    const auto rid = request_["x-request-id"];
+    log_id_ = "[c" + std::to_string(conn_id_) + "][" +
+              (rid.empty() ? "r" + std::to_string(request_no_) : std::string(rid.substr(0, 64))) +
+              "]";
+  }
+  return log_id_;
+}
 
 Exchange::~Exchange() { disarm(); }
 
@@ -151,7 +162,7 @@ bool Exchange::endWrite(const beast::error_code& ec) {
   stream_.expires_never();
   if (!ec) return true;
   if (ec == beast::error::timeout)
-    spdlog::debug("[c{}] write timed out after {} s: the client stopped reading", conn_id_,
+    spdlog::debug("{} write timed out after {} s: the client stopped reading", logId(),
                   options_.write_timeout_s);
   failed_ = true;  // the response is broken: the connection closes after the handler
   return false;
@@ -422,7 +433,7 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
   };
 
   try {
-    while (!stopped_) {
+    for (std::uint64_t request_no = 1; !stopped_; ++request_no) {
       bhttp::request_parser<bhttp::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
       parser.body_limit(options_.max_body_bytes);
@@ -461,13 +472,13 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
         break;  // EOF, timeout, reset: just close
       }
       stream.expires_never();
-      Exchange ex(stream, parser.release(), id, options_);
+      Exchange ex(stream, parser.release(), id, options_, request_no);
       bool threw = false;
       try {
         co_await handler_(ex);
       } catch (const std::exception& e) {
         // co_await is not allowed inside a handler block: answer below.
-        spdlog::error("[c{}] handler failed: {}", id, e.what());
+        spdlog::error("{} handler failed: {}", ex.logId(), e.what());
         threw = true;
       }
       if (threw) {

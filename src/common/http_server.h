@@ -109,9 +109,10 @@ struct ServerOptions {
 
 class Exchange {
  public:
-  // `options` must outlive the exchange (the Server owns them).
+  // `options` must outlive the exchange (the Server owns them). `request_no` counts the
+  // requests of the connection from 1.
   Exchange(beast::tcp_stream& stream, Request request, std::uint64_t conn_id,
-           const ServerOptions& options);
+           const ServerOptions& options, std::uint64_t request_no = 1);
   ~Exchange();
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
@@ -119,6 +120,9 @@ class Exchange {
   const Request& request() const { return request_; }
   Request& request() { return request_; }
   std::uint64_t connId() const { return conn_id_; }
+  // "[c12][r3]": connection 12, its third request — or the client's x-request-id in place of
+  // r3 when it sent one — for log lines, so one request can be followed across components.
+  const std::string& logId() const;
 
   // Each write below must complete within ServerOptions::write_timeout_s. A write that fails
   // (the peer is gone, or it stopped reading and the deadline passed) returns false, marks the
@@ -165,6 +169,8 @@ class Exchange {
   beast::tcp_stream& stream_;
   Request request_;
   std::uint64_t conn_id_;
+  std::uint64_t request_no_;
+  mutable std::string log_id_;  // see logId()
   const ServerOptions& options_;
   bool keep_alive_;
   bool responded_ = false;

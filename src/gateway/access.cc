@@ -1,9 +1,11 @@
 #include "gateway/access.h"
 
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/json.hpp>
 #include <cmath>
+#include <shared_mutex>
 #include <unordered_map>
 
 #include "common/clock.h"
@@ -42,6 +44,43 @@ struct Access::Stats {
   prom::Family<prom::Counter>& tokens;
   prom::Family<prom::Counter>& cost;
   prom::Family<prom::Counter>& backend_errors;
+
+  // One (key, model label)'s counters, resolved on first use (a status's on its first use), so
+  // accounting a request takes a shared lock and one lookup, not a family lookup per counter.
+  struct KeyModel {
+    prom::Counter *prompt = nullptr, *completion = nullptr, *cost = nullptr;
+    std::array<std::atomic<prom::Counter*>, 500> by_status{};  // HTTP 100..599
+  };
+  KeyModel& keyModel(const std::string& key, const std::string& model) {
+    thread_local std::string id;
+    id.assign(key).push_back('\0');
+    id.append(model);
+    {
+      std::shared_lock lock(key_models_mu);
+      if (auto it = key_models.find(id); it != key_models.end()) return *it->second;
+    }
+    std::unique_lock lock(key_models_mu);
+    auto& km = key_models[id];
+    if (!km) {
+      km = std::make_unique<KeyModel>();
+      km->prompt = &tokens.with({key, model, "prompt"});
+      km->completion = &tokens.with({key, model, "completion"});
+      km->cost = &cost.with({key, model});
+    }
+    return *km;
+  }
+  prom::Counter& requestsOf(KeyModel& km, const std::string& key, const std::string& model,
+                            int status) {
+    if (status < 100 || status > 599) status = 500;
+    auto& slot = km.by_status[static_cast<std::size_t>(status - 100)];
+    if (auto* c = slot.load(std::memory_order_acquire)) return *c;
+    auto* c = &requests.with({key, model, std::to_string(status)});
+    slot.store(c, std::memory_order_release);
+    return *c;
+  }
+  std::shared_mutex key_models_mu;
+  std::unordered_map<std::string, std::unique_ptr<KeyModel>> key_models;
+
   // The last decision per key, for the remaining-quota gauges.
   std::mutex mu;
   std::unordered_map<std::string, std::pair<double, double>> remaining;  // key -> {req, tok}
@@ -331,14 +370,13 @@ void Access::account(const Principal& who, UsageRecord& r, const std::string& mo
   }
   if (who.plan) r.plan = who.plan->meta.name;
   if (r.time == 0) r.time = unixTime();
-  const std::string key = r.key_id.empty() ? "anonymous" : r.key_id;
-  stats_->requests.with({key, model_label, std::to_string(r.status)}).inc();
-  if (r.prompt_tokens > 0)
-    stats_->tokens.with({key, model_label, "prompt"}).inc(static_cast<double>(r.prompt_tokens));
-  if (r.completion_tokens > 0)
-    stats_->tokens.with({key, model_label, "completion"})
-        .inc(static_cast<double>(r.completion_tokens));
-  if (r.cost > 0) stats_->cost.with({key, model_label}).inc(r.cost);
+  static const std::string anonymous = "anonymous";
+  const std::string& key = r.key_id.empty() ? anonymous : r.key_id;
+  auto& km = stats_->keyModel(key, model_label);
+  stats_->requestsOf(km, key, model_label, r.status).inc();
+  if (r.prompt_tokens > 0) km.prompt->inc(static_cast<double>(r.prompt_tokens));
+  if (r.completion_tokens > 0) km.completion->inc(static_cast<double>(r.completion_tokens));
+  if (r.cost > 0) km.cost->inc(r.cost);
   if (ledger_) ledger_->append(std::move(r));
 }
 

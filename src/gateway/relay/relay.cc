@@ -211,7 +211,7 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
     }
     if (o != Outcome::kServed) {
       pool_stats.upstreamError(o).inc();
-      spdlog::warn("[c{}] upstream {} failed before the first byte: {}", ex.connId(),
+      spdlog::warn("{} upstream {} failed before the first byte: {}", ex.logId(),
                    ep->address().str(), last_message);
       env.pool.release(ep, std::move(client));  // kept only if its response was complete
       last = o;
@@ -301,7 +301,7 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
       } else if (!failure.empty()) {
         // Streaming began: no retry. End the stream with an explicit error event.
         pool_stats.upstreamError(failure_kind).inc();
-        spdlog::warn("[c{}] upstream {} failed mid-stream: {}", ex.connId(), ep->address().str(),
+        spdlog::warn("{} upstream {} failed mid-stream: {}", ex.logId(), ep->address().str(),
                      failure);
         std::string err = "data: " +
                           http::openaiError("upstream failed mid-stream: " + failure,

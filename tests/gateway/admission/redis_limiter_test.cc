@@ -18,8 +18,8 @@ namespace asio = boost::asio;
 
 // Calls of `command` the server has run (INFO commandstats).
 long calls(std::uint16_t port, const std::string& command) {
-  auto r = testing::runCommand({"/usr/bin/redis-cli", "-p", std::to_string(port), "info",
-                                "commandstats"});
+  auto r = testing::runCommand(
+      {"/usr/bin/redis-cli", "-p", std::to_string(port), "info", "commandstats"});
   const std::string needle = "cmdstat_" + command + ":calls=";
   const auto at = r.output.find(needle);
   return at == std::string::npos ? 0 : std::stol(r.output.substr(at + needle.size()));
@@ -29,9 +29,8 @@ TEST(RedisLimiter, AdmissionsArrivingTogetherAreOneScriptAndExact) {
   testing::Redis server;
   asio::io_context ioc;
   LocalLimiter local;
-  RedisLimiter limiter(local, /*fail_open=*/false, /*lease_s=*/600, [](const std::string& why) {
-    ADD_FAILURE() << why;
-  });
+  RedisLimiter limiter(local, /*fail_open=*/false, /*lease_s=*/600,
+                       [](const std::string& why) { ADD_FAILURE() << why; });
   RedisClient redis(ioc.get_executor(), {"127.0.0.1", server.port}, 2.0);
   Admissions admissions(limiter, redis);
   Settlements settlements(limiter, redis, /*interval_s=*/0.002);
