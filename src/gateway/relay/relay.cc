@@ -59,6 +59,27 @@ asio::awaitable<http::ClientResult<std::string>> readBody(http::Client& c, std::
   }
 }
 
+using Tried = boost::container::small_vector<bool, 16>;
+
+// Picks among the endpoints not tried yet. A plain function, so its scratch space lives on the
+// stack, not in the relay's coroutine frame that every open stream keeps.
+Pick pickEndpoint(const std::vector<std::shared_ptr<Endpoint>>& eps, const Tried& tried,
+                  const std::vector<engine::BlockHash>& hashes, const RelayTarget& target,
+                  double now, std::uint64_t random) {
+  boost::container::small_vector<Candidate, 16> cands(eps.size());
+  boost::container::small_vector<std::shared_ptr<const EndpointMetrics>, 16> hold(eps.size());
+  for (std::size_t i = 0; i < eps.size(); ++i) {
+    hold[i] = eps[i]->metrics();
+    cands[i].metrics = hold[i].get();
+    cands[i].tried = tried[i];
+    if (tried[i]) continue;
+    cands[i].inflight = eps[i]->inflight.load(std::memory_order_relaxed);
+    cands[i].prefix_match =
+        hashes.empty() ? 0 : double(eps[i]->prefix.match(hashes)) / double(hashes.size());
+  }
+  return pick(cands, {target.target_model, target.criticality}, target.pick, now, random);
+}
+
 // The engine's own error answer to the last attempt, relayed if every attempt fails.
 struct ErrorAnswer {
   unsigned status = 0;
@@ -89,8 +110,7 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
     hashes = engine::blockHashes(ids, kPrefixBlockTokens, 0);
   }
 
-  const PickConfig& pc = target.pick;
-  boost::container::small_vector<bool, 16> tried(eps.size(), false);
+  Tried tried(eps.size(), false);
   const auto client_gone = std::make_shared<bool>(false);  // set by the disconnect watch
   Outcome last = Outcome::kNoEndpoint;
   std::string last_message = "no ready endpoint serves the model";
@@ -114,19 +134,7 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
     up.headers.emplace_back("x-request-id", std::string(rid));
 
   for (int attempt = 0;; ++attempt) {
-    // Pick among the endpoints not tried yet.
-    boost::container::small_vector<Candidate, 16> cands(eps.size());
-    boost::container::small_vector<std::shared_ptr<const EndpointMetrics>, 16> hold(eps.size());
-    for (std::size_t i = 0; i < eps.size(); ++i) {
-      hold[i] = eps[i]->metrics();
-      cands[i].metrics = hold[i].get();
-      cands[i].tried = tried[i];
-      if (tried[i]) continue;
-      cands[i].inflight = eps[i]->inflight.load(std::memory_order_relaxed);
-      cands[i].prefix_match =
-          hashes.empty() ? 0 : double(eps[i]->prefix.match(hashes)) / double(hashes.size());
-    }
-    const Pick p = pick(cands, {target.target_model, target.criticality}, pc, now(), env.rng());
+    const Pick p = pickEndpoint(eps, tried, hashes, target, now(), env.rng());
     if (p.shed) {
       count(429);
       rec.prompt_tokens = 0;
