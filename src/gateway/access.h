@@ -5,8 +5,9 @@
 // UsagePlan or an APIKey; otherwise every request passes (and is still recorded in the ledger
 // when one is configured).
 //
-// Threads: authenticate/authorize/admit/finish run on the workers (admit/finish on the worker's
-// own RedisClient); configure() on reload; the admin handlers on the control thread.
+// Threads: authenticate/authorize/admit/finish run on the workers (admit/finish through the
+// worker's own Admissions and Settlements batches on its RedisClient); configure() on reload;
+// the admin handlers on the control thread.
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
