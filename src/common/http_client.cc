@@ -260,31 +260,47 @@ asio::awaitable<ClientResult<std::string_view>> Client::next(double idle_timeout
   co_return std::string_view{};
 }
 
-asio::awaitable<ClientResult<Response>> Client::send(const ClientRequest& req, DataFn on_data) {
-  // One deadline for the whole exchange: each read gets only the time that is left.
-  const auto deadline = std::chrono::steady_clock::now() + millis(req.timeout_s);
-  auto started = co_await start(req);
-  if (!started) co_return started;
-  Response resp = std::move(started).value();
+asio::awaitable<ClientResult<std::string>> Client::readAll(std::size_t limit, double idle_timeout_s,
+                                                           double total_s) {
+  const auto deadline = std::chrono::steady_clock::now() + millis(total_s);
+  std::string body;
   while (true) {
     const double left =
         std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
-    auto piece = co_await next(std::max(left, 0.001));
+    auto piece = co_await next(std::max(0.001, std::min(idle_timeout_s, left)));
+    if (!piece) co_return piece.error();
+    if (piece->empty()) co_return body;
+    if (body.size() + piece->size() > limit) {
+      close();
+      co_return ClientError{Failure::kTooLarge,
+                            "response body exceeds " + std::to_string(limit) + " bytes"};
+    }
+    body.append(piece->data(), piece->size());
+  }
+}
+
+asio::awaitable<ClientResult<Response>> Client::send(const ClientRequest& req, DataFn on_data) {
+  // One deadline for the whole exchange: each read gets only the time that is left.
+  const auto deadline = std::chrono::steady_clock::now() + millis(req.timeout_s);
+  auto left = [&] {
+    return std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+  };
+  auto started = co_await start(req);
+  if (!started) co_return started;
+  Response resp = std::move(started).value();
+  if (!on_data) {
+    auto body = co_await readAll(req.max_body_bytes, left(), left());
+    if (!body) co_return body.error();
+    resp.body = std::move(body).value();
+    co_return resp;
+  }
+  while (true) {
+    auto piece = co_await next(std::max(left(), 0.001));
     if (!piece) co_return piece.error();
     if (piece->empty()) break;
-    if (on_data) {
-      if (!on_data(*piece)) {
-        close();
-        co_return resp;
-      }
-    } else {
-      if (resp.body.size() + piece->size() > req.max_body_bytes) {
-        close();
-        co_return ClientError{
-            Failure::kTooLarge,
-            "response body exceeds " + std::to_string(req.max_body_bytes) + " bytes"};
-      }
-      resp.body.append(piece->data(), piece->size());
+    if (!on_data(*piece)) {
+      close();
+      break;
     }
   }
   co_return resp;

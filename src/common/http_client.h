@@ -123,6 +123,10 @@ class Client {
   // next call. The caller controls the pace: nothing is read while it does not call next().
   asio::awaitable<ClientResult<Response>> start(const ClientRequest& req);
   asio::awaitable<ClientResult<std::string_view>> next(double idle_timeout_s);
+  // After start(): the rest of the body, at most `limit` bytes (kTooLarge past it), each read
+  // within `idle_timeout_s` and all within `total_s`.
+  asio::awaitable<ClientResult<std::string>> readAll(std::size_t limit, double idle_timeout_s,
+                                                     double total_s);
   // True when the last start() sent the request a second time on a fresh connection because the
   // reused one had been closed by the server (see the header comment).
   bool resent() const { return resent_; }

@@ -145,6 +145,21 @@ std::vector<std::uint64_t> Histogram::cumulative() const {
   return out;
 }
 
+CountersByStatus::CountersByStatus(Family<Counter>& family, std::vector<std::string> labels)
+    : family_(family), labels_(std::move(labels)) {}
+
+Counter& CountersByStatus::at(int status) {
+  if (status < kMin || status > kMax) status = 500;
+  auto& slot = slots_[static_cast<std::size_t>(status - kMin)];
+  if (auto* c = slot.load(std::memory_order_acquire)) return *c;
+  // First use of this status: one lookup under the family's lock.
+  auto values = labels_;
+  values.push_back(std::to_string(status));
+  auto* c = &family_.with(values);
+  slot.store(c, std::memory_order_release);
+  return *c;
+}
+
 Family<Counter>& Registry::counter(std::string name, std::string help,
                                    std::vector<std::string> labels) {
   std::lock_guard lock(mu_);

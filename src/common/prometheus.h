@@ -10,6 +10,7 @@
 // Parser: reads what engines expose (vLLM, llama.cpp, tidegate). Never trusts the input: a bad
 // line is an error naming the line number, not a crash.
 
+#include <array>
 #include <atomic>
 #include <deque>
 #include <functional>
@@ -132,6 +133,23 @@ class Family {
   std::function<std::unique_ptr<M>()> make_;
   mutable std::mutex mu_;
   std::map<std::vector<std::string>, std::unique_ptr<M>> children_;
+};
+
+// Counters of one family whose last label is an HTTP status: a status's child is looked up on
+// its first use and kept in an atomic slot, so later updates take no lock and build no labels.
+// Thread-safe. The family must outlive it (families live as long as their registry).
+class CountersByStatus {
+ public:
+  // `labels`: the values of every label of `family` but the last one, the status.
+  CountersByStatus(Family<Counter>& family, std::vector<std::string> labels);
+  // The counter of `status`; a status outside 100..599 (never sent over HTTP/1.1) counts as 500.
+  Counter& at(int status);
+
+ private:
+  static constexpr int kMin = 100, kMax = 599;
+  Family<Counter>& family_;
+  std::vector<std::string> labels_;
+  std::array<std::atomic<Counter*>, kMax - kMin + 1> slots_{};
 };
 
 class Registry {

@@ -48,8 +48,13 @@ struct Access::Stats {
   // One (key, model label)'s counters, resolved on first use (a status's on its first use), so
   // accounting a request takes a shared lock and one lookup, not a family lookup per counter.
   struct KeyModel {
-    prom::Counter *prompt = nullptr, *completion = nullptr, *cost = nullptr;
-    std::array<std::atomic<prom::Counter*>, 500> by_status{};  // HTTP 100..599
+    KeyModel(Stats& s, const std::string& key, const std::string& model)
+        : prompt(s.tokens.with({key, model, "prompt"})),
+          completion(s.tokens.with({key, model, "completion"})),
+          cost(s.cost.with({key, model})),
+          requests(s.requests, {key, model}) {}
+    prom::Counter &prompt, &completion, &cost;
+    prom::CountersByStatus requests;
   };
   KeyModel& keyModel(const std::string& key, const std::string& model) {
     thread_local std::string id;
@@ -61,22 +66,8 @@ struct Access::Stats {
     }
     std::unique_lock lock(key_models_mu);
     auto& km = key_models[id];
-    if (!km) {
-      km = std::make_unique<KeyModel>();
-      km->prompt = &tokens.with({key, model, "prompt"});
-      km->completion = &tokens.with({key, model, "completion"});
-      km->cost = &cost.with({key, model});
-    }
+    if (!km) km = std::make_unique<KeyModel>(*this, key, model);
     return *km;
-  }
-  prom::Counter& requestsOf(KeyModel& km, const std::string& key, const std::string& model,
-                            int status) {
-    if (status < 100 || status > 599) status = 500;
-    auto& slot = km.by_status[static_cast<std::size_t>(status - 100)];
-    if (auto* c = slot.load(std::memory_order_acquire)) return *c;
-    auto* c = &requests.with({key, model, std::to_string(status)});
-    slot.store(c, std::memory_order_release);
-    return *c;
   }
   std::shared_mutex key_models_mu;
   std::unordered_map<std::string, std::unique_ptr<KeyModel>> key_models;
@@ -373,10 +364,10 @@ void Access::account(const Principal& who, UsageRecord& r, const std::string& mo
   static const std::string anonymous = "anonymous";
   const std::string& key = r.key_id.empty() ? anonymous : r.key_id;
   auto& km = stats_->keyModel(key, model_label);
-  stats_->requestsOf(km, key, model_label, r.status).inc();
-  if (r.prompt_tokens > 0) km.prompt->inc(static_cast<double>(r.prompt_tokens));
-  if (r.completion_tokens > 0) km.completion->inc(static_cast<double>(r.completion_tokens));
-  if (r.cost > 0) km.cost->inc(r.cost);
+  km.requests.at(r.status).inc();
+  if (r.prompt_tokens > 0) km.prompt.inc(static_cast<double>(r.prompt_tokens));
+  if (r.completion_tokens > 0) km.completion.inc(static_cast<double>(r.completion_tokens));
+  if (r.cost > 0) km.cost.inc(r.cost);
   if (ledger_) ledger_->append(std::move(r));
 }
 

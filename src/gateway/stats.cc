@@ -28,20 +28,7 @@ RouteStats::RouteStats(prom::Family<prom::Counter>& requests, std::string model,
       itl(itl),
       prompt_tokens(prompt),
       completion_tokens(completion),
-      requests_(requests),
-      model_(std::move(model)),
-      target_(std::move(target)),
-      pool_(std::move(pool)) {}
-
-prom::Counter& RouteStats::requests(int status) {
-  if (status < kMinStatus || status > kMaxStatus) status = 500;  // never sent by HTTP/1.1 peers
-  auto& slot = by_status_[static_cast<std::size_t>(status - kMinStatus)];
-  if (auto* c = slot.load(std::memory_order_acquire)) return *c;
-  // First request with this status on this route: one lookup under the family's lock.
-  auto* c = &requests_.with({model_, target_, pool_, std::to_string(status)});
-  slot.store(c, std::memory_order_release);
-  return *c;
-}
+      requests_(requests, {std::move(model), std::move(target), std::move(pool)}) {}
 
 GatewayStats::GatewayStats(prom::Registry& r)
     : requests_(r.counter("tidegate_requests_total",

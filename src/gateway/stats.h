@@ -28,7 +28,7 @@ class RouteStats {
              std::string pool, prom::Histogram& duration, prom::Histogram& ttft,
              prom::Histogram& itl, prom::Counter& prompt, prom::Counter& completion);
   // The request counter for an HTTP status (resolved once per status, then lock-free).
-  prom::Counter& requests(int status);
+  prom::Counter& requests(int status) { return requests_.at(status); }
 
   prom::Histogram& duration;
   prom::Histogram& ttft;
@@ -37,10 +37,7 @@ class RouteStats {
   prom::Counter& completion_tokens;
 
  private:
-  static constexpr int kMinStatus = 100, kMaxStatus = 599;
-  prom::Family<prom::Counter>& requests_;
-  std::string model_, target_, pool_;
-  std::array<std::atomic<prom::Counter*>, kMaxStatus - kMinStatus + 1> by_status_{};
+  prom::CountersByStatus requests_;
 };
 
 // The picker winners a pick can name: the scorers, "single" and "tie".

@@ -303,16 +303,6 @@ void Settlements::sendAll() {
   }
 }
 
-asio::awaitable<void> Settlements::flush() {
-  auto groups = std::exchange(groups_, {});
-  pending_ = 0;
-  for (auto& [k, g] : groups) {
-    const auto& [key, day, month] = k;
-    if (g.delta == 0 && g.ids.empty()) continue;
-    co_await limiter_.settle(redis_, key, g.tpm, g.delta, day, month, std::move(g.ids));
-  }
-}
-
 Admissions::Admissions(RedisLimiter& limiter, RedisClient& redis, std::size_t max_batch)
     : limiter_(limiter), redis_(redis), max_batch_(max_batch) {}
 

@@ -110,9 +110,6 @@ class Settlements {
   // the local fallback, settled there at once).
   void add(const std::string& key, const api::UsagePlan& plan, double reserved, double actual,
            std::string request_id, bool degraded, double mono, double unix_s);
-  // Sends everything pending now and waits for Redis to take it (shutdown, tests).
-  boost::asio::awaitable<void> flush();
-  std::size_t pending() const { return pending_; }
 
  private:
   boost::asio::awaitable<void> flushAfter(double seconds);

@@ -41,24 +41,6 @@ Outcome fromFailure(http::Failure f) {
   }
 }
 
-// Reads a whole (non-streamed) body, at most `limit` bytes, each read within the idle timeout
-// and all before `deadline`.
-asio::awaitable<http::ClientResult<std::string>> readBody(http::Client& c, std::size_t limit,
-                                                          double idle_s, double deadline) {
-  std::string body;
-  while (true) {
-    auto piece = co_await c.next(std::max(0.001, std::min(idle_s, deadline - now())));
-    if (!piece) co_return piece.error();
-    if (piece->empty()) co_return body;
-    if (body.size() + piece->size() > limit) {
-      c.close();
-      co_return http::ClientError{http::Failure::kTooLarge,
-                                  "response body over " + std::to_string(limit) + " bytes"};
-    }
-    body.append(*piece);
-  }
-}
-
 using Tried = boost::container::small_vector<bool, 16>;
 
 // Picks among the endpoints not tried yet. A plain function, so its scratch space lives on the
@@ -186,14 +168,14 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
     } else if (started->status >= 500 || started->status == 429) {
       o = started->status == 429 ? Outcome::kHttp429 : Outcome::kHttp5xx;
       last_message = "HTTP " + std::to_string(started->status);
-      auto b = co_await readBody(*client, g.max_response_bytes, g.idle_timeout_s, deadline);
+      auto b = co_await client->readAll(g.max_response_bytes, g.idle_timeout_s, deadline - now());
       answer = {started->status, b ? std::move(b).value() : std::string(), started->content_type};
     }
     const bool streaming =
         o == Outcome::kServed && fields.stream && started->status == 200 &&
         started->content_type.find("text/event-stream") != std::string_view::npos;
     if (o == Outcome::kServed && !streaming) {
-      auto b = co_await readBody(*client, g.max_response_bytes, g.idle_timeout_s, deadline);
+      auto b = co_await client->readAll(g.max_response_bytes, g.idle_timeout_s, deadline - now());
       if (*client_gone) {
         client->close();
         count(499);
