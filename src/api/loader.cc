@@ -2,7 +2,10 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -100,6 +103,14 @@ class Fields {
     if (v < lo || v > hi)
       ctx_.fail(n, sub(key),
                 "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+    return v;
+  }
+  bool boolean(const std::string& key, bool def) {
+    auto n = get(key);
+    if (!n.IsDefined() || n.IsNull()) return def;
+    bool v = false;
+    if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v))
+      ctx_.fail(n, sub(key), "expected true or false, got " + describe(n));
     return v;
   }
   double duration(const std::string& key, double def) {
@@ -459,7 +470,7 @@ void readService(Fields& top, Config& c, Source src) {
   s.behavior.scale_down = readRules(behavior.map("scaleDown"), s.behavior.scale_down);
   behavior.finish();
   auto panic = spec.map("panic");
-  s.panic.enabled = panic.str("enabled", "false") == "true";
+  s.panic.enabled = panic.boolean("enabled", false);
   s.panic.threshold = panic.number("threshold", s.panic.threshold, 1, 1000);
   s.panic.hold_s = panic.duration("hold", s.panic.hold_s);
   panic.finish();
@@ -585,6 +596,15 @@ void readGateway(Fields& top, Config& c) {
   picker.finish();
   auto auth = spec.map("auth");
   g.admin_token = auth.str("adminToken");
+  if (const auto mode = auth.str("apiKeys"); !mode.empty()) {
+    if (mode != "required" && mode != "disabled")
+      auth.ctx().fail(auth.get("apiKeys"), auth.sub("apiKeys"),
+                      "expected required or disabled, got \"" + mode + "\"");
+    g.auth_mode = mode == "required" ? GatewayConfig::AuthMode::kRequired
+                                     : GatewayConfig::AuthMode::kDisabled;
+    g.auth_mode_explicit = true;
+  }
+  g.allow_key_removal = auth.boolean("allowKeyRemoval", false);
   auth.finish();
   if (const char* env = std::getenv("TIDEGATE_ADMIN_TOKEN"); env && *env) g.admin_token = env;
   auto rl = spec.map("rateLimit");
@@ -682,11 +702,13 @@ Result<Config> parseConfig(const std::string& text, const std::string& name) {
     return Error{name + ": line " + std::to_string(e.mark.line + 1) +
                  ": YAML syntax error: " + e.msg};
   }
+  c.digest = crypto::sha256Hex(text);
   try {
-    int index = 0;
+    int index = 0, resources = 0;
     for (const auto& doc : docs) {
       ++index;
       if (doc.IsNull()) continue;  // an empty document (e.g. a trailing ---)
+      ++resources;
       Context ctx{name, index, {}};
       Fields top(ctx, doc, "");
       const auto api = top.str("apiVersion", {}, true);
@@ -725,6 +747,12 @@ Result<Config> parseConfig(const std::string& text, const std::string& name) {
       top.ignore("status");
       top.finish();
     }
+    // An empty file is never meant: it would remove every route and key.
+    if (resources == 0) throw ConfigError{name + ": no resources (the file is empty)"};
+    auto& g = c.gateway;
+    if (!g.auth_mode_explicit)
+      g.auth_mode = c.plans.empty() && c.keys.empty() ? GatewayConfig::AuthMode::kDisabled
+                                                      : GatewayConfig::AuthMode::kRequired;
     validate(c);
   } catch (const ConfigError& e) {
     return Error{e.message};
@@ -733,10 +761,22 @@ Result<Config> parseConfig(const std::string& text, const std::string& name) {
 }
 
 Result<Config> loadConfig(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Error{"cannot read configuration " + path};
+  // Every way a path can fail to be a configuration file is an error naming the file and why,
+  // for serve, check and reloads alike.
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(st))
+    return Error{path + ": cannot read the configuration: " +
+                 (ec ? ec.message() : std::string("no such file"))};
+  if (std::filesystem::is_directory(st))
+    return Error{path + ": cannot read the configuration: it is a directory, not a file"};
+  if (!std::filesystem::is_regular_file(st))
+    return Error{path + ": cannot read the configuration: not a regular file"};
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error{path + ": cannot read the configuration: " + std::strerror(errno)};
   std::stringstream ss;
   ss << in.rdbuf();
+  if (in.bad()) return Error{path + ": cannot read the configuration: " + std::strerror(errno)};
   return parseConfig(ss.str(), path);
 }
 

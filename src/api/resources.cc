@@ -44,6 +44,10 @@ const char* criticalityName(Criticality c) {
   return "Standard";
 }
 
+const char* authModeName(GatewayConfig::AuthMode m) {
+  return m == GatewayConfig::AuthMode::kRequired ? "required" : "disabled";
+}
+
 const InferencePool* Config::pool(const std::string& name) const {
   for (const auto& p : pools)
     if (p.meta.name == name) return &p;

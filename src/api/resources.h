@@ -190,8 +190,17 @@ struct GatewayConfig {
   double kv_threshold = 0.8;        // default 0.8 KV use: ...or past this
   PickerWeights weights;
   double controller_interval_s = 1;  // default 1 s between reconciles of each InferenceService
+  // spec.auth.apiKeys: required | disabled. When absent it is implied — required if the file
+  // has a UsagePlan or an APIKey, else disabled — and a reload may not change it unless the new
+  // file states it (api/reload.h): a file cut short cannot switch authentication off.
+  enum class AuthMode { kDisabled, kRequired };
+  AuthMode auth_mode = AuthMode::kDisabled;
+  bool auth_mode_explicit = false;
+  // spec.auth.allowKeyRemoval: lets a reload drop more than half of the file's keys or plans
+  // (refused otherwise, as a file cut short would). Default false.
+  bool allow_key_removal = false;
   // Admin API token (spec.auth.adminToken; the environment's TIDEGATE_ADMIN_TOKEN wins). Empty:
-  // the admin API answers without one (it listens on a private address by default).
+  // the admin API is read-only, and its /admin/* pages are served only on a loopback address.
   std::string admin_token;
   struct RateLimit {
     bool redis = false;                         // spec.rateLimit.backend: local (default) | redis
@@ -217,6 +226,7 @@ struct GatewayConfig {
 
 struct Config {
   std::string file;
+  std::string digest;        // SHA-256 of the file's bytes, hex (logged with every reload)
   bool has_gateway = false;  // false: GatewayConfig defaults
   GatewayConfig gateway;
   std::vector<InferencePool> pools;
@@ -231,6 +241,9 @@ struct Config {
 
   const InferencePool* pool(const std::string& name) const;
   const UsagePlan* plan(const std::string& name) const;
+  bool keysRequired() const { return gateway.auth_mode == GatewayConfig::AuthMode::kRequired; }
 };
+
+const char* authModeName(GatewayConfig::AuthMode m);
 
 }  // namespace tidegate::api

@@ -1,6 +1,11 @@
 #include "api/loader.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "common/crypto.h"
 
@@ -114,12 +119,82 @@ TEST(Loader, ErrorsNameFileDocumentLineAndField) {
   }
 }
 
-TEST(Loader, EmptyFileRunsOnDefaults) {
-  auto c = parseConfig("", "empty.yaml");
-  ASSERT_TRUE(c.ok());
-  EXPECT_FALSE(c->has_gateway);
-  EXPECT_EQ(c->gateway.admin.str(), "127.0.0.1:8081");
-  EXPECT_FALSE(loadConfig("/nonexistent.yaml").ok());
+TEST(Loader, AFileWithoutResourcesIsAnError) {
+  // An empty file, or one of comments and separators, would remove every route and key.
+  for (const std::string text : {"", "\n\n", "# nothing yet\n", "---\n---\n# end\n"}) {
+    auto c = parseConfig(text, "empty.yaml");
+    ASSERT_FALSE(c.ok()) << "'" << text << "'";
+    EXPECT_EQ(c.error().message, "empty.yaml: no resources (the file is empty)");
+  }
+}
+
+// Paths that are not a readable configuration file: an error naming the file and why (serve,
+// check and reloads all load through here).
+TEST(Loader, PathsThatAreNotFilesAreErrorsNamingThePath) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("tidegate-loader-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto empty = (dir / "empty.yaml").string();
+  std::ofstream(empty).close();
+  const auto dangling = (dir / "dangling.yaml").string();
+  std::filesystem::create_symlink(dir / "missing.yaml", dangling);
+  const auto fifo = (dir / "fifo.yaml").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);  // reading it would block: refused unread
+  struct Case {
+    std::string path, error;
+  } cases[] = {
+      {"/nonexistent.yaml",
+       "/nonexistent.yaml: cannot read the configuration: No such file or directory"},
+      {dir.string(), dir.string() + ": cannot read the configuration: it is a directory"},
+      {empty, empty + ": no resources (the file is empty)"},
+      {dangling, dangling + ": cannot read the configuration: No such file or directory"},
+      {fifo, fifo + ": cannot read the configuration: not a regular file"},
+      {empty + "/x.yaml", empty + "/x.yaml: cannot read the configuration: Not a directory"},
+  };
+  for (const auto& c : cases) {
+    auto r = loadConfig(c.path);
+    ASSERT_FALSE(r.ok()) << c.path;
+    EXPECT_TRUE(r.error().message.starts_with(c.error))
+        << "want: " << c.error << "\ngot:  " << r.error().message;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Loader, TheAuthModeIsExplicitOrImpliedByKeysAndPlans) {
+  const std::string gateway =
+      "apiVersion: tidegate.io/v1alpha1\nkind: Gateway\nmetadata: {name: g}\nspec:\n";
+  const std::string plan =
+      "---\napiVersion: tidegate.io/v1alpha1\nkind: UsagePlan\nmetadata: {name: free}\nspec: {}\n";
+  using M = GatewayConfig::AuthMode;
+  struct Case {
+    std::string yaml;
+    M mode;
+    bool explicit_mode, allow_removal;
+  } cases[] = {
+      {gateway + "  workers: 1\n", M::kDisabled, false, false},
+      {gateway + "  workers: 1\n" + plan, M::kRequired, false, false},
+      {gateway + "  auth: {apiKeys: required}\n", M::kRequired, true, false},
+      {gateway + "  auth: {apiKeys: disabled, allowKeyRemoval: true}\n" + plan, M::kDisabled, true,
+       true},
+  };
+  for (const auto& c : cases) {
+    auto r = parseConfig(c.yaml, "f.yaml");
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->gateway.auth_mode, c.mode) << c.yaml;
+    EXPECT_EQ(r->gateway.auth_mode_explicit, c.explicit_mode) << c.yaml;
+    EXPECT_EQ(r->gateway.allow_key_removal, c.allow_removal) << c.yaml;
+    EXPECT_EQ(r->digest, crypto::sha256Hex(c.yaml));
+  }
+  auto bad = parseConfig(gateway + "  auth:\n    apiKeys: optional\n", "f.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message,
+            "f.yaml: document 1 (Gateway g), line 6: spec.auth.apiKeys: expected required or "
+            "disabled, got \"optional\"");
+  auto flag = parseConfig(gateway + "  auth: {allowKeyRemoval: maybe}\n", "f.yaml");
+  ASSERT_FALSE(flag.ok());
+  EXPECT_NE(flag.error().message.find("spec.auth.allowKeyRemoval: expected true or false"),
+            std::string::npos)
+      << flag.error().message;
 }
 
 }  // namespace
