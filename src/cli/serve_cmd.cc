@@ -95,11 +95,20 @@ std::string describeControl(const api::Config& c) {
 std::string describeAccess(const api::Config& c) {
   std::ostringstream o;
   const auto& g = c.gateway;
-  if (c.plans.empty() && c.keys.empty()) {
-    o << "auth: off (no UsagePlan or APIKey resources): every request is admitted\n";
+  const char* implied = g.auth_mode_explicit
+                            ? ""
+                            : " (implied by the file; state spec.auth.apiKeys to make it explicit)";
+  if (!c.keysRequired()) {
+    o << "auth: off: API keys disabled" << implied << ": every request is admitted\n";
+    if (!c.keys.empty())
+      o << "  warning: the file has " << c.keys.size()
+        << " APIKeys, unused while keys are disabled\n";
   } else {
-    o << "auth: on (" << c.plans.size() << " plans, " << c.keys.size()
-      << " keys in the file; keys created through the admin API are kept in the ledger)\n";
+    o << "auth: API keys required" << implied << "; " << c.plans.size() << " plans, "
+      << c.keys.size()
+      << " keys in the file (keys created through the admin API are kept in the ledger)\n";
+    if (c.plans.empty())
+      o << "  warning: no UsagePlan: no key can be valid, every request is refused\n";
     auto limit = [&](const char* what, double v) {
       if (v > 0) o << " " << static_cast<long long>(v) << " " << what << ";";
     };
@@ -122,8 +131,10 @@ std::string describeAccess(const api::Config& c) {
                              : std::string("in process (each gateway alone)"))
       << "\n";
   }
-  o << "admin API: " << (g.admin_token.empty() ? "no token (open on " : "token required (on ")
-    << g.admin.str() << ")\n";
+  o << "admin API on " << g.admin.str() << ": "
+    << (g.admin_token.empty() ? "no token: read-only, /admin/* served on a loopback address only"
+                              : "token required for /admin/*")
+    << "\n";
   o << "ledger: " << (g.ledger.path.empty() ? "off" : g.ledger.path) << "\n";
   return o.str();
 }

@@ -123,6 +123,12 @@ Exchange::Exchange(beast::tcp_stream& stream, Request request, std::uint64_t con
       options_(options),
       keep_alive_(options.keep_alive && request_.keep_alive()) {}
 
+std::string Exchange::remoteAddress() const {
+  beast::error_code ec;
+  const auto ep = stream_.socket().remote_endpoint(ec);
+  return ec ? std::string() : ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
 const std::string& Exchange::logId() const {
   if (log_id_.empty()) {  // built when first logged, not for every request
     const auto rid = request_["x-request-id"];

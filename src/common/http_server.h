@@ -120,6 +120,8 @@ class Exchange {
   const Request& request() const { return request_; }
   Request& request() { return request_; }
   std::uint64_t connId() const { return conn_id_; }
+  // The client's "ADDRESS:PORT" ("" if the socket no longer knows it).
+  std::string remoteAddress() const;
   // "[c12][r3]": connection 12, its third request — or the client's x-request-id in place of
   // r3 when it sent one — for log lines, so one request can be followed across components.
   const std::string& logId() const;

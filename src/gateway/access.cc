@@ -4,6 +4,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/json.hpp>
+#include <charconv>
 #include <cmath>
 #include <shared_mutex>
 #include <unordered_map>
@@ -131,9 +132,7 @@ tidegate::Status Access::configure(const std::shared_ptr<const api::Config>& con
     for (auto& k : *keys) keys_.put(std::move(k));
     spdlog::info("ledger at {} ({} API keys created through the admin API)", ledger_path_,
                  keys->size());
-  } else if (g.ledger.path != ledger_path_) {
-    spdlog::warn("ledger path changed to '{}': takes effect at the next restart", g.ledger.path);
-  }
+  }  // a later change of the path waits for a restart (api/reload.h names it)
   if (!redis_ && g.rate_limit.redis && !config_.load()) {
     redis_config_ = g.rate_limit;
     lease_s_ = g.total_timeout_s;
@@ -143,8 +142,6 @@ tidegate::Status Access::configure(const std::shared_ptr<const api::Config>& con
     spdlog::info("rate limits shared through Redis at {} (if it fails: {})",
                  g.rate_limit.redis_address.str(),
                  g.rate_limit.fail_open ? "open, local limits" : "closed, refuse");
-  } else if (config_.load() && g.rate_limit.redis != (redis_ != nullptr)) {
-    spdlog::warn("rateLimit.backend changed: takes effect at the next restart");
   }
   keys_.setStatic(config->keys);
   cost_.configure(g);
@@ -160,7 +157,6 @@ tidegate::Status Access::configure(const std::shared_ptr<const api::Config>& con
     }
   }
   config_.store(config);
-  enabled_ = !config->plans.empty() || !config->keys.empty();
   return tidegate::Status::Ok();
 }
 
@@ -196,7 +192,7 @@ std::variant<Principal, Denial> Access::authenticate(
     const std::shared_ptr<const api::Config>& config, std::string_view authorization,
     std::string_view api_key) const {
   Principal who{nullptr, config, nullptr};
-  if (!enabled()) return who;
+  if (!config->keysRequired()) return who;
   const http::Headers challenge{{"WWW-Authenticate", "Bearer"}};
   const auto secret = admission::presentedKey(authorization, api_key);
   auto fail = [&](const char* reason, std::string message, const char* code) {
@@ -223,10 +219,15 @@ std::variant<Principal, Denial> Access::authenticate(
   return who;
 }
 
-std::optional<Denial> Access::authorize(const Principal& who, const std::string& model) const {
-  if (!who.plan || who.plan->models.empty()) return std::nullopt;
+bool Access::allows(const Principal& who, std::string_view model) {
+  if (!who.plan || who.plan->models.empty()) return true;
   for (const auto& m : who.plan->models)
-    if (api::globMatches(m, model)) return std::nullopt;
+    if (api::globMatches(m, model)) return true;
+  return false;
+}
+
+std::optional<Denial> Access::authorize(const Principal& who, const std::string& model) const {
+  if (allows(who, model)) return std::nullopt;
   stats_->refusals.with({who.key->id, "model_not_allowed"}).inc();
   return Denial{Status::forbidden,
                 http::openaiError("The plan '" + who.plan->meta.name +
@@ -398,7 +399,24 @@ std::optional<double> timeParam(const std::string& v) {
 
 }  // namespace
 
-std::string Access::handleCreateKey(const std::string& body, Status& status) {
+namespace {
+
+AuditEntry auditEntry(const Access::Actor& a, std::string action, std::string subject,
+                      std::string detail) {
+  return {unixTime(),         a.name,           a.remote, a.token, std::move(action),
+          std::move(subject), std::move(detail)};
+}
+
+}  // namespace
+
+void Access::audit(const Actor& actor, const std::string& action, const std::string& subject,
+                   const std::string& detail) {
+  if (!ledger_) return;
+  if (auto s = ledger_->appendAudit(auditEntry(actor, action, subject, detail)); !s)
+    spdlog::error("audit trail: {}", s.message());
+}
+
+std::string Access::handleCreateKey(const std::string& body, const Actor& actor, Status& status) {
   boost::system::error_code ec;
   const auto v = bj::parse(body, ec);
   status = Status::bad_request;
@@ -434,13 +452,15 @@ std::string Access::handleCreateKey(const std::string& body, Status& status) {
   k.created = unixTime();
   k.dynamic = true;
   if (ledger_) {
-    if (auto s = ledger_->saveKey(k); !s) {
+    const auto why = auditEntry(actor, "key.create", k.id, "plan " + k.plan + ", name " + k.name);
+    if (auto s = ledger_->saveKey(k, why); !s) {
       status = Status::internal_server_error;
       return http::openaiError(s.message(), "server_error");
     }
   }
   keys_.put(k);
-  spdlog::info("admin: created API key {} ({}) on plan {}", k.id, k.name, k.plan);
+  spdlog::info("admin: {} from {} created API key {} ({}) on plan {}", actor.name, actor.remote,
+               k.id, k.name, k.plan);
   auto out = keyJson(k);
   out["key"] = secret;  // shown once, never again
   out["persisted"] = ledger_ != nullptr;
@@ -503,7 +523,43 @@ std::string Access::handleUsage(std::string_view query, Status& status) {
                                   {"total", json(all)}});
 }
 
-asio::awaitable<bool> Access::handleAdmin(http::Exchange& ex, const std::string& path) {
+std::string Access::handleAudit(std::string_view query, Status& status) {
+  status = Status::bad_request;
+  if (!ledger_)
+    return http::openaiError("no ledger is configured (Gateway spec.ledger.path)",
+                             "invalid_request_error");
+  const auto since_s = queryParam(query, "since"), limit_s = queryParam(query, "limit");
+  const auto since = since_s.empty() ? std::optional<double>(0) : timeParam(since_s);
+  if (!since)
+    return http::openaiError("since: an RFC 3339 time or unix seconds", "invalid_request_error",
+                             "since");
+  long limit = 100;
+  if (!limit_s.empty()) {
+    const auto [p, ec] = std::from_chars(limit_s.data(), limit_s.data() + limit_s.size(), limit);
+    if (ec != std::errc() || p != limit_s.data() + limit_s.size() || limit < 1 || limit > 10000)
+      return http::openaiError("limit: an integer from 1 to 10000", "invalid_request_error",
+                               "limit");
+  }
+  auto rows = ledger_->audit(*since, static_cast<std::size_t>(limit));
+  if (!rows) {
+    status = Status::internal_server_error;
+    return http::openaiError(rows.error().message, "server_error");
+  }
+  bj::array data;
+  for (const auto& e : *rows)
+    data.push_back(bj::object{{"time", formatTimestamp(e.time)},
+                              {"actor", e.actor},
+                              {"remote", e.remote},
+                              {"token", e.token},
+                              {"action", e.action},
+                              {"subject", e.subject},
+                              {"detail", e.detail}});
+  status = Status::ok;
+  return bj::serialize(bj::object{{"object", "list"}, {"data", std::move(data)}});
+}
+
+asio::awaitable<bool> Access::handleAdmin(http::Exchange& ex, const std::string& path,
+                                          const Actor& actor) {
   using V = boost::beast::http::verb;
   const auto method = ex.request().method();
   std::string_view target = ex.request().target();
@@ -511,16 +567,16 @@ asio::awaitable<bool> Access::handleAdmin(http::Exchange& ex, const std::string&
   const std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
   Status status = Status::ok;
   std::string body;
-  if (path == "/admin/usage") {
+  if (path == "/admin/usage" || path == "/admin/audit") {
     if (method != V::get) {
       status = Status::method_not_allowed;
       body = http::openaiError("use GET", "invalid_request_error");
     } else {
-      body = handleUsage(query, status);
+      body = path == "/admin/usage" ? handleUsage(query, status) : handleAudit(query, status);
     }
   } else if (path == "/admin/keys") {
     if (method == V::post) {
-      body = handleCreateKey(ex.request().body(), status);
+      body = handleCreateKey(ex.request().body(), actor, status);
     } else if (method == V::get) {
       body = handleListKeys();
     } else {
@@ -542,14 +598,16 @@ asio::awaitable<bool> Access::handleAdmin(http::Exchange& ex, const std::string&
           "invalid_request_error");
     } else if (method == V::delete_) {
       if (ledger_) {
-        if (auto s = ledger_->deleteKey(id); !s) {
+        if (auto s =
+                ledger_->deleteKey(id, auditEntry(actor, "key.revoke", id, "plan " + key->plan));
+            !s) {
           status = Status::internal_server_error;
           body = http::openaiError(s.message(), "server_error");
         }
       }
       if (status == Status::ok) {
         keys_.remove(id);  // refused by every worker from their next request on
-        spdlog::info("admin: revoked API key {}", id);
+        spdlog::info("admin: {} from {} revoked API key {}", actor.name, actor.remote, id);
         body = bj::serialize(bj::object{{"id", id}, {"deleted", true}});
       }
     } else if (method == V::patch) {
@@ -563,10 +621,18 @@ asio::awaitable<bool> Access::handleAdmin(http::Exchange& ex, const std::string&
       } else {
         auto k = *key;
         k.plan = plan->get_string();
-        if (ledger_) (void)ledger_->saveKey(k);
-        keys_.put(k);
-        spdlog::info("admin: API key {} moved to plan {}", id, k.plan);
-        body = bj::serialize(keyJson(k));
+        tidegate::Status st = tidegate::Status::Ok();
+        if (ledger_)
+          st = ledger_->saveKey(k, auditEntry(actor, "key.plan", id, key->plan + " -> " + k.plan));
+        if (!st) {
+          status = Status::internal_server_error;
+          body = http::openaiError(st.message(), "server_error");
+        } else {
+          keys_.put(k);
+          spdlog::info("admin: {} from {} moved API key {} to plan {}", actor.name, actor.remote,
+                       id, k.plan);
+          body = bj::serialize(keyJson(k));
+        }
       }
     } else {
       status = Status::method_not_allowed;

@@ -1,9 +1,10 @@
 #pragma once
 // Access: who may call the gateway, how much, and what it cost. Owns the key store, the
 // limiters (local, or Redis-backed per worker), the usage ledger and the cost model, and serves
-// the admin API's /admin/keys and /admin/usage. Auth is on when the configuration has a
-// UsagePlan or an APIKey; otherwise every request passes (and is still recorded in the ledger
-// when one is configured).
+// the admin API's /admin/keys, /admin/usage and /admin/audit. Whether keys are required is the
+// Gateway's auth mode (spec.auth.apiKeys), read from the request's snapshot: when required, a
+// request without a valid key is refused even if no key exists at all. When disabled every
+// request passes (and is still recorded in the ledger when one is configured).
 //
 // Threads: authenticate/authorize/admit/finish run on the workers (admit/finish through the
 // worker's own Admissions and Settlements batches on its RedisClient); configure() on reload;
@@ -62,7 +63,6 @@ class Access {
   // Commits the ledger (clean shutdown).
   void stop();
 
-  bool enabled() const { return enabled_.load(std::memory_order_relaxed); }
   bool redisBackend() const { return redis_ != nullptr; }
   // A worker's Redis connection (one per worker); null for the local backend.
   std::unique_ptr<admission::RedisClient> makeRedisClient(boost::asio::any_io_executor ex) const;
@@ -71,12 +71,14 @@ class Access {
   std::unique_ptr<admission::Admissions> makeAdmissions(admission::RedisClient* redis) const;
   std::unique_ptr<admission::Settlements> makeSettlements(admission::RedisClient* redis) const;
 
-  // 401 unless a valid, unexpired key is presented (when enabled).
+  // 401 unless a valid, unexpired key is presented (when `config` requires keys).
   std::variant<Principal, Denial> authenticate(const std::shared_ptr<const api::Config>& config,
                                                std::string_view authorization,
                                                std::string_view api_key) const;
   // 403 when the plan does not allow `model`.
   std::optional<Denial> authorize(const Principal& who, const std::string& model) const;
+  // True when the plan allows `model` (every model when keys are not required).
+  static bool allows(const Principal& who, std::string_view model);
   // The plan's criticality for the picker (the less critical of the two).
   static api::Criticality criticality(const Principal& who, api::Criticality model);
   // 429 (503 when the shared backend fails closed) or a Grant carrying the x-ratelimit headers.
@@ -95,18 +97,29 @@ class Access {
 
   CostModel& cost() { return cost_; }
 
-  // Admin API (control thread). Returns false if `path` is not one of Access's.
-  boost::asio::awaitable<bool> handleAdmin(http::Exchange& ex, const std::string& path);
+  // Who made an admin API change, for the audit trail.
+  struct Actor {
+    std::string name;    // X-Tidegate-Actor, when the caller names itself; else "admin"
+    std::string remote;  // the caller's address
+    std::string token;   // the first hex digits of the admin token's SHA-256 (which token)
+  };
+  // Admin API (control thread). Returns false if `path` is not one of Access's. Changes (keys
+  // created, moved, revoked) are recorded in the ledger's audit table.
+  boost::asio::awaitable<bool> handleAdmin(http::Exchange& ex, const std::string& path,
+                                           const Actor& actor);
+  // Records an event in the audit trail (with a ledger; else only the log has it).
+  void audit(const Actor& actor, const std::string& action, const std::string& subject,
+             const std::string& detail);
 
  private:
   void onBackendFailure(const std::string& why);
   void account(const Principal& who, UsageRecord& r, const std::string& model_label);
-  std::string handleCreateKey(const std::string& body, http::Status& status);
+  std::string handleCreateKey(const std::string& body, const Actor& actor, http::Status& status);
   std::string handleListKeys();
   std::string handleUsage(std::string_view query, http::Status& status);
+  std::string handleAudit(std::string_view query, http::Status& status);
 
   prom::Registry& metrics_;
-  std::atomic<bool> enabled_{false};
   // The configuration last applied: set by configure() (reloads), read by the admin API.
   std::atomic<std::shared_ptr<const api::Config>> config_;
   admission::KeyStore keys_;

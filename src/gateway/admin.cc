@@ -26,26 +26,70 @@ void AdminApi::addSection(std::string name, std::function<bj::value()> fn) {
   sections_.emplace_back(std::move(name), std::move(fn));
 }
 
-// The admin token guards /admin/*; /metrics and the health checks stay open to probes.
-bool AdminApi::authorized(const http::Exchange& ex) const {
-  const auto& token = snapshots_.current()->config->gateway.admin_token;
-  if (token.empty()) return true;
+AdminGate adminGate(std::string_view path, boost::beast::http::verb method, bool token_configured,
+                    bool token_presented, bool loopback) {
+  using V = boost::beast::http::verb;
+  if (!path.starts_with("/admin/")) return AdminGate::kServe;
+  if (token_configured) return token_presented ? AdminGate::kServe : AdminGate::kUnauthorized;
+  if (method != V::get && method != V::head) return AdminGate::kReadOnly;
+  return loopback ? AdminGate::kServe : AdminGate::kLoopbackOnly;
+}
+
+// Compared in constant time (the digests), like API keys.
+bool AdminApi::tokenPresented(const http::Exchange& ex, const std::string& token) const {
   const auto presented = admission::presentedKey(
       ex.request()[boost::beast::http::field::authorization], ex.request()["x-admin-token"]);
-  return crypto::constantTimeEqual(crypto::sha256(presented), crypto::sha256(token));
+  return !presented.empty() &&
+         crypto::constantTimeEqual(crypto::sha256(presented), crypto::sha256(token));
 }
+
+namespace {
+
+// The name an admin caller gives itself (X-Tidegate-Actor), kept printable and short: it goes
+// into logs and the audit trail.
+std::string actorName(std::string_view header) {
+  std::string out;
+  for (const char c : header.substr(0, 64)) out += c >= 0x20 && c < 0x7f ? c : '?';
+  return out.empty() ? "admin" : out;
+}
+
+}  // namespace
 
 asio::awaitable<void> AdminApi::handle(http::Exchange& ex) {
   std::string target(ex.request().target());
   if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
-  if (target.starts_with("/admin/") && !authorized(ex)) {
-    const http::Headers challenge{{"WWW-Authenticate", "Bearer"}};
-    std::string b = http::openaiError("the admin API needs 'Authorization: Bearer ADMIN_TOKEN'",
-                                      "invalid_request_error", {}, "invalid_admin_token");
-    co_await ex.respond(Status::unauthorized, std::move(b), "application/json", challenge);
-    co_return;
+  const std::string token = snapshots_.current()->config->gateway.admin_token;
+  const bool presented = !token.empty() && tokenPresented(ex, token);
+  switch (adminGate(target, ex.request().method(), !token.empty(), presented, loopback_)) {
+    case AdminGate::kServe:
+      break;
+    case AdminGate::kUnauthorized: {
+      const http::Headers challenge{{"WWW-Authenticate", "Bearer"}};
+      std::string b = http::openaiError("the admin API needs 'Authorization: Bearer ADMIN_TOKEN'",
+                                        "invalid_request_error", {}, "invalid_admin_token");
+      co_await ex.respond(Status::unauthorized, std::move(b), "application/json", challenge);
+      co_return;
+    }
+    case AdminGate::kReadOnly:
+      co_await ex.respond(
+          Status::forbidden,
+          http::openaiError("the admin API is read-only without an admin token: set the "
+                            "Gateway's spec.auth.adminToken (or TIDEGATE_ADMIN_TOKEN) to "
+                            "create, change or revoke keys",
+                            "permission_error", {}, "admin_read_only"));
+      co_return;
+    case AdminGate::kLoopbackOnly:
+      co_await ex.respond(
+          Status::forbidden,
+          http::openaiError("without an admin token, /admin/* is served only on a loopback admin "
+                            "address: set spec.auth.adminToken (or TIDEGATE_ADMIN_TOKEN), or "
+                            "listen on 127.0.0.1",
+                            "permission_error", {}, "admin_loopback_only"));
+      co_return;
   }
-  if (co_await access_.handleAdmin(ex, target)) co_return;
+  const Access::Actor actor{actorName(ex.request()["x-tidegate-actor"]), ex.remoteAddress(),
+                            token.empty() ? "" : crypto::sha256Hex(token).substr(0, 8)};
+  if (co_await access_.handleAdmin(ex, target, actor)) co_return;
   if (ex.request().method() != boost::beast::http::verb::get) {
     co_await ex.respond(Status::method_not_allowed,
                         http::openaiError("use GET", "invalid_request_error"));

@@ -3,7 +3,12 @@
 // access and controller metrics, and the pool and endpoint gauges collected at scrape time),
 // /healthz, /readyz (some endpoint answers its scrapes), /admin/state (pools, endpoints and
 // their scraped load, models and splits, recent picks, and sections other components add) and
-// Access's /admin/keys and /admin/usage. The admin token, when configured, guards /admin/*.
+// Access's /admin/keys, /admin/usage and /admin/audit.
+//
+// The admin API never runs open (adminGate below): with an admin token configured, /admin/*
+// needs it; without one, /admin/* is read-only (no key can be created, moved or revoked) and
+// served only when the admin address is a loopback address. /metrics and the probes are always
+// served (Prometheus and kubelets do not carry tokens).
 //
 // Threads: served on the gateway's control thread; addSection() before serving starts.
 
@@ -11,6 +16,7 @@
 #include <boost/json/value.hpp>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -22,6 +28,16 @@
 
 namespace tidegate::gateway {
 
+// What the admin API does with a request before any handler runs (pure, for tests).
+enum class AdminGate {
+  kServe,
+  kUnauthorized,  // 401: a token is configured and the request lacks it
+  kReadOnly,      // 403: a change without a configured token
+  kLoopbackOnly,  // 403: /admin/* without a token on an address others can reach
+};
+AdminGate adminGate(std::string_view path, boost::beast::http::verb method, bool token_configured,
+                    bool token_presented, bool loopback);
+
 class AdminApi {
  public:
   // Registers the pool and endpoint gauges in `metrics`.
@@ -29,13 +45,15 @@ class AdminApi {
            const PickLog& picks);
 
   boost::asio::awaitable<void> handle(http::Exchange& ex);
+  // Whether the admin server listens on a loopback address (set once, before serving).
+  void setLoopback(bool loopback) { loopback_ = loopback; }
   // Adds a section to /admin/state, computed at each request.
   void addSection(std::string name, std::function<boost::json::value()> fn);
   // Some endpoint answers its scrapes (or no pool has endpoints).
   bool ready() const;
 
  private:
-  bool authorized(const http::Exchange& ex) const;
+  bool tokenPresented(const http::Exchange& ex, const std::string& token) const;
   std::string state() const;
   void collectPools(prom::TextWriter& w) const;
 
@@ -44,6 +62,7 @@ class AdminApi {
   Access& access_;
   const PickLog& picks_;
   std::vector<std::pair<std::string, std::function<boost::json::value()>>> sections_;
+  bool loopback_ = true;
 };
 
 }  // namespace tidegate::gateway

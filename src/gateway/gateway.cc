@@ -10,7 +10,9 @@
 #include <random>
 
 #include "api/loader.h"
+#include "api/reload.h"
 #include "common/clock.h"
+#include "common/duration.h"
 #include "common/http_server.h"
 #include "common/log.h"
 #include "common/prometheus.h"
@@ -67,6 +69,18 @@ struct Gateway::Impl {
   std::vector<std::unique_ptr<Worker>> workers;
   std::uint16_t port = 0, admin_port = 0;
 
+  // The configuration the process started with (start-up-only settings stay as it has them),
+  // and what the reloads since did (for /admin/state).
+  std::shared_ptr<const api::Config> started;
+  struct Reloads {
+    int applied = 0, refused = 0;
+    double last_at = 0;      // unix seconds of the last attempt
+    std::string last_error;  // of the last attempt, if refused
+    std::vector<api::RestartSetting> restart_needed;
+  };
+  mutable std::mutex reloads_mu;
+  Reloads reloads;
+
   PickLog picks;                                        // for /admin/state
   std::shared_ptr<http::ConnectionBudget> connections;  // client connections, every worker
   AdminApi admin_api{builder, metrics_registry, access, picks};
@@ -92,7 +106,39 @@ struct Gateway::Impl {
       w.sample("tidegate_client_connections_refused_total", {},
                static_cast<double>(connections->rejected()));
     });
+    metrics_registry.addCollector([this](prom::TextWriter& w) {
+      std::lock_guard lock(reloads_mu);
+      w.family("tidegate_config_reloads_total", "counter",
+               "Configuration reloads, by result: applied, or refused (the running one kept).");
+      w.sample("tidegate_config_reloads_total", {{"result", "applied"}}, reloads.applied);
+      w.sample("tidegate_config_reloads_total", {{"result", "refused"}}, reloads.refused);
+      w.family("tidegate_config_last_reload_successful", "gauge",
+               "1 unless the last reload was refused.");
+      w.sample("tidegate_config_last_reload_successful", {}, reloads.last_error.empty() ? 1 : 0);
+    });
     builder.subscribe([this](const std::shared_ptr<const Snapshot>& snap) { onPublish(*snap); });
+    admin_api.addSection("configuration", [this] { return configurationState(); });
+  }
+
+  bj::value configurationState() const {
+    const auto cfg = snapshot()->config;
+    std::lock_guard lock(reloads_mu);
+    bj::array restart;
+    for (const auto& r : reloads.restart_needed)
+      restart.push_back(
+          bj::object{{"field", r.field}, {"running", r.running}, {"configured", r.configured}});
+    return bj::object{
+        {"file", cfg->file},
+        {"sha256", cfg->digest},
+        {"api_keys", api::authModeName(cfg->gateway.auth_mode)},
+        {"admin_api", cfg->gateway.admin_token.empty() ? "read-only" : "token"},
+        {"reloads_applied", reloads.applied},
+        {"reloads_refused", reloads.refused},
+        {"last_reload_at",
+         reloads.last_at > 0 ? bj::value(formatTimestamp(reloads.last_at)) : bj::value(nullptr)},
+        {"last_reload_error",
+         reloads.last_error.empty() ? bj::value(nullptr) : bj::value(reloads.last_error)},
+        {"restart_required", std::move(restart)}};
   }
 
   std::shared_ptr<const Snapshot> snapshot() const { return builder.current(); }
@@ -117,13 +163,15 @@ struct Gateway::Impl {
   // --- Data plane --------------------------------------------------------------------------
 
   asio::awaitable<void> handle(Worker& w, http::Exchange& ex);
-  std::string modelsBody(const Snapshot& st) const;
+  std::string modelsBody(const Snapshot& st, const Principal& who) const;
 };
 
-std::string Gateway::Impl::modelsBody(const Snapshot& st) const {
+// The models the caller may use: configured ones and those engines list, within its plan.
+std::string Gateway::Impl::modelsBody(const Snapshot& st, const Principal& who) const {
   std::vector<std::string> names;
   auto add = [&](const std::string& n) {
-    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+    if (Access::allows(who, n) && std::find(names.begin(), names.end(), n) == names.end())
+      names.push_back(n);
   };
   for (const auto& m : st.table->models()) add(m.model_name);
   for (const auto& eps : st.pool_endpoints)
@@ -154,13 +202,7 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
     co_await ex.respond(d->status, std::move(d->body), "application/json", d->headers);
     co_return;
   }
-  if (std::get<pl::Api>(api) == pl::Api::kModels) {
-    co_await ex.respond(Status::ok, modelsBody(*c.snap));
-    co_return;
-  }
-  // From here on every request is a usage record, whatever becomes of it.
   c.t0 = now();
-  c.rec.request_id = std::string(req["x-request-id"]);
   // Admission, cheapest check first: the key (before the body is parsed), the body, the model
   // the plan allows, the route, then the limits (which charge the key).
   auto authn = access.authenticate(c.snap->config, req[F::authorization], req["api-key"]);
@@ -169,6 +211,17 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
   } else {
     c.who = std::move(std::get<Principal>(authn));
   }
+  if (std::get<pl::Api>(api) == pl::Api::kModels) {
+    if (c.denial) {
+      co_await ex.respond(c.denial->status, std::move(c.denial->body), "application/json",
+                          c.denial->headers);
+    } else {
+      co_await ex.respond(Status::ok, modelsBody(*c.snap, c.who));
+    }
+    co_return;
+  }
+  // From here on every request is a usage record, whatever becomes of it.
+  c.rec.request_id = std::string(req["x-request-id"]);
   if (!c.denial) c.denial = pl::parse(req[F::content_type], req.body(), c.fields);
   c.rec.model = c.fields.model;
   if (!c.denial) c.denial = access.authorize(c.who, c.fields.model);
@@ -242,6 +295,7 @@ tidegate::Status Gateway::start() {
   auto cfg = m.load();
   if (!cfg) return cfg.error();
   if (auto s = m.access.configure(*cfg); !s) return s;
+  m.started = *cfg;
   const auto st = m.builder.setConfig(*cfg);
   const auto& g = st->config->gateway;
   // One connection budget for every worker (the kernel spreads connections unevenly), and a
@@ -274,6 +328,7 @@ tidegate::Status Gateway::start() {
   auto aep = m.admin->listen(g.admin.host, g.admin.port);
   if (!aep) return aep.error();
   m.admin_port = aep->port();
+  m.admin_api.setLoopback(aep->address().is_loopback());
   m.admin->start();
   asio::post(m.control, [&m] { m.scraper.sync(); });
   m.control_thread = std::thread([&m] { m.control.run(); });
@@ -282,24 +337,62 @@ tidegate::Status Gateway::start() {
     asio::co_spawn(w->ioc, m.pruneLoop(*w), asio::detached);
     w->thread = std::thread([wp = w.get()] { wp->ioc.run(); });
   }
-  spdlog::info("gateway {}: {} pools, {} models, {} workers", g.name, st->table->pools().size(),
-               st->table->models().size(), g.workers);
+  spdlog::info("gateway {}: {} pools, {} models, {} workers; configuration {} (sha256 {})", g.name,
+               st->table->pools().size(), st->table->models().size(), g.workers, st->config->file,
+               st->config->digest.substr(0, 12));
+  if (st->config->keysRequired()) {
+    spdlog::info("auth: API keys required ({} keys and {} plans in the file)",
+                 st->config->keys.size(), st->config->plans.size());
+  } else {
+    spdlog::warn("auth: API keys disabled: every request is admitted without a key");
+  }
+  if (g.admin_token.empty())
+    spdlog::warn(
+        "admin API on {}: no admin token, so it is read-only{}", g.admin.str(),
+        aep->address().is_loopback() ? "" : " and /admin/* is refused (not a loopback address)");
   return tidegate::Status::Ok();
 }
 
+// A reload is a transaction: the file is read and validated whole (the loader, then the review
+// of what it would change, api/reload.h) before anything is applied; a refused one leaves the
+// running configuration as it was.
 tidegate::Status Gateway::reload() {
   auto& m = *impl_;
+  const Access::Actor actor{"reload", "", ""};
+  auto refuse = [&](const std::string& why) {
+    spdlog::error("reload refused, keeping the running configuration: {}", why);
+    m.access.audit(actor, "config.refused", m.opts.config_path, why);
+    std::lock_guard lock(m.reloads_mu);
+    ++m.reloads.refused;
+    m.reloads.last_at = unixTime();
+    m.reloads.last_error = why;
+    return tidegate::Status(Error{why});
+  };
   auto cfg = m.load();
-  if (!cfg) {
-    spdlog::error("reload rejected, keeping the running configuration: {}", cfg.error().message);
-    return cfg.error();
+  if (!cfg) return refuse(cfg.error().message);
+  const auto running = m.snapshot()->config;
+  const auto review = api::reviewReload(*m.started, *running, **cfg);
+  if (!review.allowed()) {
+    std::string why = m.opts.config_path + ":";
+    for (const auto& r : review.refusals) why += " " + r + ";";
+    why.pop_back();
+    return refuse(why);
   }
-  if (auto s = m.access.configure(*cfg); !s) {
-    spdlog::error("reload rejected, keeping the running configuration: {}", s.message());
-    return s;
-  }
+  if (auto s = m.access.configure(*cfg); !s) return refuse(s.message());
   m.builder.setConfig(*cfg);
-  spdlog::info("configuration reloaded from {}", m.opts.config_path);
+  const auto digest = (*cfg)->digest.substr(0, 12);
+  spdlog::info("configuration reloaded from {} (sha256 {}): {}", m.opts.config_path, digest,
+               review.changes);
+  for (const auto& r : review.restart_needed)
+    spdlog::warn("{} changed from {} to {}: it applies at the next restart", r.field, r.running,
+                 r.configured);
+  m.access.audit(actor, "config.reload", m.opts.config_path,
+                 "sha256 " + (*cfg)->digest + ": " + review.changes);
+  std::lock_guard lock(m.reloads_mu);
+  ++m.reloads.applied;
+  m.reloads.last_at = unixTime();
+  m.reloads.last_error.clear();
+  m.reloads.restart_needed = review.restart_needed;
   return tidegate::Status::Ok();
 }
 

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
@@ -183,6 +184,21 @@ Serve::~Serve() {
 }
 
 void Serve::rewrite(const std::string& yaml) { std::ofstream(path) << yaml; }
+
+bool Serve::reload() const {
+  auto count = [&](const char* result) {
+    return std::max(0.0, metric("tidegate_config_reloads_total", {{"result", result}}));
+  };
+  const double applied = count("applied"), refused = count("refused");
+  ::kill(proc->pid(), SIGHUP);
+  bool was_applied = false;
+  if (!eventually([&] {
+        was_applied = count("applied") > applied;
+        return was_applied || count("refused") > refused;
+      }))
+    throw std::runtime_error("SIGHUP: no reload counted");
+  return was_applied;
+}
 
 http::Response Serve::post(const std::string& target, const std::string& body,
                            const http::Headers& headers) const {

@@ -73,6 +73,9 @@ struct Serve {
   ~Serve();
   // Rewrites the configuration file (for SIGHUP reloads).
   void rewrite(const std::string& yaml);
+  // Sends SIGHUP and waits until the gateway counts the reload (tidegate_config_reloads_total);
+  // true if it was applied, false if refused. Throws if no reload is counted in time.
+  bool reload() const;
   std::string path;
   std::unique_ptr<ChildProcess> proc;
   std::uint16_t port = 0, admin_port = 0;

@@ -33,6 +33,12 @@ CREATE TABLE IF NOT EXISTS api_keys (
   created REAL NOT NULL,
   expires REAL
 );
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY,
+  time REAL NOT NULL,
+  actor TEXT NOT NULL, remote TEXT, token TEXT,
+  action TEXT NOT NULL, subject TEXT, detail TEXT
+);
 )sql";
 
 std::string sqlError(sqlite3* db, const std::string& what) {
@@ -266,13 +272,14 @@ Result<std::pair<double, double>> Ledger::keyUsageSince(const std::string& key_i
   return std::pair<double, double>{sqlite3_column_double(st.s, 0), sqlite3_column_double(st.s, 1)};
 }
 
-Status Ledger::saveKey(const admission::KeyRecord& k) {
-  std::lock_guard lock(reader_mu_);
+namespace {
+
+Status upsertKey(sqlite3* db, const admission::KeyRecord& k) {
   Stmt st;
-  if (!st.prepare(reader_db_,
+  if (!st.prepare(db,
                   "INSERT OR REPLACE INTO api_keys (id, name, plan, sha256, created, expires) "
                   "VALUES (?,?,?,?,?,?)"))
-    return Error{sqlError(reader_db_, "ledger: save key")};
+    return Error{sqlError(db, "ledger: save key")};
   st.text(1, k.id);
   st.text(2, k.name);
   st.text(3, k.plan);
@@ -283,18 +290,89 @@ Status Ledger::saveKey(const admission::KeyRecord& k) {
   } else {
     sqlite3_bind_null(st.s, 6);
   }
-  if (sqlite3_step(st.s) != SQLITE_DONE) return Error{sqlError(reader_db_, "ledger: save key")};
+  if (sqlite3_step(st.s) != SQLITE_DONE) return Error{sqlError(db, "ledger: save key")};
   return Status::Ok();
 }
 
-Status Ledger::deleteKey(const std::string& id) {
+// REQUIRES: the caller holds the connection's lock.
+Status insertAudit(sqlite3* db, const AuditEntry& e) {
+  Stmt st;
+  if (!st.prepare(db,
+                  "INSERT INTO audit (time, actor, remote, token, action, subject, detail) "
+                  "VALUES (?,?,?,?,?,?,?)"))
+    return Error{sqlError(db, "ledger: audit")};
+  sqlite3_bind_double(st.s, 1, e.time);
+  st.text(2, e.actor);
+  st.text(3, e.remote);
+  st.text(4, e.token);
+  st.text(5, e.action);
+  st.text(6, e.subject);
+  st.text(7, e.detail);
+  if (sqlite3_step(st.s) != SQLITE_DONE) return Error{sqlError(db, "ledger: audit")};
+  return Status::Ok();
+}
+
+// Runs `fn` in one transaction on `db`: both its writes commit, or neither.
+template <class Fn>
+Status transaction(sqlite3* db, Fn fn) {
+  if (auto s = exec(db, "BEGIN IMMEDIATE"); !s) return s;
+  if (auto s = fn(); !s) {
+    (void)exec(db, "ROLLBACK");
+    return s;
+  }
+  if (auto s = exec(db, "COMMIT"); !s) {
+    (void)exec(db, "ROLLBACK");
+    return s;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Ledger::appendAudit(const AuditEntry& e) {
+  std::lock_guard lock(reader_mu_);
+  return insertAudit(reader_db_, e);
+}
+
+Result<std::vector<AuditEntry>> Ledger::audit(double since, std::size_t limit) {
   std::lock_guard lock(reader_mu_);
   Stmt st;
-  if (!st.prepare(reader_db_, "DELETE FROM api_keys WHERE id = ?"))
-    return Error{sqlError(reader_db_, "ledger: delete key")};
-  st.text(1, id);
-  if (sqlite3_step(st.s) != SQLITE_DONE) return Error{sqlError(reader_db_, "ledger: delete key")};
-  return Status::Ok();
+  if (!st.prepare(reader_db_,
+                  "SELECT time, actor, remote, token, action, subject, detail FROM audit "
+                  "WHERE time >= ? ORDER BY id DESC LIMIT ?"))
+    return Error{sqlError(reader_db_, "ledger: audit")};
+  sqlite3_bind_double(st.s, 1, since);
+  sqlite3_bind_int64(st.s, 2, static_cast<sqlite3_int64>(limit));
+  auto col = [&](int i) {
+    const auto* t = sqlite3_column_text(st.s, i);
+    return t ? std::string(reinterpret_cast<const char*>(t)) : std::string();
+  };
+  std::vector<AuditEntry> out;
+  int rc;
+  while ((rc = sqlite3_step(st.s)) == SQLITE_ROW)
+    out.push_back({sqlite3_column_double(st.s, 0), col(1), col(2), col(3), col(4), col(5), col(6)});
+  if (rc != SQLITE_DONE) return Error{sqlError(reader_db_, "ledger: audit")};
+  return out;
+}
+
+Status Ledger::saveKey(const admission::KeyRecord& k, const AuditEntry& why) {
+  std::lock_guard lock(reader_mu_);
+  return transaction(reader_db_, [&]() -> Status {
+    if (auto s = upsertKey(reader_db_, k); !s) return s;
+    return insertAudit(reader_db_, why);
+  });
+}
+
+Status Ledger::deleteKey(const std::string& id, const AuditEntry& why) {
+  std::lock_guard lock(reader_mu_);
+  return transaction(reader_db_, [&]() -> Status {
+    Stmt st;
+    if (!st.prepare(reader_db_, "DELETE FROM api_keys WHERE id = ?"))
+      return Error{sqlError(reader_db_, "ledger: delete key")};
+    st.text(1, id);
+    if (sqlite3_step(st.s) != SQLITE_DONE) return Error{sqlError(reader_db_, "ledger: delete key")};
+    return insertAudit(reader_db_, why);
+  });
 }
 
 Result<std::vector<admission::KeyRecord>> Ledger::loadKeys() {

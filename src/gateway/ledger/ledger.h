@@ -9,8 +9,10 @@
 // survives the process dying; only a power loss may take the last ones.
 //
 // The same database keeps the API keys created through the admin API (hashes only), written at
-// once on the admin thread. Queries (usage reports, key listing) use their own connection, so
-// they never wait for the writer (WAL readers do not block the writer or each other).
+// once on the admin thread, and the audit trail: who changed which key, and every reload — a
+// key change and its audit row commit in one transaction. Queries (usage reports, key listing) use
+// their own connection, so they never wait for the writer (WAL readers do not block the writer or
+// each other).
 
 #include <atomic>
 #include <condition_variable>
@@ -49,6 +51,17 @@ struct UsageTotals {
   }
 };
 
+// One event of the audit trail.
+struct AuditEntry {
+  double time = 0;      // unix seconds
+  std::string actor;    // who (the name an admin API caller gives, "admin", "SIGHUP")
+  std::string remote;   // the caller's address, if any
+  std::string token;    // which admin token (a prefix of its SHA-256), if any
+  std::string action;   // key.create | key.plan | key.revoke | config.reload | config.refused
+  std::string subject;  // the key id, or the configuration file
+  std::string detail;   // plan, name, digest, reasons
+};
+
 class Ledger {
  public:
   // Opens (creating if needed) the database at `path` and starts the writer thread.
@@ -66,10 +79,14 @@ class Ledger {
   // Requests and tokens of `key_id` since `since` (unix seconds), for quota seeding.
   Result<std::pair<double, double>> keyUsageSince(const std::string& key_id, double since);
 
-  // Created API keys.
-  Status saveKey(const admission::KeyRecord& k);
-  Status deleteKey(const std::string& id);
+  // Created API keys; each change is recorded with its audit entry, atomically.
+  Status saveKey(const admission::KeyRecord& k, const AuditEntry& why);
+  Status deleteKey(const std::string& id, const AuditEntry& why);
   Result<std::vector<admission::KeyRecord>> loadKeys();
+
+  // The audit trail: appended at once (admin thread, reloads); read newest first.
+  Status appendAudit(const AuditEntry& e);
+  Result<std::vector<AuditEntry>> audit(double since, std::size_t limit);
 
   std::uint64_t written() const { return written_.load(); }
   std::uint64_t dropped() const { return dropped_.load(); }

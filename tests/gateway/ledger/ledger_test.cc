@@ -83,9 +83,11 @@ TEST(Ledger, KeepsCreatedKeysAsHashes) {
     auto l = Ledger::open(path, 1);
     ASSERT_TRUE(l.ok());
     admission::KeyRecord k{"key_1", "ci", "pro", crypto::sha256("sk-secret"), 5.0, 2, true};
-    ASSERT_TRUE((*l)->saveKey(k).ok());
-    ASSERT_TRUE((*l)->saveKey({"key_2", "x", "free", crypto::sha256("sk-2"), {}, 3, true}).ok());
-    ASSERT_TRUE((*l)->deleteKey("key_2").ok());
+    const AuditEntry why{1, "ops", "127.0.0.1:5", "abcd", "key.create", "key_1", "plan pro"};
+    ASSERT_TRUE((*l)->saveKey(k, why).ok());
+    ASSERT_TRUE(
+        (*l)->saveKey({"key_2", "x", "free", crypto::sha256("sk-2"), {}, 3, true}, why).ok());
+    ASSERT_TRUE((*l)->deleteKey("key_2", why).ok());
   }
   auto l = Ledger::open(path, 1);
   auto keys = (*l)->loadKeys();
@@ -93,6 +95,29 @@ TEST(Ledger, KeepsCreatedKeysAsHashes) {
   ASSERT_EQ(keys->size(), 1u);
   EXPECT_EQ((*keys)[0].digest, crypto::sha256("sk-secret"));
   EXPECT_EQ((*keys)[0].expires, 5.0);
+  std::filesystem::remove(path);
+}
+
+TEST(Ledger, EveryKeyChangeHasItsAuditEntryNewestFirst) {
+  const auto path = tempDb();
+  auto l = Ledger::open(path, 1);
+  ASSERT_TRUE(l.ok());
+  admission::KeyRecord k{"key_1", "ci", "pro", crypto::sha256("sk-secret"), {}, 2, true};
+  ASSERT_TRUE(
+      (*l)->saveKey(k, {10, "ops", "127.0.0.1:5", "abcd", "key.create", "key_1", "pro"}).ok());
+  ASSERT_TRUE((*l)->deleteKey("key_1", {20, "bob", "", "abcd", "key.revoke", "key_1", ""}).ok());
+  ASSERT_TRUE((*l)->appendAudit({30, "reload", "", "", "config.reload", "f.yaml", "sha"}).ok());
+  auto all = (*l)->audit(0, 100);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].action, "config.reload");
+  EXPECT_EQ((*all)[1].actor, "bob");
+  EXPECT_EQ((*all)[2].remote, "127.0.0.1:5");
+  EXPECT_EQ((*all)[2].detail, "pro");
+  auto recent = (*l)->audit(15, 1);  // since and limit
+  ASSERT_TRUE(recent.ok());
+  ASSERT_EQ(recent->size(), 1u);
+  EXPECT_EQ((*recent)[0].time, 30);
   std::filesystem::remove(path);
 }
 
