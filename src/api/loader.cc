@@ -326,9 +326,15 @@ void readEndpoints(Fields& top, Config& c, Source src) {
   auto addrs = spec.get("addresses");
   if (!addrs.IsDefined() || !addrs.IsSequence() || addrs.size() == 0)
     spec.ctx().fail(spec.node(), spec.sub("addresses"), "expected a non-empty list of HOST:PORT");
-  for (std::size_t i = 0; i < addrs.size(); ++i)
+  const auto scheme = spec.str("scheme", "http");
+  if (scheme != "http" && scheme != "https")
+    spec.ctx().fail(spec.get("scheme"), spec.sub("scheme"),
+                    "expected http or https, got \"" + scheme + "\"");
+  for (std::size_t i = 0; i < addrs.size(); ++i) {
     e.addresses.push_back(
         parseHostPort(spec.ctx(), addrs[i], spec.sub("addresses[" + std::to_string(i) + "]")));
+    e.addresses.back().tls = scheme == "https";
+  }
   spec.finish();
   c.endpoints.push_back(std::move(e));
 }
@@ -607,6 +613,31 @@ void readGateway(Fields& top, Config& c) {
   g.allow_key_removal = auth.boolean("allowKeyRemoval", false);
   auth.finish();
   if (const char* env = std::getenv("TIDEGATE_ADMIN_TOKEN"); env && *env) g.admin_token = env;
+  if (auto tls = spec.get("tls"); tls.IsDefined() && !tls.IsNull()) {
+    auto t = spec.map("tls");
+    g.tls.enabled = true;
+    g.tls.certificate_file = t.str("certificateFile", {}, true);
+    g.tls.key_file = t.str("keyFile", {}, true);
+    g.tls.client_ca_file = t.str("clientCAFile");
+    g.tls.min_version = t.str("minVersion", "1.2");
+    if (g.tls.min_version != "1.2" && g.tls.min_version != "1.3")
+      t.ctx().fail(t.get("minVersion"), t.sub("minVersion"),
+                   "expected \"1.2\" or \"1.3\", got \"" + g.tls.min_version + "\"");
+    g.tls.handshake_timeout_s = t.duration("handshakeTimeout", g.tls.handshake_timeout_s);
+    if (g.tls.handshake_timeout_s <= 0)
+      t.ctx().fail(t.get("handshakeTimeout"), t.sub("handshakeTimeout"), "must be > 0");
+    g.tls.admin = t.boolean("admin", false);
+    t.finish();
+  }
+  auto up = spec.map("upstreamTLS");
+  g.upstream_tls.ca_file = up.str("caFile");
+  g.upstream_tls.certificate_file = up.str("certificateFile");
+  g.upstream_tls.key_file = up.str("keyFile");
+  if (g.upstream_tls.certificate_file.empty() != g.upstream_tls.key_file.empty())
+    up.ctx().fail(up.node(), up.sub("certificateFile"),
+                  "certificateFile and keyFile go together (a client certificate and its key)");
+  g.upstream_tls.verify = !up.boolean("insecureSkipVerify", false);
+  up.finish();
   auto rl = spec.map("rateLimit");
   const auto backend = rl.str("backend", "local");
   if (backend != "local" && backend != "redis")

@@ -30,6 +30,9 @@ std::vector<RestartSetting> restartSettings(const Config& started, const Config&
   check("spec.ledger.path", a.ledger.path, b.ledger.path);
   check("spec.rateLimit.backend", a.rate_limit.redis ? "redis" : "local",
         b.rate_limit.redis ? "redis" : "local");
+  check("spec.tls", a.tls.enabled ? "on" : "off", b.tls.enabled ? "on" : "off");
+  if (a.tls.enabled && b.tls.enabled)
+    check("spec.tls.admin", a.tls.admin ? "true" : "false", b.tls.admin ? "true" : "false");
   if (a.rate_limit.redis && b.rate_limit.redis)
     check("spec.rateLimit.redis.address", a.rate_limit.redis_address.str(),
           b.rate_limit.redis_address.str());

@@ -7,8 +7,9 @@
 //   an implied mode cannot change, so a file cut short cannot switch authentication off;
 // - dropping more than half of the file's API keys or of its usage plans — the new file must
 //   set spec.auth.allowKeyRemoval: true.
-// Settings that only apply at start-up (addresses, workers, ledger, limiter backend) are applied
-// at the next restart; the review names each one so the log and /admin/state can say so.
+// Settings that only apply at start-up (addresses, workers, ledger, limiter backend, TLS on or
+// off — its certificates do reload) are applied at the next restart; the review names each one
+// so the log and /admin/state can say so.
 // Pure: no I/O, no clock.
 
 #include <string>

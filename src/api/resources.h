@@ -36,7 +36,10 @@ struct ObjectMeta {
 struct HostPort {
   std::string host;
   std::uint16_t port = 0;
+  bool tls = false;  // reached over HTTPS (Endpoints spec.scheme: https)
   std::string str() const { return host + ":" + std::to_string(port); }
+  // Identity of an upstream: the scheme counts (an endpoint moved to https is a new one).
+  std::string key() const { return (tls ? "https://" : "") + str(); }
 };
 
 // True if every selector entry is among `labels` (an empty selector matches nothing).
@@ -82,7 +85,7 @@ struct LLMRoute {
 struct Endpoints {
   ObjectMeta meta;
   Source source;
-  std::vector<HostPort> addresses;
+  std::vector<HostPort> addresses;  // spec.scheme: http (default) | https sets HostPort::tls
 };
 
 // ResourcePolicy (scheduling.alibabacloud.com/v1alpha1), as the seed writes it. Placement itself
@@ -202,6 +205,24 @@ struct GatewayConfig {
   // Admin API token (spec.auth.adminToken; the environment's TIDEGATE_ADMIN_TOKEN wins). Empty:
   // the admin API is read-only, and its /admin/* pages are served only on a loopback address.
   std::string admin_token;
+  // spec.tls: HTTPS on the listener (and optionally the admin address). Certificates are
+  // reloaded on SIGHUP and when their files change; enabling or disabling TLS, or moving it to
+  // or from the admin address, waits for a restart.
+  struct Tls {
+    bool enabled = false;             // spec.tls present
+    std::string certificate_file;     // spec.tls.certificateFile (PEM chain), required
+    std::string key_file;             // spec.tls.keyFile, required
+    std::string client_ca_file;       // spec.tls.clientCAFile: mutual TLS when set
+    std::string min_version = "1.2";  // spec.tls.minVersion: "1.2" (default) | "1.3"
+    double handshake_timeout_s = 10;  // spec.tls.handshakeTimeout, default 10 s
+    bool admin = false;               // spec.tls.admin: the admin address too, default false
+  } tls;
+  // spec.upstreamTLS: how https endpoints are reached. Server certificates are verified by
+  // default, against caFile (else the system's CAs).
+  struct UpstreamTls {
+    std::string ca_file, certificate_file, key_file;  // caFile, certificateFile, keyFile
+    bool verify = true;                               // insecureSkipVerify: true turns it off
+  } upstream_tls;
   struct RateLimit {
     bool redis = false;                         // spec.rateLimit.backend: local (default) | redis
     HostPort redis_address{"127.0.0.1", 6379};  // spec.rateLimit.redis.address

@@ -85,8 +85,8 @@ int runEngine(EngineFlags& f) {
     return 1;
   }
   // Tests and scripts read the bound port from this line (with --port 0).
-  std::cout << "tidegate engine listening on http://" << ep->address().to_string() << ":"
-            << ep->port() << std::endl;
+  std::cout << "tidegate engine listening on " << (o.ssl_certfile.empty() ? "http" : "https")
+            << "://" << ep->address().to_string() << ":" << ep->port() << std::endl;
   spdlog::info("serving {} ({} LoRA adapters) on {}:{}, time scale {}", o.servedName(),
                o.lora_modules.size(), ep->address().to_string(), ep->port(), f.time_scale);
   // On a signal, stop the server and let every coroutine finish (closed sockets fail their
@@ -178,10 +178,14 @@ void addEngineCommand(CLI::App& app) {
   cmd->add_flag("--no-keep-alive", f->no_keep_alive,
                 "Answer every response with Connection: close (as some proxies and HTTP/1.0 "
                 "servers do)");
+  cmd->add_option("--ssl-certfile", o.ssl_certfile, "Serve HTTPS with this certificate (PEM)");
+  cmd->add_option("--ssl-keyfile", o.ssl_keyfile, "The certificate's private key (PEM)");
   cmd->add_option("--log-level", f->log_level, "trace|debug|info|warn|error|off")
       ->capture_default_str();
   cmd->callback([f] {
     f->opts.keep_alive = !f->no_keep_alive;
+    if (f->opts.ssl_certfile.empty() != f->opts.ssl_keyfile.empty())
+      throw CLI::ValidationError("--ssl-certfile and --ssl-keyfile go together");
     int rc = runEngine(*f);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });

@@ -34,8 +34,11 @@ int runServe(const std::string& config, const std::string& level) {
   controller::Controller ctl(gw);
   ctl.start();
   // Tests and scripts read the bound ports from this line.
-  std::cout << "tidegate serve listening on http://127.0.0.1:" << gw.port()
-            << " admin http://127.0.0.1:" << gw.adminPort() << std::endl;
+  const auto& g = gw.config()->gateway;
+  std::cout << "tidegate serve listening on " << (g.tls.enabled ? "https" : "http")
+            << "://127.0.0.1:" << gw.port() << " admin "
+            << (g.tls.enabled && g.tls.admin ? "https" : "http")
+            << "://127.0.0.1:" << gw.adminPort() << std::endl;
   while (true) {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) continue;
@@ -136,6 +139,10 @@ std::string describeAccess(const api::Config& c) {
                               : "token required for /admin/*")
     << "\n";
   o << "ledger: " << (g.ledger.path.empty() ? "off" : g.ledger.path) << "\n";
+  if (g.tls.enabled)
+    o << "tls: " << g.tls.certificate_file << " (TLS " << g.tls.min_version << "+"
+      << (g.tls.client_ca_file.empty() ? "" : ", client certificates from " + g.tls.client_ca_file)
+      << (g.tls.admin ? ", admin address too" : "") << ")\n";
   return o.str();
 }
 
@@ -160,6 +167,11 @@ void addServeCommands(CLI::App& app) {
     auto c = api::loadConfig(*check_config);
     if (!c) {
       std::cerr << c.error().message << "\n";
+      throw CLI::RuntimeError(2);
+    }
+    // Certificates and keys are loaded as serve would: a file that does not load is an error.
+    if (auto t = gateway::buildTls(c->gateway); !t) {
+      std::cerr << c->file << ": " << t.error().message << "\n";
       throw CLI::RuntimeError(2);
     }
     auto config = std::make_shared<const api::Config>(std::move(c).value());

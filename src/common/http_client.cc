@@ -154,8 +154,8 @@ asio::awaitable<ClientResult<bool>> Client::connect(double timeout_s) {
   auto [rec, results] = co_await resolver.async_resolve(host_, std::to_string(port_), kTuple);
   if (rec) co_return ClientError{Failure::kResolve, "resolve " + host_ + ": " + rec.message()};
   stream_.emplace(ex_);
-  stream_->expires_after(millis(timeout_s));
-  auto [ec, ep] = co_await stream_->async_connect(results, kTuple);
+  stream_->tcp().expires_after(millis(timeout_s));
+  auto [ec, ep] = co_await stream_->tcp().async_connect(results, kTuple);
   if (ec) {
     close();
     co_return ClientError{ec == beast::error::timeout ? Failure::kTimeout : Failure::kConnect,
@@ -163,6 +163,22 @@ asio::awaitable<ClientResult<bool>> Client::connect(double timeout_s) {
   }
   beast::error_code ignored;
   stream_->socket().set_option(tcp::no_delay(true), ignored);
+  if (options_.tls) {
+    // The handshake is part of connecting: same deadline, and a failure (say, a certificate
+    // that does not verify) is a connect failure, retried elsewhere like one.
+    if (auto s = stream_->startClientTls(options_.tls, host_); !s) {
+      close();
+      co_return ClientError{Failure::kConnect, s.message()};
+    }
+    auto [hec] = co_await stream_->tls().async_handshake(tls::ssl::stream_base::client, kTuple);
+    if (hec) {
+      const auto why = stream_->verifyError();
+      close();
+      co_return ClientError{hec == beast::error::timeout ? Failure::kTimeout : Failure::kConnect,
+                            "TLS handshake with " + host_ + ":" + std::to_string(port_) + ": " +
+                                hec.message() + (why.empty() ? "" : ": " + why)};
+    }
+  }
   co_return true;
 }
 
@@ -205,8 +221,9 @@ asio::awaitable<ClientResult<Response>> Client::exchange(const ClientRequest& re
   for (const auto& [k, v] : req.headers) r.set(k, v);
   r.body() = {req.body.data(), req.body.size()};
   r.prepare_payload();
-  stream_->expires_after(millis(req.timeout_s));
-  auto [wec, wn] = co_await bhttp::async_write(*stream_, r, kTuple);
+  stream_->tcp().expires_after(millis(req.timeout_s));
+  auto [wec, wn] =
+      co_await stream_->io([&](auto& st) { return bhttp::async_write(st, r, kTuple); });
   if (wec) {
     auto e = describe(Failure::kWrite, wec, "write");
     may_resend = reused && e.kind == Failure::kReset;
@@ -215,7 +232,8 @@ asio::awaitable<ClientResult<Response>> Client::exchange(const ClientRequest& re
   }
   parser_ = std::make_unique<Parser>();
   parser_->p.body_limit(boost::none);
-  auto [hec, hn] = co_await bhttp::async_read_header(*stream_, buffer_, parser_->p, kTuple);
+  auto [hec, hn] = co_await stream_->io(
+      [&](auto& st) { return bhttp::async_read_header(st, buffer_, parser_->p, kTuple); });
   if (hec) {
     auto e = describe(Failure::kRead, hec, "read");
     // Nothing of a response arrived before the close: the server never took the request.
@@ -242,8 +260,9 @@ asio::awaitable<ClientResult<std::string_view>> Client::next(double idle_timeout
   while (!p.is_done()) {
     p.get().body().data = chunk_;
     p.get().body().size = sizeof chunk_;
-    stream_->expires_after(millis(idle_timeout_s));
-    auto [ec, n] = co_await bhttp::async_read_some(*stream_, buffer_, p, kTuple);
+    stream_->tcp().expires_after(millis(idle_timeout_s));
+    auto [ec, n] = co_await stream_->io(
+        [&](auto& st) { return bhttp::async_read_some(st, buffer_, p, kTuple); });
     if (ec == bhttp::error::need_buffer) ec = {};
     const std::size_t got = sizeof chunk_ - p.get().body().size;
     if (ec) {
@@ -307,9 +326,9 @@ asio::awaitable<ClientResult<Response>> Client::send(const ClientRequest& req, D
 }
 
 ClientResult<Response> fetch(const std::string& host, std::uint16_t port, const ClientRequest& req,
-                             DataFn on_data) {
+                             DataFn on_data, const ClientOptions& options) {
   asio::io_context ioc;
-  Client client(ioc.get_executor(), host, port);
+  Client client(ioc.get_executor(), host, port, options);
   std::optional<ClientResult<Response>> out;
   asio::co_spawn(
       ioc,

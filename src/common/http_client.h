@@ -102,6 +102,10 @@ struct KeepAlive {
 struct ClientOptions {
   double max_idle_s = 30;        // default 30 s: idle connections are not reused after this
   const Clock* clock = nullptr;  // default: the process's monotonic clock
+  // Default none: plain HTTP. Set: HTTPS with this context (tls::makeClientContext); the
+  // handshake is part of connecting, and the server's certificate is checked against the host
+  // when the context verifies peers.
+  std::shared_ptr<tls::ssl::context> tls;
 };
 
 // Receives body bytes as they arrive; return false to stop reading and close the connection.
@@ -156,7 +160,7 @@ class Client {
   std::string host_;
   std::uint16_t port_;
   ClientOptions options_;
-  std::optional<beast::tcp_stream> stream_;
+  std::optional<tls::Stream> stream_;
   beast::flat_buffer buffer_;
   struct Parser;
   std::unique_ptr<Parser> parser_;  // set between start() and the end of the body
@@ -173,6 +177,6 @@ class Client {
 
 // Blocking one-shot request on a private io_context: for tests and CLI tools, not hot paths.
 ClientResult<Response> fetch(const std::string& host, std::uint16_t port, const ClientRequest& req,
-                             DataFn on_data = {});
+                             DataFn on_data = {}, const ClientOptions& options = {});
 
 }  // namespace tidegate::http

@@ -114,7 +114,7 @@ struct Exchange::Watch : std::enable_shared_from_this<Exchange::Watch> {
   bool peer_eof = false;
 };
 
-Exchange::Exchange(beast::tcp_stream& stream, Request request, std::uint64_t conn_id,
+Exchange::Exchange(tls::Stream& stream, Request request, std::uint64_t conn_id,
                    const ServerOptions& options, std::uint64_t request_no)
     : stream_(stream),
       request_(std::move(request)),
@@ -123,11 +123,7 @@ Exchange::Exchange(beast::tcp_stream& stream, Request request, std::uint64_t con
       options_(options),
       keep_alive_(options.keep_alive && request_.keep_alive()) {}
 
-std::string Exchange::remoteAddress() const {
-  beast::error_code ec;
-  const auto ep = stream_.socket().remote_endpoint(ec);
-  return ec ? std::string() : ep.address().to_string() + ":" + std::to_string(ep.port());
-}
+std::string Exchange::remoteAddress() const { return stream_.remoteAddress(); }
 
 const std::string& Exchange::logId() const {
   if (log_id_.empty()) {  // built when first logged, not for every request
@@ -160,12 +156,12 @@ void Exchange::onPeerClosed(std::function<void()> fn) {
 
 bool Exchange::peerHalfClosed() const { return peer_eof_ || (watch_ && watch_->peer_eof); }
 
-void Exchange::beginWrite() { stream_.expires_after(asDuration(options_.write_timeout_s)); }
+void Exchange::beginWrite() { stream_.tcp().expires_after(asDuration(options_.write_timeout_s)); }
 
 bool Exchange::endWrite(const beast::error_code& ec) {
   // No deadline while the handler waits between writes (on an engine, say): only writes are
   // timed here, and the session sets its own deadline for the next request.
-  stream_.expires_never();
+  stream_.tcp().expires_never();
   if (!ec) return true;
   if (ec == beast::error::timeout)
     spdlog::debug("{} write timed out after {} s: the client stopped reading", logId(),
@@ -190,7 +186,7 @@ asio::awaitable<bool> Exchange::respond(Status status, std::string body,
   res.body() = std::move(body);
   res.prepare_payload();
   beginWrite();
-  auto [ec, n] = co_await bhttp::async_write(stream_, res, kTuple);
+  auto [ec, n] = co_await stream_.io([&](auto& s) { return bhttp::async_write(s, res, kTuple); });
   co_return endWrite(ec);
 }
 
@@ -204,7 +200,8 @@ asio::awaitable<bool> Exchange::startStream(Status status, std::string_view cont
   res.chunked(true);
   bhttp::response_serializer<bhttp::empty_body> sr{res};
   beginWrite();
-  auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, kTuple);
+  auto [ec, n] =
+      co_await stream_.io([&](auto& s) { return bhttp::async_write_header(s, sr, kTuple); });
   co_return endWrite(ec);
 }
 
@@ -212,14 +209,16 @@ asio::awaitable<bool> Exchange::write(std::string_view data) {
   if (failed_) co_return false;
   if (data.empty()) co_return true;  // an empty chunk would end the body
   beginWrite();
-  auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk(asio::buffer(data)), kTuple);
+  const auto chunk = bhttp::make_chunk(asio::buffer(data));
+  auto [ec, n] = co_await stream_.io([&](auto& s) { return asio::async_write(s, chunk, kTuple); });
   co_return endWrite(ec);
 }
 
 asio::awaitable<bool> Exchange::finishStream() {
   if (failed_) co_return false;
   beginWrite();
-  auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk_last(), kTuple);
+  const auto last = bhttp::make_chunk_last();
+  auto [ec, n] = co_await stream_.io([&](auto& s) { return asio::async_write(s, last, kTuple); });
   co_return endWrite(ec);
 }
 
@@ -369,8 +368,8 @@ asio::awaitable<void> Server::acceptLoop() {
         spdlog::warn(
             "connection limit {} reached: {} connection(s) answered 503 since the last report",
             budget_->limit(), n);
-      // Past kMaxRefusing, `sock` closes unanswered as it goes out of scope.
-      if (refusing_ < kMaxRefusing) {
+      // Past kMaxRefusing, or on TLS, `sock` closes unanswered as it goes out of scope.
+      if (refusing_ < kMaxRefusing && !options_.tls) {
         ++refusing_;
         asio::co_spawn(ioc_, refuse(std::move(sock)), asio::detached);
       }
@@ -385,7 +384,7 @@ asio::awaitable<void> Server::acceptLoop() {
 // gets an error it can act on (retry elsewhere, later) rather than a reset. Its request is not
 // read; the lingering close drains it so the answer is not lost to a reset.
 asio::awaitable<void> Server::refuse(tcp::socket socket) {
-  beast::tcp_stream stream(std::move(socket));
+  tls::Stream stream(std::move(socket));
   sockets_.insert(&stream);
   std::string message = "the server is at its connection limit; retry later";
   co_await sendError(stream, Status::service_unavailable, std::move(message), "connection_limit");
@@ -396,41 +395,73 @@ asio::awaitable<void> Server::refuse(tcp::socket socket) {
   --refusing_;
 }
 
-asio::awaitable<void> Server::sendError(beast::tcp_stream& stream, Status status,
-                                        std::string message, std::string_view code) {
+asio::awaitable<void> Server::sendError(tls::Stream& stream, Status status, std::string message,
+                                        std::string_view code) {
   bhttp::response<bhttp::string_body> res{status, 11};
   res.set(bhttp::field::server, options_.server_name);
   res.set(bhttp::field::content_type, "application/json");
   res.keep_alive(false);
   res.body() = openaiError(message, openaiErrorType(status), {}, code);
   res.prepare_payload();
-  stream.expires_after(asDuration(options_.write_timeout_s));
-  co_await bhttp::async_write(stream, res, kTuple);
-  stream.expires_never();
+  stream.tcp().expires_after(asDuration(options_.write_timeout_s));
+  co_await stream.io([&](auto& s) { return bhttp::async_write(s, res, kTuple); });
+  stream.tcp().expires_never();
 }
 
 // After an early error response, reads and discards what the client is still sending (bounded in
 // bytes and time) before closing, as nginx's lingering_close does: closing with unread data
 // makes the kernel send a reset, and the client would lose the response.
-asio::awaitable<void> Server::lingeringClose(beast::tcp_stream& stream) {
+asio::awaitable<void> Server::lingeringClose(tls::Stream& stream) {
   beast::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  stream.expires_after(std::chrono::seconds(2));
+  stream.tcp().expires_after(std::chrono::seconds(2));
   std::size_t budget = 64 << 20;
   static char scratch[16384];
   while (budget > 0) {
-    auto [rec, n] = co_await stream.async_read_some(asio::buffer(scratch), kTuple);
+    auto [rec, n] = co_await stream.io(
+        [&](auto& s) { return s.async_read_some(asio::buffer(scratch), kTuple); });
     if (rec) break;
     budget -= std::min(budget, n);
   }
 }
 
+asio::awaitable<bool> Server::handshake(tls::Stream& stream, std::uint64_t id) {
+  auto& t = *options_.tls;
+  stream.startTls(t.current());
+  stream.tcp().expires_after(asDuration(options_.handshake_timeout_s));
+  auto [ec] = co_await stream.tls().async_handshake(tls::ssl::stream_base::server, kTuple);
+  stream.tcp().expires_never();
+  if (!ec) {
+    t.countHandshake();
+    co_return true;
+  }
+  const auto why = tls::classifyHandshakeError(ec);
+  t.countFailure(why);
+  // A scan or a flood of bad clients must not flood the log: one line a second, with a count.
+  ++tls_unlogged_;
+  if (const double now = monotonicSeconds(); now >= next_tls_log_) {
+    next_tls_log_ = now + 1;
+    spdlog::info("[c{}] TLS handshake from {} failed ({}): {}{}", id, stream.remoteAddress(),
+                 tls::ServerTls::failureName(why), ec.message(),
+                 tls_unlogged_ > 1 ? " (" + std::to_string(tls_unlogged_ - 1) + " more since)"
+                                   : std::string());
+    tls_unlogged_ = 0;
+  }
+  co_return false;
+}
+
 // `slot` is held, in the coroutine's frame, until the session ends.
 asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
                                       [[maybe_unused]] ConnectionBudget::Slot slot) {
-  beast::tcp_stream stream(std::move(socket));
+  tls::Stream stream(std::move(socket));
   sockets_.insert(&stream);
   beast::flat_buffer buffer;
+  if (options_.tls && !co_await handshake(stream, id)) {
+    sockets_.erase(&stream);
+    beast::error_code ec;
+    stream.socket().close(ec);
+    co_return;
+  }
 
   // An early error: answered, then a lingering close (the client may still be sending).
   auto reject = [&](Status status, std::string message) -> asio::awaitable<void> {
@@ -444,15 +475,17 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
       parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
       parser.body_limit(options_.max_body_bytes);
       // One deadline for the whole request, header and body.
-      stream.expires_after(asDuration(options_.idle_timeout_s));
-      auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+      stream.tcp().expires_after(asDuration(options_.idle_timeout_s));
+      auto [ec, n] = co_await stream.io(
+          [&](auto& s) { return bhttp::async_read_header(s, buffer, parser, kTuple); });
       std::string_view refusal;
       if (!ec) {
         // Checked before the body is read: the framing decides where the body ends.
         refusal = framingError(parser.get());
         if (refusal.empty()) refusal = normaliseTarget(parser.get());
         if (refusal.empty()) {
-          auto [body_ec, body_n] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+          auto [body_ec, body_n] = co_await stream.io(
+              [&](auto& s) { return bhttp::async_read(s, buffer, parser, kTuple); });
           ec = body_ec;
         }
       }
@@ -477,7 +510,7 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
         }
         break;  // EOF, timeout, reset: just close
       }
-      stream.expires_never();
+      stream.tcp().expires_never();
       Exchange ex(stream, parser.release(), id, options_, request_no);
       bool threw = false;
       try {

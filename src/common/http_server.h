@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/tls.h"
 
 namespace tidegate::http {
 
@@ -105,13 +106,20 @@ struct ServerOptions {
   std::shared_ptr<ConnectionBudget> connection_budget;
   std::string server_name = "tidegate";  // `Server` response header
   bool keep_alive = true;  // default true; false closes every connection after one response
+  // Default none: plain HTTP. When set, every connection is TLS with its current context (see
+  // tls::ServerTls), and the handshake must finish within handshake_timeout_s. A failed
+  // handshake is counted in the ServerTls by reason and closes the connection, nothing else. A
+  // connection over the connection budget is closed without an answer (a 503 would cost a
+  // handshake while the server is overloaded).
+  std::shared_ptr<tls::ServerTls> tls;
+  double handshake_timeout_s = 10;  // default 10 s
 };
 
 class Exchange {
  public:
   // `options` must outlive the exchange (the Server owns them). `request_no` counts the
   // requests of the connection from 1.
-  Exchange(beast::tcp_stream& stream, Request request, std::uint64_t conn_id,
+  Exchange(tls::Stream& stream, Request request, std::uint64_t conn_id,
            const ServerOptions& options, std::uint64_t request_no = 1);
   ~Exchange();
   Exchange(const Exchange&) = delete;
@@ -168,7 +176,7 @@ class Exchange {
   void beginWrite();
   bool endWrite(const beast::error_code& ec);
 
-  beast::tcp_stream& stream_;
+  tls::Stream& stream_;
   Request request_;
   std::uint64_t conn_id_;
   std::uint64_t request_no_;
@@ -206,19 +214,23 @@ class Server {
   asio::awaitable<void> refuse(tcp::socket socket);
   // Writes an error response in OpenAI format with `Connection: close`, under the write
   // deadline; the caller closes the connection.
-  asio::awaitable<void> sendError(beast::tcp_stream& stream, Status status, std::string message,
+  asio::awaitable<void> sendError(tls::Stream& stream, Status status, std::string message,
                                   std::string_view code = {});
-  asio::awaitable<void> lingeringClose(beast::tcp_stream& stream);
+  asio::awaitable<void> lingeringClose(tls::Stream& stream);
+  // The TLS handshake of a new connection; false (counted, logged) if it failed.
+  asio::awaitable<bool> handshake(tls::Stream& stream, std::uint64_t id);
 
   asio::io_context& ioc_;
   ServerOptions options_;
   Handler handler_;
   tcp::acceptor acceptor_;
   std::shared_ptr<ConnectionBudget> budget_;  // options_.connection_budget, or this server's own
-  std::unordered_set<beast::tcp_stream*> sockets_;
+  std::unordered_set<tls::Stream*> sockets_;
   std::uint64_t next_conn_id_ = 1;
   std::size_t refusing_ = 0;  // 503s being written or lingering (bounded by kMaxRefusing)
   std::atomic<std::uint64_t> rejected_{0};
+  double next_tls_log_ = 0;  // handshake failures log at most one line a second
+  std::uint64_t tls_unlogged_ = 0;
   bool stopped_ = false;
 };
 

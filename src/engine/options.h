@@ -30,7 +30,9 @@ struct EngineOptions {
   int embedding_dim = 768;               // default 768
   std::size_t max_body_bytes = 8 << 20;  // default 8 MiB
   double keep_alive_timeout_s = 60;      // default 60 s: idle connections are closed after it
-  bool keep_alive = true;     // default true; false answers every response with Connection: close
+  bool keep_alive = true;  // default true; false answers every response with Connection: close
+  // HTTPS, as vLLM's --ssl-certfile/--ssl-keyfile: both or neither; default plain HTTP.
+  std::string ssl_certfile, ssl_keyfile;
   SchedulerConfig scheduler;  // batching, KV cache, LoRA slots, performance model
 
   std::string servedName() const { return served_model_name.empty() ? model : served_model_name; }

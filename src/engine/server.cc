@@ -122,11 +122,16 @@ EngineServer::EngineServer(asio::io_context& ioc, EngineOptions options)
         c.seed = opts_.seed;
         return c;
       }()),
+      tls_(opts_.ssl_certfile.empty()
+               ? Result<std::shared_ptr<tls::ServerTls>>(nullptr)
+               : tls::ServerTls::make(
+                     {.certificate_file = opts_.ssl_certfile, .key_file = opts_.ssl_keyfile})),
       server_(ioc,
               http::ServerOptions{.max_body_bytes = opts_.max_body_bytes,
                                   .idle_timeout_s = opts_.keep_alive_timeout_s,
                                   .server_name = "tidegate-engine",
-                                  .keep_alive = opts_.keep_alive},
+                                  .keep_alive = opts_.keep_alive,
+                                  .tls = tls_ ? *tls_ : nullptr},
               [this](http::Exchange& ex) { return handle(ex); }),
       metrics_(std::make_unique<Metrics>(registry_, opts_.servedName())),
       work_(ioc),
@@ -141,6 +146,7 @@ EngineServer::~EngineServer() { stop(); }
 double EngineServer::now() const { return monotonicSeconds(); }
 
 Result<http::tcp::endpoint> EngineServer::start() {
+  if (!tls_) return tls_.error();
   auto ep = server_.listen(opts_.host, opts_.port);
   if (!ep) return ep;
   server_.start();

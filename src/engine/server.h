@@ -63,6 +63,7 @@ class EngineServer {
   asio::io_context& ioc_;
   EngineOptions opts_;
   Scheduler scheduler_;
+  Result<std::shared_ptr<tls::ServerTls>> tls_;  // null without --ssl-certfile
   http::Server server_;
   prom::Registry registry_;
   std::unique_ptr<Metrics> metrics_;

@@ -115,7 +115,7 @@ void PrefixIndex::insert(std::span<const std::uint64_t> hashes) {
 
 std::shared_ptr<Endpoint> EndpointRegistry::get(const api::HostPort& address) {
   std::lock_guard lock(mu_);
-  auto& e = by_address_[address.str()];
+  auto& e = by_address_[address.key()];
   if (!e) e = std::make_shared<Endpoint>(address);
   return e;
 }
@@ -123,7 +123,7 @@ std::shared_ptr<Endpoint> EndpointRegistry::get(const api::HostPort& address) {
 std::vector<std::shared_ptr<Endpoint>> EndpointRegistry::retain(
     const std::vector<api::HostPort>& addresses) {
   std::set<std::string> keep;
-  for (const auto& a : addresses) keep.insert(a.str());
+  for (const auto& a : addresses) keep.insert(a.key());
   std::lock_guard lock(mu_);
   std::vector<std::shared_ptr<Endpoint>> dropped;
   for (auto it = by_address_.begin(); it != by_address_.end();) {

@@ -41,6 +41,23 @@ double now() { return monotonicSeconds(); }
 
 }  // namespace
 
+Result<TlsContexts> buildTls(const api::GatewayConfig& g) {
+  TlsContexts out;
+  if (g.tls.enabled) {
+    auto version = tls::parseVersion(g.tls.min_version);
+    if (!version) return Error{"spec.tls.minVersion: " + version.error().message};
+    out.server_config = {g.tls.certificate_file, g.tls.key_file, g.tls.client_ca_file, *version};
+    auto ctx = tls::makeServerContext(out.server_config);
+    if (!ctx) return Error{"spec.tls: " + ctx.error().message};
+    out.server = std::move(ctx).value();
+  }
+  const auto& u = g.upstream_tls;
+  auto up = tls::makeClientContext({u.ca_file, u.certificate_file, u.key_file, u.verify});
+  if (!up) return Error{"spec.upstreamTLS: " + up.error().message};
+  out.upstream = std::move(up).value();
+  return out;
+}
+
 struct Gateway::Impl {
   GatewayOptions opts;
   prom::Registry metrics_registry;
@@ -53,14 +70,22 @@ struct Gateway::Impl {
   asio::io_context control{1};
   std::unique_ptr<http::Server> admin;
   std::thread control_thread;
+  // TLS: the listener's (and maybe the admin address's) server context, and the client context
+  // for https endpoints. Both are rebuilt by reloads; the server one also when its files change.
+  std::shared_ptr<tls::ServerTls> server_tls;
+  std::atomic<std::shared_ptr<tls::ssl::context>> upstream_tls;
+  std::shared_ptr<tls::ssl::context> upstreamTls() const { return upstream_tls.load(); }
+
   Scraper scraper{control, [this] { return builder.current(); },
-                  [this] { builder.modelListsChanged(); }};
+                  [this] { builder.modelListsChanged(); }, [this] { return upstreamTls(); }};
 
   struct Worker {
+    explicit Worker(relay::UpstreamPool::TlsContext tls)
+        : upstream(ioc.get_executor(), {}, 256, std::move(tls)) {}
     asio::io_context ioc{1};
     std::unique_ptr<http::Server> server;
     std::thread thread;
-    relay::UpstreamPool upstream{ioc.get_executor()};
+    relay::UpstreamPool upstream;
     std::mt19937_64 rng{std::random_device{}()};
     std::unique_ptr<admission::RedisClient> redis;        // the shared rate-limit backend, if any
     std::unique_ptr<admission::Admissions> admissions;    // batched on `redis`
@@ -85,6 +110,25 @@ struct Gateway::Impl {
   std::shared_ptr<http::ConnectionBudget> connections;  // client connections, every worker
   AdminApi admin_api{builder, metrics_registry, access, picks};
 
+  // Reloads the listener's certificate when its files change (a Secret rotated by Kubernetes,
+  // a renewal by certbot), without a SIGHUP. Control thread.
+  asio::awaitable<void> certificateWatch() {
+    asio::steady_timer timer(control);
+    while (true) {
+      timer.expires_after(std::chrono::seconds(2));
+      auto [ec] = co_await timer.async_wait(kTuple);
+      if (ec) co_return;
+      auto r = server_tls->reloadIfChanged();
+      if (!r) {
+        spdlog::error("TLS certificate files changed but do not load, keeping the current ones: {}",
+                      r.error().message);
+      } else if (*r) {
+        spdlog::info("TLS certificate reloaded from {} (its files changed)",
+                     server_tls->config().certificate_file);
+      }
+    }
+  }
+
   // Closes each worker's idle upstream connections once they pass their keep-alive deadline.
   asio::awaitable<void> pruneLoop(Worker& w) {
     asio::steady_timer timer(w.ioc);
@@ -106,6 +150,7 @@ struct Gateway::Impl {
       w.sample("tidegate_client_connections_refused_total", {},
                static_cast<double>(connections->rejected()));
     });
+    metrics_registry.addCollector([this](prom::TextWriter& w) { collectTls(w); });
     metrics_registry.addCollector([this](prom::TextWriter& w) {
       std::lock_guard lock(reloads_mu);
       w.family("tidegate_config_reloads_total", "counter",
@@ -118,6 +163,30 @@ struct Gateway::Impl {
     });
     builder.subscribe([this](const std::shared_ptr<const Snapshot>& snap) { onPublish(*snap); });
     admin_api.addSection("configuration", [this] { return configurationState(); });
+  }
+
+  void collectTls(prom::TextWriter& w) const {
+    if (!server_tls) return;
+    const auto& t = *server_tls;
+    w.family("tidegate_tls_handshakes_total", "counter", "Client TLS handshakes that succeeded.");
+    w.sample("tidegate_tls_handshakes_total", {}, static_cast<double>(t.handshakes()));
+    w.family("tidegate_tls_handshake_failures_total", "counter",
+             "Client TLS handshakes that failed, by reason.");
+    using F = tls::ServerTls::Failure;
+    for (auto f : {F::kTimeout, F::kProtocol, F::kClientCertificate, F::kClosed})
+      w.sample("tidegate_tls_handshake_failures_total",
+               {{"reason", tls::ServerTls::failureName(f)}}, static_cast<double>(t.failures(f)));
+    w.family("tidegate_tls_certificate_reloads_total", "counter",
+             "Listener certificate reloads, by result.");
+    w.sample("tidegate_tls_certificate_reloads_total", {{"result", "applied"}},
+             static_cast<double>(t.reloads()));
+    w.sample("tidegate_tls_certificate_reloads_total", {{"result", "failed"}},
+             static_cast<double>(t.reloadFailures()));
+    if (auto left = tls::secondsUntilExpiry(t.config().certificate_file)) {
+      w.family("tidegate_tls_certificate_expiry_seconds", "gauge",
+               "Seconds until the listener's certificate expires (negative: expired).");
+      w.sample("tidegate_tls_certificate_expiry_seconds", {}, *left);
+    }
   }
 
   bj::value configurationState() const {
@@ -294,10 +363,20 @@ tidegate::Status Gateway::start() {
   auto& m = *impl_;
   auto cfg = m.load();
   if (!cfg) return cfg.error();
+  auto tls_contexts = buildTls((*cfg)->gateway);
+  if (!tls_contexts) return Error{(*cfg)->file + ": " + tls_contexts.error().message};
   if (auto s = m.access.configure(*cfg); !s) return s;
   m.started = *cfg;
   const auto st = m.builder.setConfig(*cfg);
   const auto& g = st->config->gateway;
+  m.upstream_tls.store(tls_contexts->upstream);
+  if (tls_contexts->server) {
+    auto t = tls::ServerTls::make(tls_contexts->server_config);
+    if (!t) return t.error();
+    m.server_tls = std::move(t).value();
+    if (!g.upstream_tls.verify)
+      spdlog::warn("spec.upstreamTLS.insecureSkipVerify: https endpoints are not verified");
+  }
   // One connection budget for every worker (the kernel spreads connections unevenly), and a
   // client that stops reading loses its response after the idle timeout: the relay then
   // cancels the upstream request and frees its slot at once.
@@ -306,9 +385,11 @@ tidegate::Status Gateway::start() {
                          .max_header_bytes = g.max_header_bytes,
                          .write_timeout_s = g.idle_timeout_s,
                          .connection_budget = m.connections,
-                         .server_name = "tidegate"};
+                         .server_name = "tidegate",
+                         .tls = m.server_tls,
+                         .handshake_timeout_s = g.tls.handshake_timeout_s};
   for (int i = 0; i < g.workers; ++i) {
-    auto w = std::make_unique<Impl::Worker>();
+    auto w = std::make_unique<Impl::Worker>([&m] { return m.upstreamTls(); });
     if (g.seed != 0) w->rng.seed(g.seed + static_cast<std::uint64_t>(i));
     w->redis = m.access.makeRedisClient(w->ioc.get_executor());
     w->admissions = m.access.makeAdmissions(w->redis.get());
@@ -323,7 +404,10 @@ tidegate::Status Gateway::start() {
     m.workers.push_back(std::move(w));
   }
   m.admin = std::make_unique<http::Server>(
-      m.control, http::ServerOptions{.server_name = "tidegate-admin"},
+      m.control,
+      http::ServerOptions{.server_name = "tidegate-admin",
+                          .tls = g.tls.admin ? m.server_tls : nullptr,
+                          .handshake_timeout_s = g.tls.handshake_timeout_s},
       [this](http::Exchange& ex) { return impl_->admin_api.handle(ex); });
   auto aep = m.admin->listen(g.admin.host, g.admin.port);
   if (!aep) return aep.error();
@@ -331,6 +415,7 @@ tidegate::Status Gateway::start() {
   m.admin_api.setLoopback(aep->address().is_loopback());
   m.admin->start();
   asio::post(m.control, [&m] { m.scraper.sync(); });
+  if (m.server_tls) asio::co_spawn(m.control, m.certificateWatch(), asio::detached);
   m.control_thread = std::thread([&m] { m.control.run(); });
   for (auto& w : m.workers) {
     w->server->start();
@@ -378,8 +463,16 @@ tidegate::Status Gateway::reload() {
     why.pop_back();
     return refuse(why);
   }
+  // Certificates and keys are part of the transaction: loaded before anything is applied.
+  auto tls_contexts = buildTls((*cfg)->gateway);
+  if (!tls_contexts) return refuse(m.opts.config_path + ": " + tls_contexts.error().message);
   if (auto s = m.access.configure(*cfg); !s) return refuse(s.message());
   m.builder.setConfig(*cfg);
+  m.upstream_tls.store(tls_contexts->upstream);
+  // TLS on or off waits for a restart (the review names it); its certificates apply now, to
+  // connections accepted from now on.
+  if (m.server_tls && tls_contexts->server)
+    m.server_tls->install(tls_contexts->server, tls_contexts->server_config);
   const auto digest = (*cfg)->digest.substr(0, 12);
   spdlog::info("configuration reloaded from {} (sha256 {}): {}", m.opts.config_path, digest,
                review.changes);

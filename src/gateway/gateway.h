@@ -25,8 +25,19 @@
 #include "api/resources.h"
 #include "common/prometheus.h"
 #include "common/result.h"
+#include "common/tls.h"
 
 namespace tidegate::gateway {
+
+// The TLS contexts a Gateway spec asks for: the listener's (when spec.tls is set) and the
+// client context for https endpoints (spec.upstreamTLS) — or why one cannot be built, naming
+// the field, the file and OpenSSL's reason. Start-up, reloads and `check` all build them here.
+struct TlsContexts {
+  std::shared_ptr<tls::ssl::context> server;  // null without spec.tls
+  tls::ServerConfig server_config;
+  std::shared_ptr<tls::ssl::context> upstream;
+};
+Result<TlsContexts> buildTls(const api::GatewayConfig& g);
 
 struct GatewayOptions {
   std::string config_path;

@@ -22,8 +22,12 @@ double now() { return monotonicSeconds(); }
 
 Scraper::Scraper(asio::io_context& control,
                  std::function<std::shared_ptr<const Snapshot>()> current,
-                 std::function<void()> models_changed)
-    : control_(control), current_(std::move(current)), models_changed_(std::move(models_changed)) {}
+                 std::function<void()> models_changed,
+                 std::function<std::shared_ptr<tls::ssl::context>()> tls)
+    : control_(control),
+      current_(std::move(current)),
+      models_changed_(std::move(models_changed)),
+      tls_(std::move(tls)) {}
 
 // Starts scraping_ endpoints not yet scraped; stops scraping_ dropped ones. Control thread.
 void Scraper::sync() {
@@ -32,7 +36,7 @@ void Scraper::sync() {
   std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> next;
   for (const auto& eps : st->pool_endpoints) {
     for (const auto& e : eps) {
-      const auto key = e->address().str();
+      const auto key = e->address().key();
       if (next.contains(key)) continue;
       auto it = scraping_.find(key);
       if (it != scraping_.end()) {
@@ -56,7 +60,9 @@ void Scraper::stop() {
 
 asio::awaitable<void> Scraper::scrapeLoop(std::shared_ptr<Endpoint> ep,
                                           std::shared_ptr<std::atomic<bool>> alive) {
-  http::Client client(control_.get_executor(), ep->address().host, ep->address().port);
+  http::ClientOptions options;
+  if (ep->address().tls && tls_) options.tls = tls_();
+  http::Client client(control_.get_executor(), ep->address().host, ep->address().port, options);
   asio::steady_timer timer(control_);
   double last_models = -1;
   while (*alive) {

@@ -16,6 +16,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "common/tls.h"
 #include "gateway/snapshot.h"
 
 namespace tidegate::gateway {
@@ -24,9 +25,11 @@ class Scraper {
  public:
   // `current` returns the live snapshot (for the scrape interval and timeouts).
   // `models_changed` runs (on the control thread) when an endpoint's model list changed.
+  // `tls`: the client context for https endpoints.
   Scraper(boost::asio::io_context& control,
           std::function<std::shared_ptr<const Snapshot>()> current,
-          std::function<void()> models_changed);
+          std::function<void()> models_changed,
+          std::function<std::shared_ptr<tls::ssl::context>()> tls = {});
   // Starts scraping endpoints of the live snapshot not yet scraped; stops scraping dropped ones.
   void sync();
   // Stops every scrape loop (each ends after its current scrape).
@@ -39,6 +42,7 @@ class Scraper {
   boost::asio::io_context& control_;
   std::function<std::shared_ptr<const Snapshot>()> current_;
   std::function<void()> models_changed_;
+  std::function<std::shared_ptr<tls::ssl::context>()> tls_;
   std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> scraping_;  // by address
 };

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "common/sse.h"
+#include "support/certs.h"
 #include "support/process.h"
 
 namespace tidegate::testing {
@@ -372,6 +373,24 @@ TEST(Gateway, OfficialOpenAiNodeClientStreamsThroughIt) {
                        "node", "--test", dir + "/openai_stream.test.mjs"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("# pass 2"), std::string::npos) << r.output;
+}
+
+// The same client over HTTPS, trusting the test CA the way Node users do (NODE_EXTRA_CA_CERTS)
+// and reaching the gateway by the DNS name in its certificate.
+TEST(Gateway, OfficialOpenAiNodeClientStreamsThroughItOverHttps) {
+  const std::string dir = std::string(TIDEGATE_SOURCE_DIR) + "/tests/node";
+  TestCerts certs;
+  Engine a(loraEngine({"--time-scale", "100"}));
+  Serve gw(gatewayDoc("  tls: {certificateFile: " + certs.crt("server") +
+                      ", keyFile: " + certs.key("server") + "}\n") +
+           seedExample() + endpointsDoc("engines", "vllm-llama2-7b-pool", {&a}));
+  ASSERT_TRUE(waitReady(gw));
+  auto r = runCommand({"/usr/bin/env", "TIDEGATE_URL=https://localhost:" + std::to_string(gw.port),
+                       "NODE_EXTRA_CA_CERTS=" + certs.crt("ca"), "node", "--test",
+                       dir + "/openai_stream.test.mjs"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("# pass 2"), std::string::npos) << r.output;
+  EXPECT_GE(gw.metric("tidegate_tls_handshakes_total"), 1);
 }
 
 }  // namespace

@@ -134,7 +134,7 @@ Engine::Engine(const std::vector<std::string>& extra_flags)
         argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
         return argv;
       }()) {
-  std::string line = proc.waitForLine("listening on http://", std::chrono::seconds(20));
+  std::string line = proc.waitForLine("listening on http", std::chrono::seconds(20));
   auto colon = line.rfind(':');
   if (line.empty() || colon == std::string::npos)
     throw std::runtime_error("engine did not report its port");
@@ -170,11 +170,11 @@ Serve::Serve(const std::string& yaml) {
   rewrite(yaml);
   proc = std::make_unique<ChildProcess>(
       std::vector<std::string>{binaryPath(), "serve", "-c", path, "--log-level", "warn"});
-  const std::string line = proc->waitForLine("listening on http://", std::chrono::seconds(20));
-  const auto a = line.find("http://127.0.0.1:");
+  const std::string line = proc->waitForLine("listening on http", std::chrono::seconds(20));
+  const auto a = line.find("://127.0.0.1:");
   const auto b = line.rfind(':');
   if (line.empty() || a == std::string::npos) throw std::runtime_error("serve did not start");
-  port = static_cast<std::uint16_t>(std::stoi(line.substr(a + 17)));
+  port = static_cast<std::uint16_t>(std::stoi(line.substr(a + 13)));
   admin_port = static_cast<std::uint16_t>(std::stoi(line.substr(b + 1)));
 }
 

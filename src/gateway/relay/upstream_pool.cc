@@ -5,8 +5,11 @@
 namespace tidegate::gateway::relay {
 
 UpstreamPool::UpstreamPool(boost::asio::any_io_executor ex, http::ClientOptions options,
-                           std::size_t max_idle_per_endpoint)
-    : ex_(std::move(ex)), options_(options), max_idle_(max_idle_per_endpoint) {}
+                           std::size_t max_idle_per_endpoint, TlsContext tls)
+    : ex_(std::move(ex)),
+      options_(std::move(options)),
+      max_idle_(max_idle_per_endpoint),
+      tls_(std::move(tls)) {}
 
 UpstreamPool::~UpstreamPool() { clear(); }
 
@@ -22,7 +25,11 @@ std::shared_ptr<http::Client> UpstreamPool::acquire(const std::shared_ptr<Endpoi
       c->close();
     }
   }
-  return std::make_shared<http::Client>(ex_, ep->address().host, ep->address().port, options_);
+  if (!ep->address().tls)
+    return std::make_shared<http::Client>(ex_, ep->address().host, ep->address().port, options_);
+  auto options = options_;
+  options.tls = tls_ ? tls_() : nullptr;
+  return std::make_shared<http::Client>(ex_, ep->address().host, ep->address().port, options);
 }
 
 void UpstreamPool::release(const std::shared_ptr<Endpoint>& ep, std::shared_ptr<http::Client> c) {

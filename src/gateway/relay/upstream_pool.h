@@ -10,6 +10,7 @@
 // connections are kept per endpoint; more are closed on release.
 
 #include <boost/asio/any_io_executor.hpp>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 #include <unordered_set>
@@ -22,8 +23,11 @@ namespace tidegate::gateway::relay {
 
 class UpstreamPool {
  public:
+  // `tls`: the client context for https endpoints (the Gateway's spec.upstreamTLS), asked for
+  // each new connection to one, so a reload's new CA bundle applies from then on.
+  using TlsContext = std::function<std::shared_ptr<tls::ssl::context>()>;
   UpstreamPool(boost::asio::any_io_executor ex, http::ClientOptions options = {},
-               std::size_t max_idle_per_endpoint = 256);
+               std::size_t max_idle_per_endpoint = 256, TlsContext tls = {});
   ~UpstreamPool();
 
   // An idle connection to `ep`, or a new (not yet connected) one.
@@ -46,6 +50,7 @@ class UpstreamPool {
   boost::asio::any_io_executor ex_;
   http::ClientOptions options_;
   std::size_t max_idle_;
+  TlsContext tls_;
   std::unordered_map<const Endpoint*, Entry> by_endpoint_;
 };
 

@@ -1,0 +1,234 @@
+#include "common/tls.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/stat.h>
+
+#include <boost/asio/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/beast/core/error.hpp>
+#include <cstdio>
+#include <ctime>
+
+namespace tidegate::tls {
+
+namespace {
+
+// ALPN: tidegate speaks HTTP/1.1 only. A client offering protocols without http/1.1 gets a
+// handshake failure (RFC 7301 §3.2) rather than a connection it cannot use.
+int selectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+               unsigned int inlen, void*) {
+  static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, kHttp11, sizeof kHttp11, in, inlen) !=
+      OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+// "what: file: OpenSSL's reason".
+std::string failure(const std::string& what, const std::string& file,
+                    const boost::system::error_code& ec) {
+  std::string reason = ec ? ec.message() : "error";
+  if (const auto e = ERR_peek_last_error(); e != 0) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    reason = buf;
+  }
+  ERR_clear_error();
+  return what + " " + file + ": " + reason;
+}
+
+Status setVersion(ssl::context& ctx, Version v) {
+  if (SSL_CTX_set_min_proto_version(ctx.native_handle(),
+                                    v == Version::k13 ? TLS1_3_VERSION : TLS1_2_VERSION) != 1)
+    return Error{"cannot set the minimum TLS version"};
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Version> parseVersion(const std::string& s) {
+  if (s == "1.2") return Version::k12;
+  if (s == "1.3") return Version::k13;
+  return Error{"expected \"1.2\" or \"1.3\", got \"" + s + "\""};
+}
+
+Result<std::shared_ptr<ssl::context>> makeServerContext(const ServerConfig& config) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::single_dh_use);
+  if (auto s = setVersion(*ctx, config.min_version); !s) return Error{s.message()};
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(config.certificate_file, ec);
+  if (ec) return Error{failure("TLS certificate", config.certificate_file, ec)};
+  ctx->use_private_key_file(config.key_file, ssl::context::pem, ec);
+  if (ec) return Error{failure("TLS key", config.key_file, ec)};
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
+    return Error{failure("TLS key", config.key_file, {}) + " (does not match the certificate)"};
+  if (!config.client_ca_file.empty()) {
+    ctx->load_verify_file(config.client_ca_file, ec);
+    if (ec) return Error{failure("TLS client CA", config.client_ca_file, ec)};
+    // Tell clients which CAs are accepted, and refuse those without a certificate they signed.
+    if (auto* names = SSL_load_client_CA_file(config.client_ca_file.c_str()))
+      SSL_CTX_set_client_CA_list(ctx->native_handle(), names);
+    ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+  }
+  SSL_CTX_set_alpn_select_cb(ctx->native_handle(), selectAlpn, nullptr);
+  return ctx;
+}
+
+Result<std::shared_ptr<ssl::context>> makeClientContext(const ClientConfig& config) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3);
+  if (auto s = setVersion(*ctx, config.min_version); !s) return Error{s.message()};
+  boost::system::error_code ec;
+  if (config.ca_file.empty()) {
+    ctx->set_default_verify_paths(ec);
+    if (ec) return Error{failure("TLS system CA paths", "", ec)};
+  } else {
+    ctx->load_verify_file(config.ca_file, ec);
+    if (ec) return Error{failure("TLS CA bundle", config.ca_file, ec)};
+  }
+  if (!config.certificate_file.empty()) {
+    ctx->use_certificate_chain_file(config.certificate_file, ec);
+    if (ec) return Error{failure("TLS client certificate", config.certificate_file, ec)};
+    ctx->use_private_key_file(config.key_file, ssl::context::pem, ec);
+    if (ec) return Error{failure("TLS client key", config.key_file, ec)};
+  }
+  ctx->set_verify_mode(config.verify ? ssl::verify_peer : ssl::verify_none);
+  static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  SSL_CTX_set_alpn_protos(ctx->native_handle(), kHttp11, sizeof kHttp11);
+  return ctx;
+}
+
+Result<double> secondsUntilExpiry(const std::string& certificate_file) {
+  FILE* f = std::fopen(certificate_file.c_str(), "r");
+  if (!f) return Error{"cannot open " + certificate_file};
+  X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (!cert) return Error{failure("TLS certificate", certificate_file, {})};
+  int days = 0, secs = 0;
+  const int ok = ASN1_TIME_diff(&days, &secs, nullptr, X509_get0_notAfter(cert));
+  X509_free(cert);
+  if (!ok) return Error{"cannot read the expiry of " + certificate_file};
+  return days * 86400.0 + secs;
+}
+
+Result<std::shared_ptr<ServerTls>> ServerTls::make(ServerConfig config) {
+  std::shared_ptr<ServerTls> t(new ServerTls());
+  if (auto s = t->reload(std::move(config)); !s) return Error{s.message()};
+  t->reloads_ = 0;  // the first load is not a reload
+  return t;
+}
+
+ServerConfig ServerTls::config() const {
+  std::lock_guard lock(mu_);
+  return config_;
+}
+
+std::string ServerTls::fileStamp() const {
+  std::string stamp;
+  for (const auto* f : {&config_.certificate_file, &config_.key_file, &config_.client_ca_file}) {
+    struct stat st {};
+    if (f->empty() || ::stat(f->c_str(), &st) != 0) {
+      stamp += "-;";
+      continue;
+    }
+    stamp += std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ":" +
+             std::to_string(st.st_size) + ":" + std::to_string(st.st_ino) + ";";
+  }
+  return stamp;
+}
+
+Status ServerTls::reload(ServerConfig config) {
+  auto ctx = makeServerContext(config);
+  if (!ctx) {
+    reload_failures_.fetch_add(1);
+    return ctx.error();
+  }
+  install(std::move(ctx).value(), std::move(config));
+  return Status::Ok();
+}
+
+void ServerTls::install(std::shared_ptr<ssl::context> ctx, ServerConfig config) {
+  std::lock_guard lock(mu_);
+  config_ = std::move(config);
+  file_stamp_ = fileStamp();
+  current_.store(std::move(ctx));
+  reloads_.fetch_add(1);
+}
+
+Result<bool> ServerTls::reloadIfChanged() {
+  ServerConfig config;
+  {
+    std::lock_guard lock(mu_);
+    if (fileStamp() == file_stamp_) return false;
+    config = config_;
+  }
+  if (auto s = reload(std::move(config)); !s) {
+    // Not retried until the files change again: one error per change, not one per check.
+    std::lock_guard lock(mu_);
+    file_stamp_ = fileStamp();
+    return Error{s.message()};
+  }
+  return true;
+}
+
+const char* ServerTls::failureName(Failure f) {
+  switch (f) {
+    case Failure::kTimeout:
+      return "timeout";
+    case Failure::kProtocol:
+      return "protocol";
+    case Failure::kClientCertificate:
+      return "client_certificate";
+    case Failure::kClosed:
+    case Failure::kCount:
+      break;
+  }
+  return "closed";
+}
+
+ServerTls::Failure classifyHandshakeError(const boost::system::error_code& ec) {
+  using F = ServerTls::Failure;
+  if (ec == beast::error::timeout) return F::kTimeout;
+  if (ec.category() == asio::error::get_ssl_category()) {
+    const int reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+    if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE ||
+        reason == SSL_R_CERTIFICATE_VERIFY_FAILED)
+      return F::kClientCertificate;
+    return F::kProtocol;
+  }
+  return F::kClosed;  // EOF, reset: the client left during the handshake
+}
+
+std::string Stream::remoteAddress() const {
+  boost::system::error_code ec;
+  const auto ep = tcp_.socket().remote_endpoint(ec);
+  return ec ? std::string() : ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+std::string Stream::verifyError() {
+  if (!tls_) return {};
+  const long r = SSL_get_verify_result(tls_->native_handle());
+  return r == X509_V_OK ? std::string() : X509_verify_cert_error_string(r);
+}
+
+Status Stream::startClientTls(std::shared_ptr<ssl::context> ctx, const std::string& host) {
+  const bool verify = SSL_CTX_get_verify_mode(ctx->native_handle()) != SSL_VERIFY_NONE;
+  startTls(std::move(ctx));
+  boost::system::error_code ec;
+  asio::ip::make_address(host, ec);  // ec set: a DNS name
+  // SNI carries DNS names only (RFC 6066 §3).
+  if (ec && !SSL_set_tlsext_host_name(tls_->native_handle(), host.c_str()))
+    return Error{"TLS: cannot set the server name " + host};
+  if (verify) tls_->set_verify_callback(ssl::host_name_verification(host));
+  return Status::Ok();
+}
+
+}  // namespace tidegate::tls
