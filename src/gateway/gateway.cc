@@ -383,6 +383,7 @@ tidegate::Status Gateway::start() {
   m.connections = std::make_shared<http::ConnectionBudget>(g.max_connections);
   http::ServerOptions so{.max_body_bytes = g.max_body_bytes,
                          .max_header_bytes = g.max_header_bytes,
+                         .idle_timeout_s = g.idle_timeout_s,  // a slowloris request is dropped
                          .write_timeout_s = g.idle_timeout_s,
                          .connection_budget = m.connections,
                          .server_name = "tidegate",

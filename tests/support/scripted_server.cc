@@ -62,6 +62,13 @@ void ScriptedServer::serve(tcp::socket& sock, int conn) {
       return;
     }
     const std::string body = body_ ? body_(std::string(req.target())) : "ok";
+    if (a == Action::kRaw) {
+      ++answered_;
+      asio::write(sock, asio::buffer(body), ec);
+      sock.shutdown(tcp::socket::shutdown_both, ec);
+      sock.close(ec);
+      return;
+    }
     std::string head = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
     head += a == Action::kConnectionClose ? "Connection: close\r\n"
                                           : "Keep-Alive: timeout=5, max=100\r\n";

@@ -24,10 +24,13 @@ class ScriptedServer {
     kConnectionClose,  // 200 with Connection: close, then close
     kDropRequest,      // read the request, close without a byte of response
     kHang,             // read the request, never answer
+    kRaw,  // write what `Body` returns for the target as the whole answer (status line and
+           // headers included, or any bytes at all), then close: engines that answer garbage
   };
   using Script = std::function<Action(int connection, int request_on_connection)>;
 
-  // What a 200 answer's body is, by request target (default "ok").
+  // What a 200 answer's body is, by request target (default "ok"); for kRaw, every byte sent.
+  // Called from the connection's thread.
   using Body = std::function<std::string(const std::string& target)>;
   explicit ScriptedServer(Script script, Body body = {});
   ~ScriptedServer();

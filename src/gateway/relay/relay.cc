@@ -234,6 +234,7 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
       std::vector<std::string> events;
       std::string out;
       bool write_failed = false;
+      bool done = false;  // the engine's `data: [DONE]` went by
       std::string failure;
       Outcome failure_kind = Outcome::kIo;
       double last_token = -1;
@@ -255,6 +256,7 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
         out.clear();
         for (auto& ev : events) {
           const auto data = SseParser::data(ev);
+          if (data && *data == "[DONE]") done = true;
           if (data && *data != "[DONE]") {
             const auto scan = scanObject(*data);
             if (scan.usage_object) {
@@ -285,6 +287,17 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
           break;
         }
       }
+      // A clean end leaves at most an event without its blank line: the engine's [DONE] goes out
+      // as it came. A stream that ends without [DONE] was cut short all the same.
+      std::string rest;
+      if (!write_failed && !*client_gone && failure.empty()) {
+        rest = splitter.takePending();
+        if (const auto data = SseParser::data(rest); data && *data == "[DONE]") done = true;
+        if (!done) {
+          failure = "the stream ended without data: [DONE]";
+          failure_kind = Outcome::kBadResponse;
+        }
+      }
       if (write_failed || *client_gone) {  // the client left (our cancel may have failed the read)
         client->close();
         status = 499;
@@ -301,7 +314,6 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
         co_await ex.finishStream();
         status = 502;
       } else {
-        auto rest = splitter.takePending();
         if (!rest.empty()) co_await ex.write(rest);
         co_await ex.finishStream();
       }

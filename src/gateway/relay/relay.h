@@ -8,8 +8,9 @@
 // → relay the response: a non-streamed body is checked to be a JSON object (else 502, never
 // relayed) and bounded; a stream is relayed event by event with backpressure, its usage scanned
 // and edited to what the client asked for (usage_scanner.h), and ended with an error event if
-// the engine fails mid-way. When every attempt failed, the engine's own last 5xx/429 answer is
-// relayed, else a 502/503/504 in OpenAI format (retry_policy.h).
+// the engine fails mid-way or ends it without `data: [DONE]`. When every attempt failed, the
+// engine's own last 5xx/429 answer is relayed, else a 502/503/504 in OpenAI format
+// (retry_policy.h).
 //
 // Threads: runs on the worker that owns the exchange, `env.pool` and `env.rng`.
 
