@@ -250,6 +250,27 @@ TEST(FailClosed, AReloadCannotSwitchAuthenticationOff) {
   std::filesystem::remove(db);
 }
 
+// `tidegate check -c <a directory>` used to say the configuration is valid.
+TEST(FailClosed, CheckAndServeRefuseWhatIsNotAConfigurationFile) {
+  const auto dir = tempPath(".d");
+  std::filesystem::create_directory(dir);
+  const auto empty = dir + "/empty.yaml";
+  std::ofstream(empty) << "# nothing here yet\n---\n";
+  for (const auto& [path, why] : std::vector<std::pair<std::string, std::string>>{
+           {dir, "it is a directory"},
+           {empty, "no resources (the file is empty)"},
+           {dir + "/missing.yaml", "No such file or directory"}}) {
+    for (const char* cmd : {"check", "serve"}) {
+      auto r = runCommand({binaryPath(), cmd, "-c", path}, 20s);
+      EXPECT_EQ(r.exit_code, 2) << cmd << " " << path << ": " << r.output;
+      EXPECT_NE(r.output.find(path + ": "), std::string::npos) << r.output;
+      EXPECT_NE(r.output.find(why), std::string::npos) << r.output;
+      EXPECT_EQ(r.output.find("configuration is valid"), std::string::npos) << r.output;
+    }
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(FailClosed, RequiredKeysWithNoKeyAtAllRefuseEveryRequest) {
   Engine engine({"--served-model-name", "base", "--time-scale", "inf"});
   Serve gw(config(engine, "  auth: {apiKeys: required}\n", ""));

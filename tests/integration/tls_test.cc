@@ -121,6 +121,23 @@ TEST(Tls, MutualTlsAcceptsClientsTheCaSignedAndRefusesOthers) {
   }));
 }
 
+TEST(Tls, TheAdminAddressServesHttpsWhenAsked) {
+  TestCerts certs;
+  Engine engine({"--served-model-name", "base", "--time-scale", "inf"});
+  Serve gw(config(engine.port, tlsSpec(certs, "server", "    admin: true\n")));
+  const auto ctx = clientTls(certs, "ca");
+  auto metrics = http::fetch("127.0.0.1", gw.admin_port, {.target = "/metrics"}, {}, {.tls = ctx});
+  ASSERT_TRUE(metrics.ok()) << metrics.error().message;
+  EXPECT_EQ(metrics->status, 200u);
+  EXPECT_NE(metrics->body.find("tidegate_tls_handshakes_total"), std::string::npos);
+  // Plain HTTP to it gets nothing (and the gateway carries on).
+  auto plain = http::fetch("127.0.0.1", gw.admin_port, {.target = "/healthz", .timeout_s = 5});
+  EXPECT_FALSE(plain.ok() && plain->status == 200);
+  auto again = http::fetch("127.0.0.1", gw.admin_port, {.target = "/healthz"}, {}, {.tls = ctx});
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->body, "ok\n");
+}
+
 TEST(Tls, ASilentClientLosesItsConnectionAtTheHandshakeDeadline) {
   TestCerts certs;
   Engine engine({"--served-model-name", "base", "--time-scale", "inf"});
