@@ -6,7 +6,8 @@
 // - changing the authentication mode (spec.auth.apiKeys) — the new file must state the mode;
 //   an implied mode cannot change, so a file cut short cannot switch authentication off;
 // - dropping more than half of the file's API keys or of its usage plans — the new file must
-//   set spec.auth.allowKeyRemoval: true.
+//   set spec.auth.allowKeyRemoval: true;
+// and refused outright: removing spec.tls.clientCAFile (mutual TLS off takes a restart).
 // Settings that only apply at start-up (addresses, workers, ledger, limiter backend, TLS on or
 // off — its certificates do reload) are applied at the next restart; the review names each one
 // so the log and /admin/state can say so.

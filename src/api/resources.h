@@ -220,8 +220,10 @@ struct GatewayConfig {
   // spec.upstreamTLS: how https endpoints are reached. Server certificates are verified by
   // default, against caFile (else the system's CAs).
   struct UpstreamTls {
-    std::string ca_file, certificate_file, key_file;  // caFile, certificateFile, keyFile
-    bool verify = true;                               // insecureSkipVerify: true turns it off
+    std::string ca_file;           // caFile; default "": the system's CAs
+    std::string certificate_file;  // certificateFile; default "": no client certificate
+    std::string key_file;          // keyFile, with certificateFile
+    bool verify = true;            // default true; insecureSkipVerify: true turns it off
   } upstream_tls;
   struct RateLimit {
     bool redis = false;                         // spec.rateLimit.backend: local (default) | redis

@@ -46,9 +46,11 @@ std::string_view failureName(Failure f) {
 namespace {
 
 bool isReset(const beast::error_code& ec) {
+  // Over TLS, a peer that closes without close_notify (as servers commonly do) shows as a
+  // truncated stream.
   return ec == asio::error::eof || ec == asio::error::connection_reset ||
          ec == asio::error::broken_pipe || ec == bhttp::error::end_of_stream ||
-         ec == bhttp::error::partial_message;
+         ec == bhttp::error::partial_message || ec == asio::ssl::error::stream_truncated;
 }
 
 // Names a failed operation's error by kind.

@@ -416,7 +416,7 @@ asio::awaitable<void> Server::lingeringClose(tls::Stream& stream) {
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream.tcp().expires_after(std::chrono::seconds(2));
   std::size_t budget = 64 << 20;
-  static char scratch[16384];
+  thread_local char scratch[16384];  // discarded bytes; one buffer per worker thread
   while (budget > 0) {
     auto [rec, n] = co_await stream.io(
         [&](auto& s) { return s.async_read_some(asio::buffer(scratch), kTuple); });

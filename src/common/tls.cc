@@ -16,11 +16,13 @@ namespace tidegate::tls {
 
 namespace {
 
-// ALPN: tidegate speaks HTTP/1.1 only. A client offering protocols without http/1.1 gets a
-// handshake failure (RFC 7301 §3.2) rather than a connection it cannot use.
+// ALPN's wire form of the one protocol tidegate speaks.
+constexpr unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+
+// A client offering protocols without http/1.1 gets a handshake failure (RFC 7301 §3.2) rather
+// than a connection it cannot use.
 int selectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
                unsigned int inlen, void*) {
-  static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   unsigned char* selected = nullptr;
   if (SSL_select_next_proto(&selected, outlen, kHttp11, sizeof kHttp11, in, inlen) !=
       OPENSSL_NPN_NEGOTIATED)
@@ -77,6 +79,11 @@ Result<std::shared_ptr<ssl::context>> makeServerContext(const ServerConfig& conf
       SSL_CTX_set_client_CA_list(ctx->native_handle(), names);
     ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
   }
+  // Clients resume sessions (Node's agents, curl): with client verification on, OpenSSL refuses a
+  // resumption unless the context names its sessions. No TLS 1.2 renegotiation (a CPU DoS).
+  static const unsigned char kSessionContext[] = "tidegate";
+  SSL_CTX_set_session_id_context(ctx->native_handle(), kSessionContext, sizeof kSessionContext - 1);
+  SSL_CTX_set_options(ctx->native_handle(), SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_alpn_select_cb(ctx->native_handle(), selectAlpn, nullptr);
   return ctx;
 }
@@ -101,22 +108,8 @@ Result<std::shared_ptr<ssl::context>> makeClientContext(const ClientConfig& conf
     if (ec) return Error{failure("TLS client key", config.key_file, ec)};
   }
   ctx->set_verify_mode(config.verify ? ssl::verify_peer : ssl::verify_none);
-  static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   SSL_CTX_set_alpn_protos(ctx->native_handle(), kHttp11, sizeof kHttp11);
   return ctx;
-}
-
-Result<double> secondsUntilExpiry(const std::string& certificate_file) {
-  FILE* f = std::fopen(certificate_file.c_str(), "r");
-  if (!f) return Error{"cannot open " + certificate_file};
-  X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
-  std::fclose(f);
-  if (!cert) return Error{failure("TLS certificate", certificate_file, {})};
-  int days = 0, secs = 0;
-  const int ok = ASN1_TIME_diff(&days, &secs, nullptr, X509_get0_notAfter(cert));
-  X509_free(cert);
-  if (!ok) return Error{"cannot read the expiry of " + certificate_file};
-  return days * 86400.0 + secs;
 }
 
 Result<std::shared_ptr<ServerTls>> ServerTls::make(ServerConfig config) {
@@ -126,14 +119,25 @@ Result<std::shared_ptr<ServerTls>> ServerTls::make(ServerConfig config) {
   return t;
 }
 
+Result<std::shared_ptr<ServerTls>> ServerTls::make(std::shared_ptr<ssl::context> ctx,
+                                                   ServerConfig config) {
+  std::shared_ptr<ServerTls> t(new ServerTls());
+  t->install(std::move(ctx), std::move(config));
+  t->reloads_ = 0;
+  return t;
+}
+
 ServerConfig ServerTls::config() const {
   std::lock_guard lock(mu_);
   return config_;
 }
 
-std::string ServerTls::fileStamp() const {
+// The files' identities (mtime, size, inode) as of now. Taken BEFORE they are read, so a file
+// replaced while a context is being built (a certificate copied before its key) shows as a
+// change at the next check instead of being missed.
+std::string ServerTls::fileStamp(const ServerConfig& c) {
   std::string stamp;
-  for (const auto* f : {&config_.certificate_file, &config_.key_file, &config_.client_ca_file}) {
+  for (const auto* f : {&c.certificate_file, &c.key_file, &c.client_ca_file}) {
     struct stat st {};
     if (f->empty() || ::stat(f->c_str(), &st) != 0) {
       stamp += "-;";
@@ -146,37 +150,64 @@ std::string ServerTls::fileStamp() const {
 }
 
 Status ServerTls::reload(ServerConfig config) {
+  auto stamp = fileStamp(config);
   auto ctx = makeServerContext(config);
   if (!ctx) {
     reload_failures_.fetch_add(1);
     return ctx.error();
   }
-  install(std::move(ctx).value(), std::move(config));
+  std::lock_guard lock(mu_);
+  installLocked(std::move(ctx).value(), std::move(config), std::move(stamp));
   return Status::Ok();
 }
 
 void ServerTls::install(std::shared_ptr<ssl::context> ctx, ServerConfig config) {
+  auto stamp = fileStamp(config);
   std::lock_guard lock(mu_);
+  installLocked(std::move(ctx), std::move(config), std::move(stamp));
+}
+
+void ServerTls::installLocked(std::shared_ptr<ssl::context> ctx, ServerConfig config,
+                              std::string stamp) {
   config_ = std::move(config);
-  file_stamp_ = fileStamp();
+  file_stamp_ = std::move(stamp);
   current_.store(std::move(ctx));
+  ++generation_;
   reloads_.fetch_add(1);
 }
 
 Result<bool> ServerTls::reloadIfChanged() {
   ServerConfig config;
+  std::string stamp;
+  std::uint64_t generation;
   {
     std::lock_guard lock(mu_);
-    if (fileStamp() == file_stamp_) return false;
+    stamp = fileStamp(config_);
+    if (stamp == file_stamp_) return false;
     config = config_;
+    generation = generation_;
   }
-  if (auto s = reload(std::move(config)); !s) {
+  auto ctx = makeServerContext(config);
+  std::lock_guard lock(mu_);
+  // A reload (SIGHUP) installed something meanwhile, maybe other paths: it wins.
+  if (generation != generation_) return false;
+  if (!ctx) {
     // Not retried until the files change again: one error per change, not one per check.
-    std::lock_guard lock(mu_);
-    file_stamp_ = fileStamp();
-    return Error{s.message()};
+    file_stamp_ = std::move(stamp);
+    reload_failures_.fetch_add(1);
+    return Error{ctx.error().message};
   }
+  installLocked(std::move(ctx).value(), std::move(config), std::move(stamp));
   return true;
+}
+
+Result<double> ServerTls::secondsUntilExpiry() const {
+  const auto ctx = current();
+  const X509* cert = SSL_CTX_get0_certificate(ctx->native_handle());
+  int days = 0, secs = 0;
+  if (!cert || !ASN1_TIME_diff(&days, &secs, nullptr, X509_get0_notAfter(cert)))
+    return Error{"no certificate"};
+  return days * 86400.0 + secs;
 }
 
 const char* ServerTls::failureName(Failure f) {

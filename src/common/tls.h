@@ -9,7 +9,7 @@
 // that fails (a missing or mismatched file) keeps the current context and says why.
 //
 // Client side: makeClientContext() verifies servers by default (the CA bundle given, else the
-// system's), presents a client certificate when given one, and Stream::connectTls() names the
+// system's), presents a client certificate when given one, and Stream::startClientTls() names the
 // host for SNI and checks the certificate against it (DNS names or IP addresses).
 //
 // Both sides: TLS 1.2 at least (configurable to 1.3), ALPN "http/1.1".
@@ -59,14 +59,14 @@ struct ClientConfig {
 Result<std::shared_ptr<ssl::context>> makeServerContext(const ServerConfig& config);
 Result<std::shared_ptr<ssl::context>> makeClientContext(const ClientConfig& config);
 
-// Seconds until the certificate in `certificate_file` expires (negative once expired).
-Result<double> secondsUntilExpiry(const std::string& certificate_file);
-
 // A server's current TLS context; thread-safe.
 class ServerTls {
  public:
   // Builds the first context; fails like makeServerContext.
   static Result<std::shared_ptr<ServerTls>> make(ServerConfig config);
+  // With a first context already built from `config`.
+  static Result<std::shared_ptr<ServerTls>> make(std::shared_ptr<ssl::context> ctx,
+                                                 ServerConfig config);
 
   std::shared_ptr<ssl::context> current() const { return current_.load(); }
   ServerConfig config() const;
@@ -75,10 +75,13 @@ class ServerTls {
   Status reload(ServerConfig config);
   // Swaps in a context already built from `config` (a reload validated it first).
   void install(std::shared_ptr<ssl::context> ctx, ServerConfig config);
-  // Rebuilds when a file's modification time or size changed since the last (re)load: for a
-  // periodic check (Kubernetes swaps Secret files through a symlink). Returns false when nothing
-  // changed, true when reloaded, an error when the files changed but do not load.
+  // Rebuilds when a file's modification time, size or inode changed since the last (re)load:
+  // for a periodic check (Kubernetes swaps Secret files through a symlink). Returns false when
+  // nothing changed (or a reload() won meanwhile), true when reloaded, an error when the files
+  // changed but do not load.
   Result<bool> reloadIfChanged();
+  // Seconds until the certificate in use expires (negative once expired).
+  Result<double> secondsUntilExpiry() const;
 
   // Reloads that swapped a new context in, and that failed (for metrics).
   std::uint64_t reloads() const { return reloads_.load(); }
@@ -94,11 +97,13 @@ class ServerTls {
 
  private:
   ServerTls() = default;
-  std::string fileStamp() const;  // REQUIRES: mu_ held
+  static std::string fileStamp(const ServerConfig& c);
+  void installLocked(std::shared_ptr<ssl::context> ctx, ServerConfig config, std::string stamp);
 
   mutable std::mutex mu_;
-  ServerConfig config_;     // guarded by mu_
-  std::string file_stamp_;  // guarded by mu_: mtimes and sizes at the last (re)load
+  ServerConfig config_;           // guarded by mu_
+  std::string file_stamp_;        // guarded by mu_: the files as of the last (re)load
+  std::uint64_t generation_ = 0;  // guarded by mu_: contexts installed so far
   std::atomic<std::shared_ptr<ssl::context>> current_;
   std::atomic<std::uint64_t> failures_[static_cast<int>(Failure::kCount)] = {};
   std::atomic<std::uint64_t> handshakes_{0};

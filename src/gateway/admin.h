@@ -62,7 +62,7 @@ class AdminApi {
   Access& access_;
   const PickLog& picks_;
   std::vector<std::pair<std::string, std::function<boost::json::value()>>> sections_;
-  bool loopback_ = true;
+  bool loopback_ = false;  // until setLoopback(): closed
 };
 
 }  // namespace tidegate::gateway

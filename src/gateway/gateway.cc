@@ -182,7 +182,7 @@ struct Gateway::Impl {
              static_cast<double>(t.reloads()));
     w.sample("tidegate_tls_certificate_reloads_total", {{"result", "failed"}},
              static_cast<double>(t.reloadFailures()));
-    if (auto left = tls::secondsUntilExpiry(t.config().certificate_file)) {
+    if (auto left = t.secondsUntilExpiry()) {
       w.family("tidegate_tls_certificate_expiry_seconds", "gauge",
                "Seconds until the listener's certificate expires (negative: expired).");
       w.sample("tidegate_tls_certificate_expiry_seconds", {}, *left);
@@ -371,12 +371,12 @@ tidegate::Status Gateway::start() {
   const auto& g = st->config->gateway;
   m.upstream_tls.store(tls_contexts->upstream);
   if (tls_contexts->server) {
-    auto t = tls::ServerTls::make(tls_contexts->server_config);
+    auto t = tls::ServerTls::make(tls_contexts->server, tls_contexts->server_config);
     if (!t) return t.error();
     m.server_tls = std::move(t).value();
-    if (!g.upstream_tls.verify)
-      spdlog::warn("spec.upstreamTLS.insecureSkipVerify: https endpoints are not verified");
   }
+  if (!g.upstream_tls.verify)
+    spdlog::warn("spec.upstreamTLS.insecureSkipVerify: https endpoints are not verified");
   // One connection budget for every worker (the kernel spreads connections unevenly), and a
   // client that stops reading loses its response after the idle timeout: the relay then
   // cancels the upstream request and frees its slot at once.
@@ -468,8 +468,11 @@ tidegate::Status Gateway::reload() {
   auto tls_contexts = buildTls((*cfg)->gateway);
   if (!tls_contexts) return refuse(m.opts.config_path + ": " + tls_contexts.error().message);
   if (auto s = m.access.configure(*cfg); !s) return refuse(s.message());
-  m.builder.setConfig(*cfg);
+  // Before the snapshot: scrapes of endpoints it adds start with the new client context.
   m.upstream_tls.store(tls_contexts->upstream);
+  m.builder.setConfig(*cfg);
+  if (!(*cfg)->gateway.upstream_tls.verify)
+    spdlog::warn("spec.upstreamTLS.insecureSkipVerify: https endpoints are not verified");
   // TLS on or off waits for a restart (the review names it); its certificates apply now, to
   // connections accepted from now on.
   if (m.server_tls && tls_contexts->server)

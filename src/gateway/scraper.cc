@@ -60,9 +60,15 @@ void Scraper::stop() {
 
 asio::awaitable<void> Scraper::scrapeLoop(std::shared_ptr<Endpoint> ep,
                                           std::shared_ptr<std::atomic<bool>> alive) {
-  http::ClientOptions options;
-  if (ep->address().tls && tls_) options.tls = tls_();
-  http::Client client(control_.get_executor(), ep->address().host, ep->address().port, options);
+  // An https endpoint's client takes the upstream TLS context at each new connection, so a
+  // reload's new CA bundle applies to scrapes too.
+  auto connect = [&] {
+    http::ClientOptions options;
+    if (ep->address().tls) options.tls = tls_ ? tls_() : nullptr;
+    return std::make_unique<http::Client>(control_.get_executor(), ep->address().host,
+                                          ep->address().port, options);
+  };
+  auto client = connect();
   asio::steady_timer timer(control_);
   double last_models = -1;
   while (*alive) {
@@ -72,7 +78,8 @@ asio::awaitable<void> Scraper::scrapeLoop(std::shared_ptr<Endpoint> ep,
     auto prev = ep->metrics();
     auto next = std::make_shared<EndpointMetrics>(*prev);
     http::ClientRequest req{.method = "GET", .target = "/metrics", .timeout_s = timeout};
-    auto r = co_await client.send(req);
+    if (ep->address().tls && !client->reusable()) client = connect();
+    auto r = co_await client->send(req);
     if (r && r->status == 200) {
       if (auto scrape = prom::parse(r->body)) {
         readEngineMetrics(*scrape, *next);
@@ -89,7 +96,7 @@ asio::awaitable<void> Scraper::scrapeLoop(std::shared_ptr<Endpoint> ep,
     }
     if (next->up && (last_models < 0 || now() - last_models >= 1.0)) {
       http::ClientRequest mreq{.method = "GET", .target = "/v1/models", .timeout_s = timeout};
-      auto m = co_await client.send(mreq);
+      auto m = co_await client->send(mreq);
       if (m && m->status == 200 && readModelList(m->body, *next)) last_models = now();
     }
     if (prev->up != next->up)

@@ -23,6 +23,9 @@ Config make(int plans, int keys, const std::string& gateway_spec = "{}") {
   return c.ok() ? *c : Config{};
 }
 
+const char* kTls = "{tls: {certificateFile: c, keyFile: k}}";
+const char* kMutualTls = "{tls: {certificateFile: c, keyFile: k, clientCAFile: ca}}";
+
 TEST(Reload, RefusesWhatAFileCutShortWouldDoUnlessTheFileSaysSo) {
   struct Case {
     const char* name;
@@ -54,6 +57,10 @@ TEST(Reload, RefusesWhatAFileCutShortWouldDoUnlessTheFileSaysSo) {
        make(0, 0), "spec.auth.apiKeys would change from required to disabled"},
       {"implied disabled to implied required", make(0, 0), make(1, 1),
        "spec.auth.apiKeys would change from disabled to required"},
+      {"mutual TLS turned off", make(1, 1, kMutualTls), make(1, 1, kTls),
+       "spec.tls.clientCAFile would be removed"},
+      {"mutual TLS with another CA", make(1, 1, kMutualTls),
+       make(1, 1, "{tls: {certificateFile: c, keyFile: k, clientCAFile: other}}"), ""},
   };
   for (const auto& c : cases) {
     const auto r = reviewReload(c.running, c.running, c.next);
@@ -86,6 +93,27 @@ TEST(Reload, NamesStartUpOnlySettingsAgainstTheFirstConfiguration) {
   // A second reload is still compared with what the process started with.
   EXPECT_EQ(reviewReload(started, moved, moved).restart_needed.size(), 4u);
   EXPECT_TRUE(reviewReload(started, moved, started).restart_needed.empty());
+  // Every other setting read only at start-up, one at a time.
+  for (const auto& [spec, field] : std::vector<std::pair<std::string, std::string>>{
+           {"{limits: {maxConnections: 5}}", "spec.limits.maxConnections"},
+           {"{limits: {maxBodyBytes: 4096}}", "spec.limits.maxBodyBytes"},
+           {"{limits: {maxHeaderBytes: 4096}}", "spec.limits.maxHeaderBytes"},
+           {"{timeouts: {idle: 5s}}", "spec.timeouts.idle (client connections)"},
+           {"{seed: 7}", "spec.seed"},
+           {"{admin: \"127.0.0.1:9001\"}", "spec.admin"},
+           {"{rateLimit: {backend: redis}}", "spec.rateLimit.backend"},
+           {kTls, "spec.tls"}}) {
+    const auto review = reviewReload(started, started, make(1, 1, spec));
+    ASSERT_EQ(review.restart_needed.size(), 1u) << spec;
+    EXPECT_EQ(review.restart_needed[0].field, field);
+  }
+  const auto tls = make(1, 1, kTls);
+  const auto slow = make(1, 1, "{tls: {certificateFile: c, keyFile: k, handshakeTimeout: 1m}}");
+  const auto named = reviewReload(tls, tls, slow).restart_needed;
+  ASSERT_EQ(named.size(), 1u);
+  EXPECT_EQ(named[0].field, "spec.tls.handshakeTimeout");
+  EXPECT_EQ(named[0].running, "10s");
+  EXPECT_EQ(named[0].configured, "60s");
   EXPECT_EQ(r.changes, "auth required, keys 1, plans 1, pools 0, models 0, routes 0");
   EXPECT_EQ(reviewReload(started, started, make(2, 2)).changes,
             "auth required, keys 1 -> 2, plans 1 -> 2, pools 0, models 0, routes 0");

@@ -54,7 +54,7 @@ struct UsageTotals {
 // One event of the audit trail.
 struct AuditEntry {
   double time = 0;      // unix seconds
-  std::string actor;    // who (the name an admin API caller gives, "admin", "SIGHUP")
+  std::string actor;    // who (the name an admin API caller gives, "admin", "reload")
   std::string remote;   // the caller's address, if any
   std::string token;    // which admin token (a prefix of its SHA-256), if any
   std::string action;   // key.create | key.plan | key.revoke | config.reload | config.refused
