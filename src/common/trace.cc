@@ -125,11 +125,18 @@ Result<Trace> parseMooncake(std::istream& in, const std::string& path) {
 }  // namespace
 
 Result<Trace> loadTrace(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) return Error{"cannot read trace " + path};
-  const int c = in.peek();
-  Result<Trace> t = c == '{' ? parseMooncake(in, path) : parseAzure(in, path);
-  if (t && t->rows.empty()) return Error{"trace " + path + " has no requests"};
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return Error{"cannot read trace " + path};
+  return parseTrace(text.view(), path);
+}
+
+Result<Trace> parseTrace(std::string_view text, const std::string& name) {
+  std::istringstream in{std::string(text)};
+  Result<Trace> t = text.starts_with('{') ? parseMooncake(in, name) : parseAzure(in, name);
+  if (t && t->rows.empty()) return Error{"trace " + name + " has no requests"};
   return t;
 }
 

@@ -77,6 +77,17 @@ TEST(Trace, ErrorsNameFileAndLine) {
   EXPECT_FALSE(loadTrace("/nonexistent/trace.csv").ok());
 }
 
+TEST(Trace, ParsesFromText) {
+  auto t = parseTrace("TIMESTAMP,ContextTokens,GeneratedTokens\r\n2023-11-16T18:17:03.5,4,2\r\n",
+                      "mem.csv");
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  EXPECT_EQ(t->format, "azure-csv");
+  EXPECT_EQ(t->rows.at(0).input_tokens, 4);
+  auto e = parseTrace("", "mem.csv");
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().message, "trace mem.csv has no requests");
+}
+
 TEST(Trace, ShippedTracesLoad) {
   for (const char* name :
        {"azure_llm_2023_code.csv", "azure_llm_2023_conv.csv", "mooncake_conversation.jsonl"}) {
