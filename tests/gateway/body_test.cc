@@ -99,6 +99,24 @@ TEST(Body, ReadsMaxTokens) {
 namespace tidegate::gateway {
 namespace {
 
+// Found by fuzz/usage_scanner_fuzz.cc: escapes were skipped unchecked, so a body with `\q` in
+// a string passed as valid JSON.
+TEST(JsonScanner, EscapesFollowTheJsonGrammar) {
+  for (const char* ok : {R"("\"\\\/\b\f\n\r\t")", R"("\u00e9\uD83D\uDE00")", R"("\ud800")"}) {
+    JsonScanner s(ok);
+    EXPECT_TRUE(s.value() && s.atEnd()) << ok;
+  }
+  for (const char* bad :
+       {R"("\q")", R"("\u12")", R"("\u12G4")", R"("\x41")", "\"\\", "\"\\\xff\""}) {
+    JsonScanner s(bad);
+    EXPECT_FALSE(s.value()) << bad;
+  }
+  RequestFields f;
+  const auto e = scanRequest(R"({"model":"m","x":"\q"})", f);
+  ASSERT_TRUE(e);
+  EXPECT_NE(e->message.find("malformed JSON"), std::string::npos);
+}
+
 TEST(JsonScanner, NumbersFollowTheJsonGrammar) {
   for (const char* ok : {"0", "-0", "7", "-12", "3.25", "1e5", "1E+5", "2.5e-3", "-0.0"})
     EXPECT_TRUE(JsonScanner::isNumber(ok)) << ok;

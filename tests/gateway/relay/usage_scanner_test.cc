@@ -83,5 +83,12 @@ TEST(UsageScanner, GivesEachClientTheStreamItAskedFor) {
   }
 }
 
+TEST(UsageScanner, EscapesFollowTheJsonGrammar) {
+  EXPECT_FALSE(scanObject("{  \"choices\xff\\\xff\":1 }").object);
+  EXPECT_FALSE(scanObject(R"({"usage":{"prompt_tokens":1},"x":"\q"})").object);
+  EXPECT_FALSE(scanObject(R"({"x":"\u12"})").object);
+  EXPECT_TRUE(scanObject(R"({"x":"\u00e9\n\"\/\\","y":"\ud800"})").object);
+}
+
 }  // namespace
 }  // namespace tidegate::gateway::relay
