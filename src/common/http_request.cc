@@ -30,7 +30,12 @@ std::string_view framingError(const Request& req) {
   int codings = 0;
   bool chunked = false;
   for (auto it = range.first; it != range.second; ++it) {
-    for (auto coding : bhttp::token_list(it->value())) {
+    // A list of tokens, strictly: Beast's token_list stops at the first byte that is not a
+    // token's, so `chunked\xff` would read as `chunked` here while a proxy in front may read
+    // it as an unknown coding (and the body as the next request).
+    const bhttp::opt_token_list list(it->value());
+    if (!bhttp::validate_list(list)) return "malformed Transfer-Encoding";
+    for (auto coding : list) {
       ++codings;
       chunked = beast::iequals(coding, "chunked");
     }

@@ -33,6 +33,9 @@ TEST(HttpRequest, HeadsWithFaultyFramingAreRefused) {
       {"POST /x HTTP/1.1\r\nTransfer-Encoding: ,Chunked\r\n\r\n", ""},
       {"POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\n", ""},
       {"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "only chunked"},
+      {"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\xff\r\n\r\n", "malformed Transfer-Encoding"},
+      // A transfer parameter: chunked has none, and a proxy in front would not read it as chunked.
+      {"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked;q=1\r\n\r\n", "malformed Transfer-Encoding"},
       {"POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.0"},
       {"GET * HTTP/1.1\r\n\r\n", "OPTIONS"},
       {"GET v1/models HTTP/1.1\r\n\r\n", "neither origin-form nor absolute-form"},
