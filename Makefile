@@ -9,8 +9,13 @@ JOBS ?= $(shell nproc)
 LLAMA_SERVER := $(wildcard $(CURDIR)/../shared/engines/llama.cpp/bin/llama-server)
 export TIDEGATE_LLAMA_SERVER ?= $(LLAMA_SERVER)
 CMAKE_FLAGS ?=
+# The fuzz build (clang, libFuzzer, ASan+UBSan) and how long each target runs.
+FUZZ_BUILD_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 30
+export FUZZ_SECONDS
 
-.PHONY: all deps configure build test unit integration demo bench format format-check asan clean
+.PHONY: all deps configure build test unit integration demo bench format format-check asan fuzz \
+  fuzz-coverage clean
 
 all: build
 
@@ -45,6 +50,20 @@ bench: build
 asan:
 	$(MAKE) test BUILD_DIR=build-asan BUILD_TYPE=Debug SANITIZE=ON
 
+# Builds the fuzz targets with clang and runs each for FUZZ_SECONDS (fuzz/run.sh); fails on any
+# finding. Locally: FUZZ_SECONDS=600 make fuzz; one target: FUZZ_TARGETS=sse make fuzz.
+$(FUZZ_BUILD_DIR)/build.ninja:
+	cmake -S . -B $(FUZZ_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_COMPILER=clang++ -DTIDEGATE_FUZZ=ON
+
+fuzz: deps $(FUZZ_BUILD_DIR)/build.ninja
+	cmake --build $(FUZZ_BUILD_DIR) -j $(JOBS)
+	bash fuzz/run.sh $(FUZZ_BUILD_DIR)
+
+# llvm-cov's coverage of the parsers by the corpora (seeds and what `make fuzz` found); local.
+fuzz-coverage: deps
+	bash fuzz/coverage.sh $(FUZZ_BUILD_DIR)
+
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 
@@ -52,4 +71,4 @@ format-check:
 	clang-format --dry-run -Werror $$(git ls-files '*.cc' '*.h')
 
 clean:
-	rm -rf $(BUILD_DIR) build-asan
+	rm -rf $(BUILD_DIR) build-asan $(FUZZ_BUILD_DIR) build-fuzz-cov

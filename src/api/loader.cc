@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "api/yaml_stream.h"
 #include "common/crypto.h"
 #include "common/duration.h"
 #include "common/url.h"
@@ -728,7 +729,7 @@ Result<Config> parseConfig(const std::string& text, const std::string& name) {
   c.file = name;
   std::vector<YAML::Node> docs;
   try {
-    docs = YAML::LoadAll(text);
+    docs = loadAllDocuments(text);
   } catch (const YAML::Exception& e) {
     return Error{name + ": line " + std::to_string(e.mark.line + 1) +
                  ": YAML syntax error: " + e.msg};

@@ -9,9 +9,9 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
-#include <cctype>
 #include <cerrno>
 #include <chrono>
 
@@ -222,95 +222,6 @@ asio::awaitable<bool> Exchange::finishStream() {
   co_return endWrite(ec);
 }
 
-namespace {
-
-// RFC 9112 §6.1 and §6.3: the only transfer coding a request may carry here is `chunked`, alone
-// (other codings are not supported, and with `chunked` not last the body length is unknown).
-// Transfer-Encoding with Content-Length, or in HTTP/1.0, is faulty framing that a proxy in
-// front may read differently: refused, as a request smuggling guard. Beast's parser already
-// refuses some of these (Content-Length before Transfer-Encoding, Content-Length after chunked,
-// a second Transfer-Encoding after chunked) but reads the rest as a request without a body,
-// leaving its body to be taken for the next request. Returns the reason to refuse, or "".
-std::string_view framingError(const Request& req) {
-  auto range = req.equal_range(bhttp::field::transfer_encoding);
-  if (range.first == range.second) return {};
-  if (req.version() < 11) return "Transfer-Encoding in an HTTP/1.0 request";
-  if (req.count(bhttp::field::content_length) > 0)
-    return "both Transfer-Encoding and Content-Length";
-  int codings = 0;
-  bool chunked = false;
-  for (auto it = range.first; it != range.second; ++it) {
-    for (auto coding : bhttp::token_list(it->value())) {
-      ++codings;
-      chunked = beast::iequals(coding, "chunked");
-    }
-  }
-  if (codings != 1 || !chunked) return "unsupported Transfer-Encoding: only chunked is accepted";
-  return {};
-}
-
-// host [":" port] of an http(s) URI, RFC 3986 §3.2 without userinfo (RFC 9110 §4.2.4: an error
-// in http URIs). A reg-name or IPv4 host, or an IP literal in brackets; a non-empty host.
-bool validAuthority(std::string_view a) {
-  auto isRegNameChar = [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) ||
-           std::string_view("-._~!$&'()*+,;=%").find(c) != std::string_view::npos;
-  };
-  std::string_view host = a, port;
-  if (a.starts_with('[')) {
-    const auto close = a.find(']');
-    if (close == std::string_view::npos || close < 2) return false;
-    for (char c : a.substr(1, close - 1))
-      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return false;
-    const auto rest = a.substr(close + 1);
-    if (!rest.empty() && rest[0] != ':') return false;
-    if (!rest.empty()) port = rest.substr(1);
-  } else {
-    if (const auto colon = a.find(':'); colon != std::string_view::npos) {
-      host = a.substr(0, colon);
-      port = a.substr(colon + 1);
-    }
-    if (host.empty()) return false;
-    for (char c : host)
-      if (!isRegNameChar(c)) return false;
-  }
-  if (port.size() > 5) return false;
-  for (char c : port)
-    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
-  return true;
-}
-
-// RFC 9112 §3.2: brings the request target to origin-form, so handlers match on paths. An
-// absolute-form target (`http://host:port/path?query`, §3.2.2) becomes `/path?query` ("/" when
-// the path is empty), and its authority replaces the Host header, which an origin server must
-// ignore then. The asterisk-form `*` stays, for OPTIONS only. Anything else (the authority-form
-// of CONNECT, a relative path, another scheme) is refused. Returns the reason, or "".
-std::string_view normaliseTarget(Request& req) {
-  const std::string_view target = req.target();
-  if (target.starts_with('/')) return {};
-  if (target == "*") {
-    if (req.method() == bhttp::verb::options) return {};
-    return "the asterisk-form target is only for OPTIONS";
-  }
-  const auto sep = target.find("://");
-  if (sep == std::string_view::npos)
-    return "the request target is neither origin-form nor absolute-form";
-  const auto scheme = target.substr(0, sep);
-  if (!beast::iequals(scheme, "http") && !beast::iequals(scheme, "https"))
-    return "the absolute-form target's scheme is not http or https";
-  const auto rest = target.substr(sep + 3);
-  const auto end = std::min(rest.find_first_of("/?#"), rest.size());
-  if (!validAuthority(rest.substr(0, end))) return "bad authority in the absolute-form target";
-  std::string authority(rest.substr(0, end));
-  std::string origin(rest.substr(end));
-  if (!origin.starts_with('/')) origin.insert(0, "/");
-  req.set(bhttp::field::host, authority);
-  req.target(origin);
-  return {};
-}
-
-}  // namespace
-
 Server::Server(asio::io_context& ioc, ServerOptions options, Handler handler)
     : ioc_(ioc),
       options_(std::move(options)),
@@ -471,45 +382,29 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
 
   try {
     for (std::uint64_t request_no = 1; !stopped_; ++request_no) {
-      bhttp::request_parser<bhttp::string_body> parser;
-      parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
-      parser.body_limit(options_.max_body_bytes);
+      RequestParser parser;
+      limitParser(parser, options_.max_header_bytes, options_.max_body_bytes);
       // One deadline for the whole request, header and body.
       stream.tcp().expires_after(asDuration(options_.idle_timeout_s));
       auto [ec, n] = co_await stream.io(
           [&](auto& s) { return bhttp::async_read_header(s, buffer, parser, kTuple); });
-      std::string_view refusal;
+      std::optional<Refusal> refusal;
       if (!ec) {
-        // Checked before the body is read: the framing decides where the body ends.
-        refusal = framingError(parser.get());
-        if (refusal.empty()) refusal = normaliseTarget(parser.get());
-        if (refusal.empty()) {
+        refusal = checkHead(parser.get());
+        if (!refusal) {
           auto [body_ec, body_n] = co_await stream.io(
               [&](auto& s) { return bhttp::async_read(s, buffer, parser, kTuple); });
           ec = body_ec;
         }
       }
-      if (!refusal.empty()) {
-        std::string message(refusal);
-        co_await reject(Status::bad_request, std::move(message));
+      if (!refusal && ec) refusal = readFailure(ec, options_.max_body_bytes);
+      if (refusal) {
+        const Status status = refusal->status;
+        std::string message = std::move(refusal->message);
+        co_await reject(status, std::move(message));
         break;
       }
-      if (ec) {
-        if (ec == bhttp::error::body_limit) {
-          std::string message =
-              "request body exceeds " + std::to_string(options_.max_body_bytes) + " bytes";
-          co_await reject(Status::payload_too_large, std::move(message));
-        } else if (ec == bhttp::error::header_limit) {
-          std::string message = "request headers too large";
-          co_await reject(Status::request_header_fields_too_large, std::move(message));
-        } else if (ec.category() ==
-                       bhttp::make_error_code(bhttp::error::end_of_stream).category() &&
-                   ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
-          std::string message = "malformed HTTP request: " + ec.message();
-          co_await reject(Status::bad_request, std::move(message));
-        }
-        break;  // EOF, timeout, reset: just close
-      }
+      if (ec) break;  // EOF, timeout, reset: just close
       stream.tcp().expires_never();
       Exchange ex(stream, parser.release(), id, options_, request_no);
       bool threw = false;

@@ -13,11 +13,8 @@
 // connections, per server or shared by several (ConnectionBudget); a connection over the cap is
 // answered 503 without its request being read.
 //
-// Framing (RFC 9112): a request whose Transfer-Encoding is anything but exactly `chunked`, that
-// has both Transfer-Encoding and Content-Length, or that is HTTP/1.0 with Transfer-Encoding gets
-// 400 and the connection closes (a request smuggling guard). An absolute-form target
-// (`POST http://host/v1/x HTTP/1.1`) reaches the handler in origin-form (`/v1/x`) with the Host
-// header set to the URI's authority; the asterisk-form (`*`) is accepted for OPTIONS only.
+// Reading a request (http_request.h): RFC 9112 framing checks (a request smuggling guard: 400,
+// then the connection closes), absolute-form targets brought to origin-form for handlers.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -37,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/http_request.h"
 #include "common/result.h"
 #include "common/tls.h"
 
@@ -45,8 +43,6 @@ namespace tidegate::http {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
-using Status = beast::http::status;
-using Request = beast::http::request<beast::http::string_body>;
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 // A cap on open connections shared by several Servers (the gateway runs one per worker thread):

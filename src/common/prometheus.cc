@@ -304,6 +304,9 @@ std::string parseSampleLine(std::string_view line, Sample& out) {
       if (i >= line.size() || !isNameStart(line[i])) return "expected a label name";
       while (i < line.size() && isNameChar(line[i])) ++i;
       std::string key(line.substr(ks, i - ks));
+      // A label set names each label once, as Prometheus' text parser (expfmt) requires.
+      for (const auto& [name, value] : out.labels)
+        if (name == key) return "duplicate label " + key;
       if (i >= line.size() || line[i] != '=') return "expected '=' after label " + key;
       ++i;
       if (i >= line.size() || line[i] != '"') return "expected '\"' for label " + key;

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 #include <charconv>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace tidegate {
@@ -36,7 +37,8 @@ bool parseTimestamp(std::string_view s, double& out) {
       !toNumber(s.substr(8, 2), d) || !toNumber(s.substr(11, 2), h) ||
       !toNumber(s.substr(14, 2), mi) || !toNumber(s.substr(17), sec))
     return false;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec < 0 || sec >= 61)
+  // (Written so that a NaN second, which from_chars reads from "nan", is refused too.)
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || !(sec >= 0 && sec < 61))
     return false;
   out = static_cast<double>(daysFromCivil(y, mo, d)) * 86400 + h * 3600.0 + mi * 60.0 + sec;
   return true;
@@ -72,7 +74,8 @@ Result<Trace> parseAzure(std::istream& in, const std::string& path) {
       return Error{where + "bad GeneratedTokens"};
     if (t.rows.empty()) first = ts;
     r.offset_s = ts - first;
-    if (r.offset_s < 0) return Error{where + "rows must be in arrival order"};
+    if (!t.rows.empty() && r.offset_s < t.rows.back().offset_s)
+      return Error{where + "rows must be in arrival order"};
     t.rows.push_back(std::move(r));
   }
   return t;
@@ -93,30 +96,36 @@ Result<Trace> parseMooncake(std::istream& in, const std::string& path) {
     auto v = boost::json::parse(line, ec);
     if (ec || !v.is_object()) return Error{where + "expected a JSON object"};
     const auto& o = v.get_object();
-    auto num = [&](const char* key, double& out) {
+    // A number in [0, max]; Boost.JSON reads a number too large for a double as infinity.
+    auto num = [&](const char* key, double max, double& out) {
       const auto* x = o.if_contains(key);
       if (!x || !x->is_number()) return false;
       out = x->to_number<double>();
-      return out >= 0;
+      return out >= 0 && out <= max;
     };
+    constexpr double kMaxTokens = std::numeric_limits<int>::max();
     double ts, in_len, out_len;
-    if (!num("timestamp", ts)) return Error{where + "missing or bad 'timestamp'"};
-    if (!num("input_length", in_len)) return Error{where + "missing or bad 'input_length'"};
-    if (!num("output_length", out_len)) return Error{where + "missing or bad 'output_length'"};
+    if (!num("timestamp", std::numeric_limits<double>::max(), ts))
+      return Error{where + "missing or bad 'timestamp'"};
+    if (!num("input_length", kMaxTokens, in_len))
+      return Error{where + "missing or bad 'input_length'"};
+    if (!num("output_length", kMaxTokens, out_len))
+      return Error{where + "missing or bad 'output_length'"};
     TraceRow r;
     r.input_tokens = static_cast<int>(in_len);
     r.output_tokens = static_cast<int>(out_len);
     if (const auto* ids = o.if_contains("hash_ids")) {
       if (!ids->is_array()) return Error{where + "'hash_ids' must be an array"};
       for (const auto& id : ids->get_array()) {
-        if (!id.is_int64() && !id.is_uint64())
-          return Error{where + "'hash_ids' must hold integers"};
+        if (!id.is_uint64() && !(id.is_int64() && id.get_int64() >= 0))
+          return Error{where + "'hash_ids' must hold integers that are not negative"};
         r.hash_ids.push_back(id.to_number<std::uint64_t>());
       }
     }
     if (t.rows.empty()) first = ts;
     r.offset_s = (ts - first) / 1000.0;
-    if (r.offset_s < 0) return Error{where + "rows must be in arrival order"};
+    if (!t.rows.empty() && r.offset_s < t.rows.back().offset_s)
+      return Error{where + "rows must be in arrival order"};
     t.rows.push_back(std::move(r));
   }
   return t;
@@ -125,11 +134,18 @@ Result<Trace> parseMooncake(std::istream& in, const std::string& path) {
 }  // namespace
 
 Result<Trace> loadTrace(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) return Error{"cannot read trace " + path};
-  const int c = in.peek();
-  Result<Trace> t = c == '{' ? parseMooncake(in, path) : parseAzure(in, path);
-  if (t && t->rows.empty()) return Error{"trace " + path + " has no requests"};
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return Error{"cannot read trace " + path};
+  return parseTrace(text.view(), path);
+}
+
+Result<Trace> parseTrace(std::string_view text, const std::string& name) {
+  std::istringstream in{std::string(text)};
+  Result<Trace> t = text.starts_with('{') ? parseMooncake(in, name) : parseAzure(in, name);
+  if (t && t->rows.empty()) return Error{"trace " + name + " has no requests"};
   return t;
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -25,6 +26,10 @@ struct Trace {
   std::vector<TraceRow> rows;
 };
 
+// Reads the trace file at `path` (parseTrace of its content).
 Result<Trace> loadTrace(const std::string& path);
+// Parses a trace from its text; `name` stands for the file in messages. A trace without rows is
+// an error.
+Result<Trace> parseTrace(std::string_view text, const std::string& name);
 
 }  // namespace tidegate

@@ -4,6 +4,8 @@
 #include <boost/json.hpp>
 #include <cctype>
 #include <charconv>
+#include <iterator>
+#include <string_view>
 #include <vector>
 
 #include "common/json_util.h"
@@ -40,10 +42,21 @@ std::optional<ScanError> scanRequest(std::string_view body, RequestFields& out) 
   if (s.peek() != '{') return ScanError{"request body must be a JSON object", {}};
   s.eat('{');
   bool has_model = false;
+  // The members the gateway reads, seen once each at most: with two, which one counts is up to
+  // each JSON reader (most take the last), so the gateway and the engine could read different
+  // models or stream settings. Such a body is refused rather than guessed at.
+  constexpr std::string_view kOnce[] = {"model", "stream", "stream_options", "max_tokens",
+                                        "max_completion_tokens"};
+  bool seen[std::size(kOnce)] = {};
   if (!s.eat('}')) {
     do {
       std::string key;
       if (!s.string(&key) || !s.eat(':')) return ScanError{"malformed JSON in request body", {}};
+      for (std::size_t k = 0; k < std::size(kOnce); ++k) {
+        if (key != kOnce[k]) continue;
+        if (seen[k]) return ScanError{key + ": given more than once", key};
+        seen[k] = true;
+      }
       s.ws();
       const std::size_t vstart = s.pos();
       if (key == "model") {

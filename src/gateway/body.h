@@ -26,8 +26,8 @@ struct RequestFields {
   std::string prompt_text;  // prompt, or the concatenated message contents (for prefix affinity)
 };
 
-// Scans `body`. Errors (malformed JSON, not an object, wrong field types, missing model) are
-// returned as a message and the offending field.
+// Scans `body`. Errors (malformed JSON, not an object, wrong field types, missing model, a member
+// the gateway reads given twice) are returned as a message and the offending field.
 struct ScanError {
   std::string message;
   std::string param;

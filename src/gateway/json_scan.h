@@ -57,9 +57,8 @@ class JsonScanner {
     while (i_ < s_.size()) {
       const char c = s_[i_++];
       if (c == '\\') {
-        if (i_ >= s_.size()) return false;
+        if (!escape()) return false;
         escaped = true;
-        ++i_;
       } else if (c == '"') {
         if (out) {
           if (!escaped) {
@@ -107,6 +106,17 @@ class JsonScanner {
   }
 
  private:
+  // The rest of an escape after its backslash (RFC 8259 §7): one of "\/bfnrt, or u and four hex
+  // digits. A lone surrogate (\uD800) is allowed, as the grammar allows it.
+  bool escape() {
+    if (i_ >= s_.size()) return false;
+    const char e = s_[i_++];
+    if (e != 'u') return std::string_view("\"\\/bfnrt").find(e) != std::string_view::npos;
+    for (int k = 0; k < 4; ++k, ++i_)
+      if (i_ >= s_.size() || !std::isxdigit(static_cast<unsigned char>(s_[i_]))) return false;
+    return true;
+  }
+
   bool literal() {
     const std::size_t start = i_;
     while (i_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '-' ||

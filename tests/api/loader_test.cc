@@ -197,6 +197,25 @@ TEST(Loader, TheAuthModeIsExplicitOrImpliedByKeysAndPlans) {
       << flag.error().message;
 }
 
+// Found by fuzz/config_fuzz.cc: yaml-cpp 0.7 loops forever, allocating, on these (a `,` where a
+// node should start); they are syntax errors naming the line, and return at once.
+TEST(Loader, StreamsYamlCppWouldLoopOnAreSyntaxErrors) {
+  struct Case {
+    const char* yaml;
+    const char* error;
+  } cases[] = {
+      {",)", "f.yaml: line 1: YAML syntax error"},
+      {",", "f.yaml: line 1: YAML syntax error"},
+      {"a: 1\n---\n,\n", "f.yaml: line 3: YAML syntax error"},
+      {"- a\n,\n", "f.yaml: line 2: YAML syntax error"},
+  };
+  for (const auto& c : cases) {
+    auto r = parseConfig(c.yaml, "f.yaml");
+    ASSERT_FALSE(r.ok()) << c.yaml;
+    EXPECT_NE(r.error().message.find(c.error), std::string::npos) << r.error().message;
+  }
+}
+
 }  // namespace
 }  // namespace tidegate::api
 

@@ -181,6 +181,13 @@ TEST(HttpServer, TransferEncodingOtherThanChunkedAloneIsRefused) {
        "hello", 400},
       {"HTTP/1.0 chunked", "HTTP/1.0", "Transfer-Encoding: chunked\r\n", chunked_body, 400},
       {"empty", "HTTP/1.1", "Transfer-Encoding: \r\n", "", 400},
+      {"empty list items", "HTTP/1.1", "Transfer-Encoding: , chunked ,\r\n", chunked_body, 200},
+      // Found by fuzz/http_request_fuzz.cc: Beast's token list ends at the first byte that is no
+      // token's, so this read as `chunked` while a proxy in front may see an unknown coding.
+      {"chunked then a byte no token has", "HTTP/1.1", "Transfer-Encoding: chunked\xff\r\n",
+       chunked_body, 400},
+      {"chunked then a vertical tab", "HTTP/1.1", "Transfer-Encoding: chunked\x0b\r\n",
+       chunked_body, 400},
       // Beast refuses these itself.
       {"chunked and content-length", "HTTP/1.1",
        "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", chunked_body, 400},

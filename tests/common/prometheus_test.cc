@@ -109,6 +109,8 @@ TEST(PrometheusParser, ErrorsNameTheLine) {
       {"m{a=\"1\n", "line 1: unterminated value of label a"},
       {"m\n", "line 1: expected a value"},
       {"m abc\n", "line 1: bad sample value 'abc'"},
+      // Found by fuzz/prometheus_fuzz.cc: which `le` would count? Prometheus refuses it too.
+      {"m{le=\"1\",model=\"a\",le=\"2\"} 1\n", "line 1: duplicate label le"},
   };
   for (const auto& c : cases) {
     auto s = parse(c.text);

@@ -93,11 +93,57 @@ TEST(Body, ReadsMaxTokens) {
   EXPECT_EQ(e->param, "max_tokens");
 }
 
+// Two `model` members: the gateway would route on one and an engine might run the other (most
+// JSON readers take the last, some the first; seen while writing fuzz/request_body_fuzz.cc,
+// which holds the scanner to Boost.JSON). Refused, like the other members the gateway reads.
+TEST(Body, MembersTheGatewayReadsAreGivenOnce) {
+  struct Case {
+    const char* body;
+    const char* param;
+  } cases[] = {
+      {R"({"model":"a","model":"b"})", "model"},
+      {R"({"model":"a","mod\u0065l":"b"})", "model"},  // an escaped name is the same name
+      {R"({"model":"m","stream":true,"stream":false})", "stream"},
+      {R"({"model":"m","stream_options":{"include_usage":true},"stream_options":null})",
+       "stream_options"},
+      {R"({"model":"m","max_tokens":5,"max_tokens":null})", "max_tokens"},
+  };
+  for (const auto& c : cases) {
+    RequestFields f;
+    const auto e = scanRequest(c.body, f);
+    ASSERT_TRUE(e) << c.body;
+    EXPECT_EQ(e->param, c.param);
+    EXPECT_EQ(e->message, std::string(c.param) + ": given more than once");
+  }
+  // max_tokens and max_completion_tokens are two members: the later one counts.
+  RequestFields both;
+  ASSERT_FALSE(scanRequest(R"({"model":"m","max_tokens":5,"max_completion_tokens":7})", both));
+  EXPECT_EQ(both.max_tokens, 7);
+}
+
 }  // namespace
 }  // namespace tidegate::gateway
 
 namespace tidegate::gateway {
 namespace {
+
+// Found by fuzz/usage_scanner_fuzz.cc: escapes were skipped unchecked, so a body with `\q` in
+// a string passed as valid JSON.
+TEST(JsonScanner, EscapesFollowTheJsonGrammar) {
+  for (const char* ok : {R"("\"\\\/\b\f\n\r\t")", R"("\u00e9\uD83D\uDE00")", R"("\ud800")"}) {
+    JsonScanner s(ok);
+    EXPECT_TRUE(s.value() && s.atEnd()) << ok;
+  }
+  for (const char* bad :
+       {R"("\q")", R"("\u12")", R"("\u12G4")", R"("\x41")", "\"\\", "\"\\\xff\""}) {
+    JsonScanner s(bad);
+    EXPECT_FALSE(s.value()) << bad;
+  }
+  RequestFields f;
+  const auto e = scanRequest(R"({"model":"m","x":"\q"})", f);
+  ASSERT_TRUE(e);
+  EXPECT_NE(e->message.find("malformed JSON"), std::string::npos);
+}
 
 TEST(JsonScanner, NumbersFollowTheJsonGrammar) {
   for (const char* ok : {"0", "-0", "7", "-12", "3.25", "1e5", "1E+5", "2.5e-3", "-0.0"})

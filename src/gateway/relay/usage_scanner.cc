@@ -107,7 +107,10 @@ ObjectScan scanObject(std::string_view json) {
       s.ws();
       const std::size_t value = s.pos();
       bool ok = true;
+      // A member given twice counts as its last value (as most JSON readers take it).
       if (key == "usage") {
+        out.usage_object = false;
+        out.usage = {};
         if (s.peek() == '{') {
           JsonScanner probe = s;
           out.usage_object = usageObject(probe, out.usage);
@@ -124,6 +127,7 @@ ObjectScan scanObject(std::string_view json) {
           }
         }
       } else if (key == "choices") {
+        out.choices_empty = out.role_only = false;
         ok = choices(s, out.choices_empty, out.role_only);
       } else {
         if (key == "error") out.error = true;

@@ -83,5 +83,29 @@ TEST(UsageScanner, GivesEachClientTheStreamItAskedFor) {
   }
 }
 
+// Found by fuzz/usage_scanner_fuzz.cc, which holds the scanner to Boost.JSON: a member given
+// twice counts as its last value (as Boost.JSON, Python's json and nlohmann::json read it), and
+// an escape JSON does not have makes the text no object.
+TEST(UsageScanner, AMemberGivenTwiceCountsAsItsLastValue) {
+  const auto choices = scanObject(R"({"q":1,"choices":[],"usage":1,"choices":2})");
+  EXPECT_TRUE(choices.object);
+  EXPECT_FALSE(choices.choices_empty);
+  const auto usage = scanObject(R"({"usage":{"prompt_tokens":5},"usage":null})");
+  EXPECT_TRUE(usage.object);
+  EXPECT_FALSE(usage.usage_object);
+  EXPECT_EQ(usage.usage.prompt, -1);
+  EXPECT_EQ(usage.usage_value.end - usage.usage_value.begin, 4u);  // the last one: null
+  const auto again = scanObject(R"({"usage":null,"usage":{"prompt_tokens":5}})");
+  EXPECT_TRUE(again.usage_object);
+  EXPECT_EQ(again.usage.prompt, 5);
+}
+
+TEST(UsageScanner, EscapesFollowTheJsonGrammar) {
+  EXPECT_FALSE(scanObject("{  \"choices\xff\\\xff\":1 }").object);
+  EXPECT_FALSE(scanObject(R"({"usage":{"prompt_tokens":1},"x":"\q"})").object);
+  EXPECT_FALSE(scanObject(R"({"x":"\u12"})").object);
+  EXPECT_TRUE(scanObject(R"({"x":"\u00e9\n\"\/\\","y":"\ud800"})").object);
+}
+
 }  // namespace
 }  // namespace tidegate::gateway::relay
