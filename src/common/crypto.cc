@@ -1,6 +1,7 @@
 #include "common/crypto.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -22,6 +23,31 @@ std::string sha1Hex(std::string_view data) {
   SHA1(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
        reinterpret_cast<unsigned char*>(out.data()));
   return toHex(out);
+}
+
+std::optional<std::string> base64Decode(std::string_view text) {
+  std::string in;
+  for (char c : text)
+    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') in.push_back(c);
+  if (in.size() % 4 != 0) return std::nullopt;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    // '=' only as the last one or two characters.
+    if (!alnum && c != '+' && c != '/' && !(c == '=' && i + 2 >= in.size())) return std::nullopt;
+  }
+  if (in.size() >= 2 && in[in.size() - 2] == '=' && in.back() != '=') return std::nullopt;
+  std::string out(in.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()),
+                                static_cast<int>(in.size()));
+  if (n < 0) return std::nullopt;
+  // EVP_DecodeBlock counts padding as zero bytes: drop them.
+  std::size_t pad = 0;
+  if (!in.empty() && in.back() == '=') ++pad;
+  if (in.size() >= 2 && in[in.size() - 2] == '=') ++pad;
+  out.resize(static_cast<std::size_t>(n) - pad);
+  return out;
 }
 
 std::string toHex(std::string_view bytes) {

@@ -3,6 +3,7 @@
 // only ever held as digests; a presented key is hashed and the digests compared in constant time,
 // so neither the stored form nor the comparison reveals the secret. Thread-safe.
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,9 @@ std::string sha256Hex(std::string_view data);
 // Lowercase hex of raw bytes, and back (nullopt-like: empty string when `hex` is not valid hex).
 std::string toHex(std::string_view bytes);
 std::string fromHex(std::string_view hex);
+// Standard base64 (RFC 4648 §4, with padding; whitespace ignored) to bytes; nullopt when
+// `text` is not base64.
+std::optional<std::string> base64Decode(std::string_view text);
 // SHA-1 as hex: only for naming things (Redis script ids), never for secrets.
 std::string sha1Hex(std::string_view data);
 // `bytes` bytes from the OS's CSPRNG, as lowercase hex (2 * bytes characters).

@@ -94,7 +94,10 @@ Result<std::shared_ptr<ssl::context>> makeClientContext(const ClientConfig& conf
                    ssl::context::no_sslv3);
   if (auto s = setVersion(*ctx, config.min_version); !s) return Error{s.message()};
   boost::system::error_code ec;
-  if (config.ca_file.empty()) {
+  if (!config.ca_pem.empty() && config.ca_file.empty()) {
+    ctx->add_certificate_authority(boost::asio::buffer(config.ca_pem), ec);
+    if (ec) return Error{failure("TLS CA bundle", "(in memory)", ec)};
+  } else if (config.ca_file.empty()) {
     ctx->set_default_verify_paths(ec);
     if (ec) return Error{failure("TLS system CA paths", "", ec)};
   } else {
@@ -106,6 +109,11 @@ Result<std::shared_ptr<ssl::context>> makeClientContext(const ClientConfig& conf
     if (ec) return Error{failure("TLS client certificate", config.certificate_file, ec)};
     ctx->use_private_key_file(config.key_file, ssl::context::pem, ec);
     if (ec) return Error{failure("TLS client key", config.key_file, ec)};
+  } else if (!config.certificate_pem.empty()) {
+    ctx->use_certificate_chain(boost::asio::buffer(config.certificate_pem), ec);
+    if (ec) return Error{failure("TLS client certificate", "(in memory)", ec)};
+    ctx->use_private_key(boost::asio::buffer(config.key_pem), ssl::context::pem, ec);
+    if (ec) return Error{failure("TLS client key", "(in memory)", ec)};
   }
   ctx->set_verify_mode(config.verify ? ssl::verify_peer : ssl::verify_none);
   SSL_CTX_set_alpn_protos(ctx->native_handle(), kHttp11, sizeof kHttp11);

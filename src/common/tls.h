@@ -52,6 +52,9 @@ struct ClientConfig {
   std::string key_file;
   bool verify = true;  // false skips server verification (tests and labs only; logged)
   Version min_version = Version::k12;
+  // The CA, certificate and key as PEM text in memory (kubeconfig's *-data fields), used when
+  // the matching file is empty.
+  std::string ca_pem, certificate_pem, key_pem;
   bool operator==(const ClientConfig&) const = default;
 };
 

@@ -25,6 +25,25 @@ TEST(Crypto, HexRoundTripsAndRejectsGarbage) {
   EXPECT_NE(crypto::randomHex(16), crypto::randomHex(16));
 }
 
+TEST(Crypto, Base64DecodesRfc4648VectorsAndRejectsGarbage) {
+  // RFC 4648 §10.
+  const std::vector<std::pair<std::string, std::string>> vectors = {{"", ""},
+                                                                    {"Zg==", "f"},
+                                                                    {"Zm8=", "fo"},
+                                                                    {"Zm9v", "foo"},
+                                                                    {"Zm9vYg==", "foob"},
+                                                                    {"Zm9vYmE=", "fooba"},
+                                                                    {"Zm9vYmFy", "foobar"}};
+  for (const auto& [in, out] : vectors) {
+    auto got = crypto::base64Decode(in);
+    ASSERT_TRUE(got) << in;
+    EXPECT_EQ(*got, out) << in;
+  }
+  EXPECT_EQ(*crypto::base64Decode("Zm9v\nYmFy\n"), "foobar");  // PEM-style line breaks
+  for (const char* bad : {"Zm9", "Zm=v", "Z===", "Zm9v!A==", "=Zm9"})
+    EXPECT_FALSE(crypto::base64Decode(bad)) << bad;
+}
+
 TEST(Crypto, ConstantTimeEqualComparesWholeValues) {
   EXPECT_TRUE(crypto::constantTimeEqual("abc", "abc"));
   EXPECT_FALSE(crypto::constantTimeEqual("abc", "abd"));
