@@ -26,9 +26,16 @@ else
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# npm packages of the tests (pinned in tests/node/package-lock.json).
+# npm packages of the tests (pinned in tests/node/package-lock.json): the openai client, and
+# kubernetes-models, ajv and yaml for the manifest validator. npm ci when any dependency of
+# package.json is missing or at another version than pinned (a machine warmed before one was
+# added gets it too).
 node_dir="$(dirname "$0")/../tests/node"
-if [ ! -d "$node_dir/node_modules/openai" ]; then
+if ! (cd "$node_dir" && node -e '
+  const deps = require("./package.json").dependencies;
+  for (const m in deps)
+    if (require("./node_modules/" + m + "/package.json").version !== deps[m]) process.exit(1);
+' 2>/dev/null); then
   echo "deps: npm ci in tests/node"
   (cd "$node_dir" && npm ci --no-audit --no-fund --silent)
 fi
