@@ -443,6 +443,9 @@ void readService(Fields& top, Config& c, Source src) {
   } else {
     s.command = spec.strings("command");
   }
+  // On Kubernetes: the image of the replicas' container and the port {port} stands for.
+  s.image = spec.str("image");
+  s.port = static_cast<int>(spec.integer("port", 0, 1, 65535));
   auto res = spec.map("resources");
   s.gpus = static_cast<int>(res.integer("gpus", 1, 0, 64));
   s.cpu = res.str("cpu");

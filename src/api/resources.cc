@@ -2,6 +2,24 @@
 
 namespace tidegate::api {
 
+namespace {
+std::string replaceAll(std::string s, const std::string& from, const std::string& to) {
+  for (std::size_t p = 0; (p = s.find(from, p)) != std::string::npos; p += to.size())
+    s.replace(p, from.size(), to);
+  return s;
+}
+}  // namespace
+
+std::vector<std::string> expandCommand(const std::vector<std::string>& command, int port,
+                                       const std::string& model, const std::string& gpu_ids) {
+  std::vector<std::string> argv;
+  for (const auto& a : command)
+    argv.push_back(
+        replaceAll(replaceAll(replaceAll(a, "{port}", std::to_string(port)), "{model}", model),
+                   "{gpu_ids}", gpu_ids));
+  return argv;
+}
+
 bool selectorMatches(const Labels& selector, const Labels& labels) {
   if (selector.empty()) return false;
   for (const auto& [k, v] : selector) {

@@ -124,6 +124,13 @@ struct InferenceService {
   Source source;
   std::string served_model_name;
   std::vector<std::string> command;  // template; default: tidegate engine
+  // Kubernetes provider: spec.image, the container image of the replicas (default "": the
+  // gateway's own image, tidegate, whose `tidegate engine` the default command runs), and
+  // spec.port, the port {port} stands for in the command and the pods listen on (default 0: the
+  // target port of the InferencePool that selects the service, else 8000). The local provider
+  // gives each replica a free port instead.
+  std::string image;
+  int port = 0;
   int gpus = 1, min_replicas = 1, max_replicas = 1;
   std::string cpu, memory;                       // informational
   std::map<std::string, double> metric_targets;  // engine gauge -> target average per replica
@@ -136,6 +143,10 @@ struct InferenceService {
   control::Behavior behavior = control::Behavior::kubernetesDefaults();
   control::PanicSpec panic;
 };
+
+// The command template with {port}, {model} and {gpu_ids} replaced (every provider's argv).
+std::vector<std::string> expandCommand(const std::vector<std::string>& command, int port,
+                                       const std::string& model, const std::string& gpu_ids);
 
 // What the keys on a plan may do. Every limit <= 0 means unlimited (the default).
 struct UsagePlan {

@@ -1,14 +1,18 @@
 #include "cli/serve_cmd.h"
 
 #include <signal.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "api/loader.h"
 #include "common/log.h"
 #include "controller/controller.h"
+#include "controller/kubernetes.h"
 #include "gateway/gateway.h"
 #include "gateway/routing.h"
 
@@ -16,7 +20,49 @@ namespace tidegate::cli {
 
 namespace {
 
-int runServe(const std::string& config, const std::string& level) {
+// How `serve` reaches a Kubernetes cluster, from its flags.
+struct KubeFlags {
+  bool in_cluster = false;  // --kubernetes
+  std::string kubeconfig;   // --kubeconfig FILE
+  std::string context;      // --context NAME
+  std::string identity;     // --identity (default $POD_NAME, else HOST-PID)
+  std::string lease_name = "tidegate-leader";
+  std::string lease_namespace;  // default $POD_NAMESPACE, else the cluster config's namespace
+  double lease_duration_s = 15, renew_deadline_s = 10, retry_period_s = 2;
+  bool enabled() const { return in_cluster || !kubeconfig.empty(); }
+};
+
+Result<controller::KubernetesOptions> kubernetesOptions(const KubeFlags& f) {
+  auto cluster = f.in_cluster ? kube::inCluster() : kube::fromKubeconfig(f.kubeconfig, f.context);
+  if (!cluster) return Error{cluster.error().message};
+  controller::KubernetesOptions o;
+  o.cluster = *cluster;
+  o.leader.name = f.lease_name;
+  const char* pod_ns = std::getenv("POD_NAMESPACE");
+  o.leader.ns = !f.lease_namespace.empty() ? f.lease_namespace
+                : pod_ns && *pod_ns        ? std::string(pod_ns)
+                                           : cluster->ns;
+  o.leader.identity = f.identity;
+  if (o.leader.identity.empty()) {
+    if (const char* pod = std::getenv("POD_NAME"); pod && *pod) {
+      o.leader.identity = pod;
+    } else {
+      char host[256] = {};
+      ::gethostname(host, sizeof host - 1);
+      o.leader.identity = std::string(host) + "-" + std::to_string(::getpid());
+    }
+  }
+  o.leader.lease_duration_s = f.lease_duration_s;
+  o.leader.renew_deadline_s = f.renew_deadline_s;
+  o.leader.retry_period_s = f.retry_period_s;
+  // client-go refuses these too: a leader must stop before its lease can pass to another.
+  if (!(f.lease_duration_s > f.renew_deadline_s && f.renew_deadline_s > f.retry_period_s &&
+        f.retry_period_s > 0))
+    return Error{"leader election: need lease duration > renew deadline > retry period > 0"};
+  return o;
+}
+
+int runServe(const std::string& config, const std::string& level, const KubeFlags& kube_flags) {
   log::init("serve", level);
   // Signals are taken synchronously by this thread; every thread started below inherits the mask.
   sigset_t set;
@@ -26,13 +72,30 @@ int runServe(const std::string& config, const std::string& level) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
+  std::optional<controller::KubernetesOptions> kube_options;
+  if (kube_flags.enabled()) {
+    auto o = kubernetesOptions(kube_flags);
+    if (!o) {
+      std::cerr << "tidegate serve: " << o.error().message << "\n";
+      return 2;
+    }
+    kube_options = std::move(o).value();
+  }
   gateway::Gateway gw({.config_path = config, .log_level = level});
   if (auto st = gw.start(); !st) {
     std::cerr << "tidegate serve: " << st.message() << "\n";
     return 2;
   }
-  controller::Controller ctl(gw);
-  ctl.start();
+  // On Kubernetes the replicas are pods; otherwise child processes of this gateway.
+  std::unique_ptr<controller::Controller> local;
+  std::unique_ptr<controller::KubernetesController> kubernetes;
+  if (kube_options) {
+    kubernetes = std::make_unique<controller::KubernetesController>(gw, *kube_options);
+    kubernetes->start();
+  } else {
+    local = std::make_unique<controller::Controller>(gw);
+    local->start();
+  }
   // Tests and scripts read the bound ports from this line.
   const auto& g = gw.config()->gateway;
   std::cout << "tidegate serve listening on " << (g.tls.enabled ? "https" : "http")
@@ -50,7 +113,10 @@ int runServe(const std::string& config, const std::string& level) {
     spdlog::info("signal {}: stopping", sig);
     break;
   }
-  ctl.stop();  // every replica stops before the gateway does: no orphans
+  // Local replicas stop before the gateway does (no orphans); pods belong to the cluster and
+  // stay — the leader only hands its Lease on.
+  if (local) local->stop();
+  if (kubernetes) kubernetes->stop();
   gw.stop();
   return 0;
 }
@@ -151,12 +217,31 @@ std::string describeAccess(const api::Config& c) {
 void addServeCommands(CLI::App& app) {
   auto config = std::make_shared<std::string>();
   auto level = std::make_shared<std::string>("info");
-  auto* serve = app.add_subcommand("serve", "Run the gateway (and, later, the controller)");
+  auto kf = std::make_shared<KubeFlags>();
+  auto* serve = app.add_subcommand("serve", "Run the gateway and the controller");
   serve->add_option("-c,--config", *config, "Configuration file (YAML)")->required();
   serve->add_option("--log-level", *level, "trace|debug|info|warn|error|off")
       ->capture_default_str();
-  serve->callback([config, level] {
-    int rc = runServe(*config, *level);
+  serve->add_flag("--kubernetes", kf->in_cluster,
+                  "Run against the cluster this pod is in (service account)");
+  serve->add_option("--kubeconfig", kf->kubeconfig, "Run against the cluster of a kubeconfig file");
+  serve->add_option("--context", kf->context, "The kubeconfig context (default: current-context)");
+  serve->add_option("--identity", kf->identity,
+                    "Leader-election identity (default: $POD_NAME, else HOST-PID)");
+  serve->add_option("--lease-name", kf->lease_name, "The leader-election Lease")
+      ->capture_default_str();
+  serve->add_option("--lease-namespace", kf->lease_namespace,
+                    "The Lease's namespace (default: $POD_NAMESPACE, else the context's)");
+  serve->add_option("--leader-elect-lease-duration", kf->lease_duration_s, "Seconds")
+      ->capture_default_str();
+  serve->add_option("--leader-elect-renew-deadline", kf->renew_deadline_s, "Seconds")
+      ->capture_default_str();
+  serve->add_option("--leader-elect-retry-period", kf->retry_period_s, "Seconds")
+      ->capture_default_str();
+  serve->callback([config, level, kf] {
+    if (kf->in_cluster && !kf->kubeconfig.empty())
+      throw CLI::ValidationError("--kubernetes and --kubeconfig: give one");
+    int rc = runServe(*config, *level, *kf);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });
 

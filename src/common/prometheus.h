@@ -44,6 +44,8 @@ class TextWriter {
   // Same, with one extra label appended (used for histogram `le`).
   void sample(std::string_view name, const Labels& labels, std::string_view extra_name,
               std::string_view extra_value, double value);
+  // Appends exposition text another TextWriter wrote (a collector's cached families).
+  void append(std::string_view text) { out_.append(text); }
   const std::string& text() const { return out_; }
   std::string take() { return std::move(out_); }
 

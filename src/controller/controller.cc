@@ -18,6 +18,7 @@
 #include "common/url.h"
 #include "control/autoscaler.h"
 #include "control/placement.h"
+#include "controller/observe.h"
 #include "gateway/endpoint.h"
 #include "gateway/gateway.h"
 #include "providers/local.h"
@@ -29,8 +30,6 @@ namespace bj = boost::json;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr double kDrainGraceS = 30;
 constexpr double kTermGraceS = 5;
-// The metric name that means "this gateway's requests in flight at the replica".
-constexpr const char* kGatewayInflight = "tidegate:inflight";
 
 namespace {
 double now() { return monotonicSeconds(); }
@@ -90,12 +89,7 @@ struct Controller::Impl {
     for (const auto& s : cfg->services) {
       auto svc = std::make_unique<Service>();
       svc->spec = s;
-      auto& a = svc->autoscaler;
-      a.min_replicas = s.min_replicas;
-      a.max_replicas = s.max_replicas;
-      a.targets = s.metric_targets;
-      a.behavior = s.behavior;
-      a.panic = s.panic;
+      svc->autoscaler = autoscalerSpec(s);
       auto& c = svc->cluster;
       for (const auto& p : cfg->node_pools)
         c.pools.push_back({.name = p.meta.name,
@@ -145,50 +139,6 @@ struct Controller::Impl {
       timer.expires_after(std::chrono::milliseconds(static_cast<long>(interval * 1000)));
       co_await timer.async_wait(kTuple);
     }
-  }
-
-  // The value of a PromQL query (a scalar, or the sum of an instant vector); nullopt on failure.
-  asio::awaitable<std::optional<double>> queryPrometheus(
-      const api::InferenceService::PromQuery& q) {
-    auto target = parseUrl(q.url);
-    if (!target) co_return std::nullopt;
-    http::Client client(gw.controlContext().get_executor(), target->host, target->port);
-    http::ClientRequest req{
-        .method = "GET",
-        .target = target->base_path + "/api/v1/query?query=" + urlEncode(q.query),
-        .timeout_s = 1};
-    auto r = co_await client.send(req);
-    if (!r || r->status != 200) {
-      spdlog::warn("controller: prometheus query failed: {}",
-                   r ? "HTTP " + std::to_string(r->status) : r.error().message);
-      co_return std::nullopt;
-    }
-    boost::system::error_code ec;
-    auto v = bj::parse(r->body, ec);
-    if (ec || !v.is_object()) co_return std::nullopt;
-    const auto* data = v.get_object().if_contains("data");
-    if (!data || !data->is_object()) co_return std::nullopt;
-    const auto* result = data->get_object().if_contains("result");
-    const auto* type = data->get_object().if_contains("resultType");
-    if (!result || !type || !type->is_string()) co_return std::nullopt;
-    auto number = [](const bj::value& pair) -> std::optional<double> {
-      if (!pair.is_array() || pair.get_array().size() != 2 || !pair.get_array()[1].is_string())
-        return std::nullopt;
-      try {
-        return std::stod(std::string(pair.get_array()[1].get_string()));
-      } catch (...) {
-        return std::nullopt;
-      }
-    };
-    if (type->get_string() == "scalar") co_return number(*result);
-    if (type->get_string() != "vector" || !result->is_array()) co_return std::nullopt;
-    double total = 0;
-    for (const auto& sample : result->get_array()) {
-      const auto* value = sample.is_object() ? sample.get_object().if_contains("value") : nullptr;
-      if (!value) continue;
-      if (auto x = number(*value)) total += *x;
-    }
-    co_return total;
   }
 
   api::HostPort address(const Proc& p) const {
@@ -241,45 +191,27 @@ struct Controller::Impl {
       ++it;
     }
 
-    // Observe and decide. PromQL totals are spread over the ready replicas, so the HPA formula
-    // gives ceil(total / target), as KEDA's AverageValue does.
-    std::map<std::string, double> prom_totals;
-    for (const auto& [metric, q] : s.spec.prometheus)
-      if (auto total = co_await queryPrometheus(q)) prom_totals[metric] = *total;
+    // Observe and decide.
+    const auto prom_totals = co_await prometheusTotals(gw.controlContext().get_executor(), s.spec);
     int ready_count = 0;
     for (const auto& [id, p] : s.procs) ready_count += p.state == State::kReady;
     control::Observation obs;
     obs.current = static_cast<int>(c.replicas.size());
     for (const auto& r : c.replicas) {
-      control::ReplicaObservation ro;
       auto it = s.procs.find(r.id);
-      ro.ready = it != s.procs.end() && it->second.state == State::kReady;
-      if (ro.ready) {
-        if (auto ep = gw.endpoint(address(it->second))) {
-          auto m = ep->metrics();
-          for (const auto& [metric, target] : s.autoscaler.targets) {
-            if (metric == kGatewayInflight) {
-              ro.values[metric] = ep->inflight.load();  // the gateway's own count, always fresh
-            } else if (m->up) {
-              if (auto g = m->gauges.find(metric); g != m->gauges.end())
-                ro.values[metric] = g->second;
-            }
-          }
-        }
+      if (it != s.procs.end() && it->second.state == State::kReady) {
+        obs.replicas.push_back(
+            observeReplica(gw, address(it->second), s.autoscaler, prom_totals, ready_count));
+      } else {
+        obs.replicas.push_back(control::ReplicaObservation{.ready = false});
       }
-      if (ro.ready)
-        for (const auto& [metric, total] : prom_totals) ro.values[metric] = total / ready_count;
-      obs.replicas.push_back(std::move(ro));
     }
     const auto d = control::decide(s.autoscaler, obs, t, s.autoscaler_state);
     if (d.desired != obs.current) {
-      // The reason label: the metric that decided, or the bound that limited the count.
-      std::string reason = d.metric.empty() ? "none" : d.metric;
-      if (d.desired == s.autoscaler.min_replicas && d.recommendation < d.desired)
-        reason = "minReplicas";
-      if (d.desired == s.autoscaler.max_replicas && d.recommendation > d.desired)
-        reason = "maxReplicas";
-      events->with({s.spec.meta.name, d.desired > obs.current ? "up" : "down", reason}).inc();
+      events
+          ->with({s.spec.meta.name, d.desired > obs.current ? "up" : "down",
+                  scalingReason(d, s.autoscaler)})
+          .inc();
       spdlog::info("controller: service={} scale={} current={} desired={} reason=\"{}\"",
                    s.spec.meta.name, d.desired > obs.current ? "up" : "down", obs.current,
                    d.desired, d.reason);

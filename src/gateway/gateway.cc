@@ -514,8 +514,9 @@ void Gateway::stop() {
   m.access.stop();  // commits the ledger's last records
 }
 
-void Gateway::setDynamicEndpoints(std::vector<api::Endpoints> endpoints) {
-  impl_->builder.setEndpoints("controller", std::move(endpoints));
+void Gateway::setDynamicEndpoints(std::vector<api::Endpoints> endpoints,
+                                  const std::string& source) {
+  impl_->builder.setEndpoints(source, std::move(endpoints));
 }
 
 std::shared_ptr<Endpoint> Gateway::endpoint(const api::HostPort& address) const {

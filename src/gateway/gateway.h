@@ -61,9 +61,12 @@ class Gateway {
   std::uint16_t adminPort() const;
 
   // --- Hooks for the controller (which runs on the control thread) ---
-  // Endpoints discovered at run time (the controller's Ready replicas), selected by pools like
-  // Endpoints resources. Replaces the previous set; thread-safe.
-  void setDynamicEndpoints(std::vector<api::Endpoints> endpoints);
+  // Endpoints discovered at run time by `source` ("controller": the local controller's Ready
+  // replicas; "kubernetes": Ready pods), selected by pools like Endpoints resources. Replaces
+  // that source's previous set; thread-safe. An endpoint that leaves is only left out of new
+  // picks: requests in flight to it finish.
+  void setDynamicEndpoints(std::vector<api::Endpoints> endpoints,
+                           const std::string& source = "controller");
   // The endpoint at `address` if some pool selects it (metrics, in-flight count), else null.
   std::shared_ptr<class Endpoint> endpoint(const api::HostPort& address) const;
   std::shared_ptr<const api::Config> config() const;

@@ -12,15 +12,11 @@
 #include <cstring>
 #include <thread>
 
+#include "api/resources.h"
+
 namespace tidegate::providers {
 
 namespace {
-std::string replaceAll(std::string s, const std::string& from, const std::string& to) {
-  for (std::size_t p = 0; (p = s.find(from, p)) != std::string::npos; p += to.size())
-    s.replace(p, from.size(), to);
-  return s;
-}
-
 std::string selfExe() {
   char buf[4096];
   const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -35,11 +31,7 @@ LocalProvider::~LocalProvider() { stopAll(2); }
 Result<pid_t> LocalProvider::start(const std::string& name, const std::vector<std::string>& command,
                                    int port, const std::string& model, const std::string& gpu_ids) {
   if (command.empty()) return Error{"empty command"};
-  std::vector<std::string> argv;
-  for (const auto& a : command)
-    argv.push_back(
-        replaceAll(replaceAll(replaceAll(a, "{port}", std::to_string(port)), "{model}", model),
-                   "{gpu_ids}", gpu_ids));
+  auto argv = api::expandCommand(command, port, model, gpu_ids);
   if (argv[0] == "tidegate") argv[0] = selfExe();
   const std::string log = log_dir_ + "/tidegate-replica-" + name + ".log";
   const pid_t parent = ::getpid();
