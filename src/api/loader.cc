@@ -2,14 +2,17 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
+#include "api/schema.h"
 #include "api/yaml_stream.h"
 #include "common/crypto.h"
 #include "common/duration.h"
@@ -54,38 +57,96 @@ std::string describe(const YAML::Node& n) {
   }
 }
 
+bool absent(const YAML::Node& n) { return !n.IsDefined() || n.IsNull(); }
+
+// "a, b or c"
+std::string alternatives(const std::vector<std::string>& choices) {
+  std::string out;
+  for (std::size_t i = 0; i < choices.size(); ++i) {
+    if (i > 0) out += i + 1 == choices.size() ? " or " : ", ";
+    out += choices[i];
+  }
+  return out;
+}
+
+using SchemaType = SchemaNode::Type;
+
+// The patterns the schema gives to text that accessors below parse by hand. The parsing is the
+// rule; a pattern summarises it for the API server (crd_test.cc checks that the two agree).
+constexpr const char* kHostPortPattern = "^.+:[0-9]{1,5}$";
+constexpr const char* kDurationPattern =
+    "^([0-9]+(\\.[0-9]+)?|([0-9]+(\\.[0-9]+)?(us|ms|s|m|h))+)$";
+constexpr const char* kTimestampPattern =
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:"
+    "[0-9]{2}))?$";
+
 // A map whose keys must all be consumed: finish() reports the first unknown one.
+// With a schema node (a recording parse, schema.h), every accessor also records the type, bounds
+// and requiredness of the field it reads, whether or not the field is present.
 class Fields {
  public:
-  Fields(const Context& ctx, const YAML::Node& node, std::string path)
+  Fields(const Context& ctx, const YAML::Node& node, std::string path, SchemaNode* schema = nullptr)
       : ctx_(ctx), node_(node), path_(std::move(path)) {
     if (!node.IsMap()) ctx_.fail(node, path_, "expected a map, got " + describe(node));
+    record(schema, /*present=*/true);
+  }
+
+  // Records what this map's accessors read into `schema` (null: no recording). `present`: the
+  // map is in the document (an absent one reads as empty and does not count for requiredness).
+  void record(SchemaNode* schema, bool present) {
+    schema_ = schema;
+    if (!schema_) return;
+    schema_->setType(SchemaType::kObject);
+    if (present) visit_ = ++schema_->visits;
   }
 
   std::string sub(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
-  // The value of `key`, or an undefined node if absent. Marks the key known.
+  // The value of `key`, or an undefined node if absent. Marks the key known (and, recording,
+  // leaves it untyped until a typed accessor reads it).
   YAML::Node get(const std::string& key) {
     known_.insert(key);
+    field(key);
     return node_[key];
   }
   YAML::Node required(const std::string& key) {
     auto n = get(key);
-    if (!n.IsDefined() || n.IsNull()) ctx_.fail(node_, sub(key), "required field is missing");
+    if (schema_) schema_->requireIn(key, visit_);
+    if (absent(n)) ctx_.fail(node_, sub(key), "required field is missing");
     return n;
   }
   // Accepts a field without using it (documented as accepted and ignored).
-  void ignore(const std::string& key) { known_.insert(key); }
+  void ignore(const std::string& key) {
+    known_.insert(key);
+    if (auto* s = field(key)) s->setType(SchemaType::kAny);
+  }
 
   std::string str(const std::string& key, const std::string& def = {}, bool req = false) {
+    typed(key, SchemaType::kString);
     auto n = req ? required(key) : get(key);
-    if (!n.IsDefined() || n.IsNull()) return def;
+    if (absent(n)) return def;
     if (!n.IsScalar()) ctx_.fail(n, sub(key), "expected a string, got " + describe(n));
     return n.Scalar();
   }
-  long integer(const std::string& key, long def, long lo, long hi, bool req = false) {
+  // A string that must be one of `choices` (absent: `def`, which need not be one of them).
+  std::string oneOf(const std::string& key, const std::string& def,
+                    const std::vector<std::string>& choices, bool req = false) {
+    if (auto* s = typed(key, SchemaType::kString); s && s->choices.empty()) s->choices = choices;
     auto n = req ? required(key) : get(key);
-    if (!n.IsDefined() || n.IsNull()) return def;
+    if (absent(n)) return def;
+    const auto v = str(key);
+    if (std::find(choices.begin(), choices.end(), v) == choices.end())
+      ctx_.fail(n, sub(key),
+                (choices.size() == 1 ? "only " + choices[0] + " is supported"
+                                     : "expected " + alternatives(choices)) +
+                    ", got \"" + v + "\"");
+    return v;
+  }
+  long integer(const std::string& key, long def, long lo, long hi, bool req = false) {
+    if (auto* s = typed(key, SchemaType::kInteger))
+      s->widen(static_cast<double>(lo), static_cast<double>(hi));
+    auto n = req ? required(key) : get(key);
+    if (absent(n)) return def;
     long v = 0;
     if (!n.IsScalar() || !YAML::convert<long>::decode(n, v))
       ctx_.fail(n, sub(key), "expected an integer, got " + describe(n));
@@ -95,9 +156,10 @@ class Fields {
                     std::to_string(v));
     return v;
   }
-  double number(const std::string& key, double def, double lo, double hi) {
-    auto n = get(key);
-    if (!n.IsDefined() || n.IsNull()) return def;
+  double number(const std::string& key, double def, double lo, double hi, bool req = false) {
+    if (auto* s = typed(key, SchemaType::kNumber)) s->widen(lo, hi);
+    auto n = req ? required(key) : get(key);
+    if (absent(n)) return def;
     double v = 0;
     if (!n.IsScalar() || !YAML::convert<double>::decode(n, v))
       ctx_.fail(n, sub(key), "expected a number, got " + describe(n));
@@ -107,25 +169,82 @@ class Fields {
     return v;
   }
   bool boolean(const std::string& key, bool def) {
+    typed(key, SchemaType::kBoolean);
     auto n = get(key);
-    if (!n.IsDefined() || n.IsNull()) return def;
+    if (absent(n)) return def;
     bool v = false;
     if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v))
       ctx_.fail(n, sub(key), "expected true or false, got " + describe(n));
     return v;
   }
+  // Seconds, from "500ms", "30s", "1m30s" or a bare number of seconds (common/duration.h).
   double duration(const std::string& key, double def) {
+    if (auto* s = typed(key, SchemaType::kIntOrString)) {
+      s->pattern = kDurationPattern;
+      s->minimum = 0;
+      s->description =
+          "A duration: 500ms, 30s, 2m, 1h30m (units us, ms, s, m, h); a bare "
+          "number is seconds.";
+    }
     auto n = get(key);
-    if (!n.IsDefined() || n.IsNull()) return def;
+    if (absent(n)) return def;
     if (!n.IsScalar()) ctx_.fail(n, sub(key), "expected a duration, got " + describe(n));
     auto d = parseDuration(n.Scalar());
     if (!d) ctx_.fail(n, sub(key), d.error().message);
     return *d;
   }
+  // Unix seconds from an RFC 3339 timestamp or a bare date (common/duration.h); nullopt if absent.
+  std::optional<double> timestamp(const std::string& key) {
+    if (auto* s = typed(key, SchemaType::kString)) {
+      s->pattern = kTimestampPattern;
+      s->description = "RFC 3339 (2027-01-01T00:00:00Z) or a date (2027-01-01, midnight UTC).";
+    }
+    auto n = get(key);
+    if (absent(n)) return std::nullopt;
+    auto t = parseTimestamp(str(key));
+    if (!t) ctx_.fail(n, sub(key), t.error().message);
+    return *t;
+  }
+  // "HOST:PORT"; port 0 ("any free port") only where `allow_zero` (listen addresses).
+  HostPort hostPort(const std::string& key, HostPort def, bool allow_zero) {
+    recordHostPort(typed(key, SchemaType::kString));
+    auto n = get(key);
+    if (absent(n)) return def;
+    return parseHostPort(n, sub(key), allow_zero);
+  }
+  // A required, non-empty list of "HOST:PORT" (port 1-65535).
+  std::vector<HostPort> hostPorts(const std::string& key) {
+    if (auto* s = typed(key, SchemaType::kArray)) {
+      s->min_items = 1;
+      s->itemSchema().setType(SchemaType::kString);
+      recordHostPort(&s->itemSchema());
+      schema_->requireIn(key, visit_);
+    }
+    auto n = get(key);
+    if (!n.IsDefined() || !n.IsSequence() || n.size() == 0)
+      ctx_.fail(node_, sub(key), "expected a non-empty list of HOST:PORT");
+    std::vector<HostPort> out;
+    for (std::size_t i = 0; i < n.size(); ++i)
+      out.push_back(parseHostPort(n[i], sub(key) + "[" + std::to_string(i) + "]", false));
+    return out;
+  }
+  // Hex digits of `bytes` bytes (a SHA-256 is 32), decoded; empty if absent.
+  std::string hexBytes(const std::string& key, std::size_t bytes, const std::string& what) {
+    if (auto* s = typed(key, SchemaType::kString))
+      s->pattern = "^[0-9a-fA-F]{" + std::to_string(2 * bytes) + "}$";
+    const auto hex = str(key);
+    if (hex.empty()) return {};
+    auto out = crypto::fromHex(hex);
+    if (out.size() != bytes)
+      ctx_.fail(get(key), sub(key),
+                "expected " + std::to_string(2 * bytes) + " hex digits (" + what + ")");
+    return out;
+  }
   Labels stringMap(const std::string& key, bool req = false) {
+    if (auto* s = typed(key, SchemaType::kObject)) s->valueSchema().setType(SchemaType::kString);
     auto n = req ? required(key) : get(key);
     Labels out;
-    if (!n.IsDefined() || n.IsNull()) return out;
+    if (absent(n)) return out;
     if (!n.IsMap()) ctx_.fail(n, sub(key), "expected a map of strings, got " + describe(n));
     for (const auto& kv : n) {
       if (!kv.second.IsScalar())
@@ -136,32 +255,39 @@ class Fields {
   }
   // Nested map reader; fails if present and not a map. Absent: an empty map.
   Fields map(const std::string& key, bool req = false) {
+    auto* s = typed(key, SchemaType::kObject);
     auto n = req ? required(key) : get(key);
-    if (!n.IsDefined() || n.IsNull())
-      return Fields(ctx_, YAML::Node(YAML::NodeType::Map), sub(key));
-    return Fields(ctx_, n, sub(key));
+    if (absent(n)) {
+      Fields f(ctx_, YAML::Node(YAML::NodeType::Map), sub(key));
+      f.record(s, /*present=*/false);
+      return f;
+    }
+    return Fields(ctx_, n, sub(key), s);
   }
   // List items as Fields, for lists of maps.
   std::vector<Fields> list(const std::string& key, bool req = false) {
+    auto* s = typed(key, SchemaType::kArray);
     auto n = req ? required(key) : get(key);
     std::vector<Fields> out;
-    if (!n.IsDefined() || n.IsNull()) return out;
+    if (absent(n)) return out;
     if (!n.IsSequence()) ctx_.fail(n, sub(key), "expected a list, got " + describe(n));
     for (std::size_t i = 0; i < n.size(); ++i)
-      out.emplace_back(ctx_, n[i], sub(key) + "[" + std::to_string(i) + "]");
+      out.emplace_back(ctx_, n[i], sub(key) + "[" + std::to_string(i) + "]",
+                       s ? &s->itemSchema() : nullptr);
     return out;
   }
   std::vector<std::string> strings(const std::string& key) {
+    if (auto* s = typed(key, SchemaType::kArray)) s->itemSchema().setType(SchemaType::kString);
+    return readStrings(get(key), key);
+  }
+  // One string (a whole command line) or a list of strings (argv).
+  std::vector<std::string> stringOrStrings(const std::string& key, const std::string& what) {
+    if (auto* s = typed(key, SchemaType::kAny)) s->description = what;
     auto n = get(key);
-    std::vector<std::string> out;
-    if (!n.IsDefined() || n.IsNull()) return out;
-    if (!n.IsSequence()) ctx_.fail(n, sub(key), "expected a list of strings, got " + describe(n));
-    for (std::size_t i = 0; i < n.size(); ++i) {
-      if (!n[i].IsScalar())
-        ctx_.fail(n[i], sub(key) + "[" + std::to_string(i) + "]", "expected a string");
-      out.push_back(n[i].Scalar());
-    }
-    return out;
+    if (!absent(n) && n.IsScalar()) return {n.Scalar()};
+    if (!absent(n) && !n.IsSequence())
+      ctx_.fail(n, sub(key), "expected a string or a list of strings, got " + describe(n));
+    return readStrings(n, key);
   }
 
   void finish() const {
@@ -175,32 +301,50 @@ class Fields {
   const Context& ctx() const { return ctx_; }
 
  private:
+  // The schema node of field `key`, or null when not recording.
+  SchemaNode* field(const std::string& key) { return schema_ ? &schema_->property(key) : nullptr; }
+  SchemaNode* typed(const std::string& key, SchemaType t) {
+    auto* s = field(key);
+    if (s) s->setType(t);
+    return s;
+  }
+  std::vector<std::string> readStrings(const YAML::Node& n, const std::string& key) const {
+    std::vector<std::string> out;
+    if (absent(n)) return out;
+    if (!n.IsSequence()) ctx_.fail(n, sub(key), "expected a list of strings, got " + describe(n));
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      if (!n[i].IsScalar())
+        ctx_.fail(n[i], sub(key) + "[" + std::to_string(i) + "]", "expected a string");
+      out.push_back(n[i].Scalar());
+    }
+    return out;
+  }
+  static void recordHostPort(SchemaNode* s) {
+    if (!s) return;
+    s->pattern = kHostPortPattern;
+    s->description = "HOST:PORT";
+  }
+
+  HostPort parseHostPort(const YAML::Node& n, const std::string& path, bool allow_zero) const {
+    if (!n.IsScalar()) ctx_.fail(n, path, "expected HOST:PORT, got " + describe(n));
+    const std::string s = n.Scalar();
+    const auto colon = s.rfind(':');
+    long port = -1;
+    if (colon != std::string::npos && colon > 0 && colon + 1 < s.size() &&
+        s.find_first_not_of("0123456789", colon + 1) == std::string::npos && s.size() - colon < 7)
+      port = std::stol(s.substr(colon + 1));
+    if (port < (allow_zero ? 0 : 1) || port > 65535)
+      ctx_.fail(n, path, "expected HOST:PORT, got \"" + s + "\"");
+    return {s.substr(0, colon), static_cast<std::uint16_t>(port)};
+  }
+
   const Context& ctx_;
   YAML::Node node_;
   std::string path_;
   std::set<std::string> known_;
+  SchemaNode* schema_ = nullptr;
+  int visit_ = 0;
 };
-
-// "HOST:PORT" at `n`. Port 0 ("any free port") only where `allow_zero` (listen addresses).
-HostPort parseHostPort(const Context& ctx, const YAML::Node& n, const std::string& path,
-                       bool allow_zero = false) {
-  if (!n.IsScalar()) ctx.fail(n, path, "expected HOST:PORT, got " + describe(n));
-  const std::string s = n.Scalar();
-  const auto colon = s.rfind(':');
-  long port = -1;
-  if (colon != std::string::npos && colon > 0 && colon + 1 < s.size() &&
-      s.find_first_not_of("0123456789", colon + 1) == std::string::npos && s.size() - colon < 7)
-    port = std::stol(s.substr(colon + 1));
-  if (port < (allow_zero ? 0 : 1) || port > 65535)
-    ctx.fail(n, path, "expected HOST:PORT, got \"" + s + "\"");
-  return {s.substr(0, colon), static_cast<std::uint16_t>(port)};
-}
-
-HostPort hostPort(Fields& f, const std::string& key, HostPort def) {
-  auto n = f.get(key);
-  if (!n.IsDefined() || n.IsNull()) return def;
-  return parseHostPort(f.ctx(), n, f.sub(key), /*allow_zero=*/true);
-}
 
 ObjectMeta readMeta(Fields& top) {
   auto m = top.map("metadata", true);
@@ -324,18 +468,9 @@ void readRoute(Fields& top, Config& c, Source src) {
 void readEndpoints(Fields& top, Config& c, Source src) {
   auto e = startResource<Endpoints>(top, src);
   auto spec = top.map("spec", true);
-  auto addrs = spec.get("addresses");
-  if (!addrs.IsDefined() || !addrs.IsSequence() || addrs.size() == 0)
-    spec.ctx().fail(spec.node(), spec.sub("addresses"), "expected a non-empty list of HOST:PORT");
-  const auto scheme = spec.str("scheme", "http");
-  if (scheme != "http" && scheme != "https")
-    spec.ctx().fail(spec.get("scheme"), spec.sub("scheme"),
-                    "expected http or https, got \"" + scheme + "\"");
-  for (std::size_t i = 0; i < addrs.size(); ++i) {
-    e.addresses.push_back(
-        parseHostPort(spec.ctx(), addrs[i], spec.sub("addresses[" + std::to_string(i) + "]")));
-    e.addresses.back().tls = scheme == "https";
-  }
+  e.addresses = spec.hostPorts("addresses");
+  const auto scheme = spec.oneOf("scheme", "http", {"http", "https"});
+  for (auto& a : e.addresses) a.tls = scheme == "https";
   spec.finish();
   c.endpoints.push_back(std::move(e));
 }
@@ -377,10 +512,7 @@ void readResourcePolicy(Fields& top, Config& c, Source src) {
 void readNodePool(Fields& top, Config& c, Source src) {
   auto p = startResource<NodePool>(top, src);
   auto spec = top.map("spec", true);
-  const auto kind = spec.str("kind", {}, true);
-  if (kind != "fixed" && kind != "elastic")
-    spec.ctx().fail(spec.node(), spec.sub("kind"),
-                    "expected fixed or elastic, got \"" + kind + "\"");
+  const auto kind = spec.oneOf("kind", {}, {"fixed", "elastic"}, true);
   p.elastic = kind == "elastic";
   if (p.elastic) {
     p.min_nodes = static_cast<int>(spec.integer("minNodes", 0, 0, 10000));
@@ -394,10 +526,7 @@ void readNodePool(Fields& top, Config& c, Source src) {
   }
   p.gpus_per_node = static_cast<int>(spec.integer("gpusPerNode", 1, 0, 64));
   p.price_per_node_hour = spec.number("pricePerNodeHour", 0, 0, 1e6);
-  p.provider = spec.str("provider", "local");
-  if (p.provider != "local")
-    spec.ctx().fail(spec.node(), spec.sub("provider"),
-                    "only the local provider exists, got \"" + p.provider + "\"");
+  p.provider = spec.oneOf("provider", "local", {"local"});
   spec.finish();
   c.node_pools.push_back(std::move(p));
 }
@@ -405,24 +534,19 @@ void readNodePool(Fields& top, Config& c, Source src) {
 control::ScalingRules readRules(Fields f, control::ScalingRules rules) {
   rules.stabilization_s = static_cast<double>(
       f.integer("stabilizationWindowSeconds", static_cast<long>(rules.stabilization_s), 0, 3600));
-  const auto select = f.str("selectPolicy", "Max");
+  const auto select = f.oneOf("selectPolicy", "Max", {"Max", "Min", "Disabled"});
   if (select == "Max") {
     rules.select = control::ScalingRules::Select::kMax;
   } else if (select == "Min") {
     rules.select = control::ScalingRules::Select::kMin;
-  } else if (select == "Disabled") {
-    rules.select = control::ScalingRules::Select::kDisabled;
   } else {
-    f.ctx().fail(f.node(), f.sub("selectPolicy"),
-                 "expected Max, Min or Disabled, got \"" + select + "\"");
+    rules.select = control::ScalingRules::Select::kDisabled;
   }
   auto policies = f.list("policies");
   if (!policies.empty()) rules.policies.clear();
   for (auto& p : policies) {
     control::ScalingPolicy sp;
-    const auto type = p.str("type", {}, true);
-    if (type != "Pods" && type != "Percent")
-      p.ctx().fail(p.node(), p.sub("type"), "expected Pods or Percent, got \"" + type + "\"");
+    const auto type = p.oneOf("type", {}, {"Pods", "Percent"}, true);
     sp.type = type == "Pods" ? control::ScalingPolicy::Type::kPods
                              : control::ScalingPolicy::Type::kPercent;
     sp.value = static_cast<int>(p.integer("value", 0, 1, 100000, true));
@@ -438,11 +562,8 @@ void readService(Fields& top, Config& c, Source src) {
   auto s = startResource<InferenceService>(top, src);
   auto spec = top.map("spec", true);
   s.served_model_name = spec.str("servedModelName", s.meta.name);
-  if (auto cmd = spec.get("command"); cmd.IsDefined() && cmd.IsScalar()) {
-    s.command = {cmd.Scalar()};
-  } else {
-    s.command = spec.strings("command");
-  }
+  s.command = spec.stringOrStrings(
+      "command", "The engine's command: one string (split by a shell) or a list of strings.");
   // On Kubernetes: the image of the replicas' container and the port {port} stands for.
   s.image = spec.str("image");
   s.port = static_cast<int>(spec.integer("port", 0, 1, 65535));
@@ -471,7 +592,7 @@ void readService(Fields& top, Config& c, Source src) {
       s.prometheus[name] = std::move(q);
     }
     prom.finish();
-    s.metric_targets[name] = m.number("target", 0, 0, 1e12);
+    s.metric_targets[name] = m.number("target", 0, 0, 1e12, /*req=*/true);
     if (s.metric_targets[name] <= 0) m.ctx().fail(m.node(), m.sub("target"), "required, > 0");
     m.finish();
   }
@@ -498,17 +619,10 @@ void readPlan(Fields& top, Config& c, Source src) {
   p.tokens_per_month = spec.number("tokensPerMonth", 0, 0, 1e15);
   p.max_concurrent = static_cast<int>(spec.integer("maxConcurrentRequests", 0, 0, 1000000));
   p.models = spec.strings("models");
-  if (const auto pr = spec.str("priority"); !pr.empty()) {
-    if (pr == "high") {
-      p.priority = Criticality::kCritical;
-    } else if (pr == "normal") {
-      p.priority = Criticality::kStandard;
-    } else if (pr == "low") {
-      p.priority = Criticality::kSheddable;
-    } else {
-      spec.ctx().fail(spec.node(), spec.sub("priority"),
-                      "expected high, normal or low, got \"" + pr + "\"");
-    }
+  if (const auto pr = spec.oneOf("priority", {}, {"high", "normal", "low"}); !pr.empty()) {
+    p.priority = pr == "high"     ? Criticality::kCritical
+                 : pr == "normal" ? Criticality::kStandard
+                                  : Criticality::kSheddable;
   }
   spec.finish();
   c.plans.push_back(std::move(p));
@@ -518,19 +632,16 @@ void readKey(Fields& top, Config& c, Source src) {
   auto k = startResource<APIKey>(top, src);
   auto spec = top.map("spec", true);
   k.plan = spec.str("plan", {}, true);
-  const auto hex = spec.str("sha256");
+  const auto digest = spec.hexBytes("sha256", 32, "sha256sum of the key");
   auto ref = spec.map("secretRef");
   const auto env = ref.str("env"), file = ref.str("file");
   ref.finish();
-  if (hex.empty() == (env.empty() && file.empty()) || (!env.empty() && !file.empty()))
+  if (digest.empty() == (env.empty() && file.empty()) || (!env.empty() && !file.empty()))
     spec.ctx().fail(spec.node(), spec.path(),
                     "give exactly one of sha256 (hex SHA-256 of the key) or secretRef "
                     "(env or file)");
-  if (!hex.empty()) {
-    k.sha256 = crypto::fromHex(hex);
-    if (k.sha256.size() != 32)
-      spec.ctx().fail(spec.get("sha256"), spec.sub("sha256"),
-                      "expected 64 hex digits (sha256sum of the key)");
+  if (!digest.empty()) {
+    k.sha256 = digest;
   } else if (!env.empty()) {
     const char* v = std::getenv(env.c_str());
     if (!v || !*v)
@@ -544,11 +655,7 @@ void readKey(Fields& top, Config& c, Source src) {
       spec.ctx().fail(spec.node(), spec.sub("secretRef.file"), "cannot read a key from " + file);
     k.sha256 = crypto::sha256(secret);
   }
-  if (const auto exp = spec.str("expiresAt"); !exp.empty()) {
-    auto t = parseTimestamp(exp);
-    if (!t) spec.ctx().fail(spec.get("expiresAt"), spec.sub("expiresAt"), t.error().message);
-    k.expires = *t;
-  }
+  if (const auto t = spec.timestamp("expiresAt")) k.expires = *t;
   spec.finish();
   c.keys.push_back(std::move(k));
 }
@@ -559,8 +666,8 @@ void readGateway(Fields& top, Config& c) {
   auto& g = c.gateway;
   g.name = readMeta(top).name;
   auto spec = top.map("spec");
-  g.listen = hostPort(spec, "listen", g.listen);
-  g.admin = hostPort(spec, "admin", g.admin);
+  g.listen = spec.hostPort("listen", g.listen, /*allow_zero=*/true);
+  g.admin = spec.hostPort("admin", g.admin, /*allow_zero=*/true);
   g.workers = static_cast<int>(spec.integer("workers", g.workers, 1, 256));
   g.retries = static_cast<int>(spec.integer("retries", g.retries, 0, 10));
   g.seed = static_cast<std::uint64_t>(spec.integer("seed", 0, 0, 1L << 62));
@@ -606,10 +713,7 @@ void readGateway(Fields& top, Config& c) {
   picker.finish();
   auto auth = spec.map("auth");
   g.admin_token = auth.str("adminToken");
-  if (const auto mode = auth.str("apiKeys"); !mode.empty()) {
-    if (mode != "required" && mode != "disabled")
-      auth.ctx().fail(auth.get("apiKeys"), auth.sub("apiKeys"),
-                      "expected required or disabled, got \"" + mode + "\"");
+  if (const auto mode = auth.oneOf("apiKeys", {}, {"required", "disabled"}); !mode.empty()) {
     g.auth_mode = mode == "required" ? GatewayConfig::AuthMode::kRequired
                                      : GatewayConfig::AuthMode::kDisabled;
     g.auth_mode_explicit = true;
@@ -623,10 +727,7 @@ void readGateway(Fields& top, Config& c) {
     g.tls.certificate_file = t.str("certificateFile", {}, true);
     g.tls.key_file = t.str("keyFile", {}, true);
     g.tls.client_ca_file = t.str("clientCAFile");
-    g.tls.min_version = t.str("minVersion", "1.2");
-    if (g.tls.min_version != "1.2" && g.tls.min_version != "1.3")
-      t.ctx().fail(t.get("minVersion"), t.sub("minVersion"),
-                   "expected \"1.2\" or \"1.3\", got \"" + g.tls.min_version + "\"");
+    g.tls.min_version = t.oneOf("minVersion", "1.2", {"1.2", "1.3"});
     g.tls.handshake_timeout_s = t.duration("handshakeTimeout", g.tls.handshake_timeout_s);
     if (g.tls.handshake_timeout_s <= 0)
       t.ctx().fail(t.get("handshakeTimeout"), t.sub("handshakeTimeout"), "must be > 0");
@@ -643,17 +744,13 @@ void readGateway(Fields& top, Config& c) {
   g.upstream_tls.verify = !up.boolean("insecureSkipVerify", false);
   up.finish();
   auto rl = spec.map("rateLimit");
-  const auto backend = rl.str("backend", "local");
-  if (backend != "local" && backend != "redis")
-    rl.ctx().fail(rl.node(), rl.sub("backend"), "expected local or redis, got \"" + backend + "\"");
+  const auto backend = rl.oneOf("backend", "local", {"local", "redis"});
   g.rate_limit.redis = backend == "redis";
   auto redis = rl.map("redis");
-  g.rate_limit.redis_address = hostPort(redis, "address", g.rate_limit.redis_address);
+  g.rate_limit.redis_address =
+      redis.hostPort("address", g.rate_limit.redis_address, /*allow_zero=*/true);
   g.rate_limit.redis_timeout_s = redis.duration("timeout", g.rate_limit.redis_timeout_s);
-  const auto policy = redis.str("failurePolicy", "open");
-  if (policy != "open" && policy != "closed")
-    redis.ctx().fail(redis.node(), redis.sub("failurePolicy"),
-                     "expected open or closed, got \"" + policy + "\"");
+  const auto policy = redis.oneOf("failurePolicy", "open", {"open", "closed"});
   g.rate_limit.fail_open = policy == "open";
   redis.finish();
   rl.finish();
@@ -728,6 +825,11 @@ void validate(const Config& c) {
 }  // namespace
 
 Result<Config> parseConfig(const std::string& text, const std::string& name) {
+  return parseConfig(text, name, nullptr);
+}
+
+Result<Config> parseConfig(const std::string& text, const std::string& name,
+                           SchemaRecorder* recorder) {
   Config c;
   c.file = name;
   std::vector<YAML::Node> docs;
@@ -754,6 +856,7 @@ Result<Config> parseConfig(const std::string& text, const std::string& name) {
           ctx.what = kind + " " + n.Scalar();
       }
       Source src{name, index, doc.Mark().line + 1};
+      if (recorder) top.record(&recorder->root(api, kind), /*present=*/true);
       const bool xk8s =
           api == std::string(kXk8s) + "v1alpha1" || api == std::string(kXk8s) + "v1alpha2";
       if (kind == "InferencePool" && (xk8s || api == kK8sV1)) {

@@ -18,4 +18,11 @@ Result<Config> loadConfig(const std::string& path);
 // Same, from text (tests); `name` stands for the file in messages.
 Result<Config> parseConfig(const std::string& text, const std::string& name);
 
+class SchemaRecorder;
+// Same, also recording into `recorder` (if not null) the schema of every field each document's
+// reader looks at, present or not: its type, bounds, allowed values and requiredness (schema.h).
+// Recording never changes what is accepted. The CRD generator (crd.h) runs this over exemplars.
+Result<Config> parseConfig(const std::string& text, const std::string& name,
+                           SchemaRecorder* recorder);
+
 }  // namespace tidegate::api

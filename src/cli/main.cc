@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/bench_cmd.h"
+#include "cli/crds_cmd.h"
 #include "cli/demo_cmd.h"
 #include "cli/engine_cmd.h"
 #include "cli/serve_cmd.h"
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   tidegate::cli::addBenchCommand(app);
   tidegate::cli::addServeCommands(app);
   tidegate::cli::addDemoCommand(app);
+  tidegate::cli::addCrdsCommand(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }
