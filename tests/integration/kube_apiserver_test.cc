@@ -1,8 +1,10 @@
-// Tests OF the stand-in Kubernetes API server (support/kube_apiserver.h), over real HTTP with
-// tidegate's own client. They are also the executable documentation of the semantics the fixture
-// follows (see the URLs in kube_apiserver.h): resource versions, list + watch, bookmarks, 410
-// Expired, optimistic concurrency, the three patch types, selectors, authentication and RBAC,
-// subresources, graceful deletion.
+// Tests OF the stand-in Kubernetes API server (support/kube_apiserver.h) and of the controller
+// stand-ins (support/kube_cluster.h), over real HTTP with tidegate's own client. They are also
+// the executable documentation of the semantics the fixture follows (see the URLs in
+// kube_apiserver.h): resource versions, list + watch, bookmarks, 410 Expired, optimistic
+// concurrency, the three patch types, selectors, authentication and RBAC, subresources, graceful
+// deletion, and a deployment whose pods are scheduled, run as real `tidegate engine` processes on
+// their own loopback addresses, and become Ready.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@
 #include "common/url.h"
 #include "support/certs.h"
 #include "support/kube_apiserver.h"
+#include "support/kube_cluster.h"
 
 namespace tidegate::testing::kube {
 namespace {
@@ -736,6 +739,297 @@ TEST(KubeApi, DiscoveryListsRegisteredResources) {
          parseObj(R"({"metadata":{"name":"pool"},"spec":{"targetPorts":[{"number":8000}]}})"));
   EXPECT_EQ(c.get("/apis/inference.networking.k8s.io/v1/inferencepools")["items"].as_array().size(),
             1u);
+}
+
+// --- The controller stand-ins ---
+
+// A runtime without processes: pods "run" as soon as they start, until crash() or stop().
+class FakeRuntime : public PodRuntime {
+ public:
+  Status start(const bj::object& pod, const std::string&) override {
+    std::lock_guard lk(mu_);
+    running_[str(pod.at("metadata").at("uid"))] = true;
+    return {};
+  }
+  void stop(const std::string& uid, double) override {
+    std::lock_guard lk(mu_);
+    running_.erase(uid);
+    stopped_.push_back(uid);
+  }
+  bool running(const std::string& uid) override {
+    std::lock_guard lk(mu_);
+    return running_[uid];
+  }
+  void crash(const std::string& uid) {
+    std::lock_guard lk(mu_);
+    running_[uid] = false;
+  }
+  std::vector<std::string> stopped() {
+    std::lock_guard lk(mu_);
+    return stopped_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, bool> running_;
+  std::vector<std::string> stopped_;
+};
+
+std::vector<bj::object> podsOf(ApiServer& api, const std::string& selector) {
+  auto l = api.list("v1", "pods", "default", selector);
+  return l ? *l : std::vector<bj::object>{};
+}
+
+bool podReady(const bj::object& p) {
+  if (const auto* st = p.if_contains("status"))
+    if (const auto* cs = st->as_object().if_contains("conditions"))
+      for (const auto& c : cs->as_array())
+        if (str(c.at("type")) == "Ready") return str(c.at("status")) == "True";
+  return false;
+}
+
+// Pods matching `selector` that exist, are not terminating and are Ready.
+std::size_t readyPods(ApiServer& api, const std::string& selector) {
+  std::size_t n = 0;
+  for (const auto& p : podsOf(api, selector))
+    if (!p.at("metadata").as_object().contains("deletionTimestamp") && podReady(p)) ++n;
+  return n;
+}
+
+std::int64_t readyReplicas(ApiServer& api, const std::string& name) {
+  auto d = api.get("apps/v1", "deployments", "default", name);
+  if (!d) return -1;
+  const auto* st = d->at("status").as_object().if_contains("readyReplicas");
+  return st ? st->as_int64() : 0;
+}
+
+TEST(KubeApi, ADeploymentsPodsAreScheduledAndRunAsRealEnginesOnTheirOwnLoopbackAddresses) {
+  ApiServer api;
+  auto runtime = std::make_shared<EngineRuntime>();
+  Cluster cluster(api, {.runtime = runtime});
+  ASSERT_TRUE(cluster.addNode("node-1", {{"pool", "edge"}}, 8).ok());
+  Client c{api};
+  auto d = deployment("web", 2);
+  auto& container = d["spec"]
+                        .as_object()["template"]
+                        .as_object()["spec"]
+                        .as_object()["containers"]
+                        .as_array()[0]
+                        .as_object();
+  container["args"] =
+      bj::array{"--port", kPodPort, "--log-level", "warn", "--served-model-name", "m"};
+  container["readinessProbe"] =
+      bj::object{{"httpGet", bj::object{{"path", "/health"}, {"port", "http"}}}};
+  c.post(kDeploy, d);
+  ASSERT_TRUE(waitFor([&] { return readyReplicas(api, "web") == 2; }, 20s))
+      << bj::serialize(c.get(kDeploy + "/web"));
+  auto pods = podsOf(api, "app=web");
+  ASSERT_EQ(pods.size(), 2u);
+  std::set<std::string> ips;
+  for (const auto& p : pods) {
+    const auto& md = p.at("metadata").as_object();
+    const auto hash = str(md.at("labels").at("pod-template-hash"));
+    EXPECT_FALSE(hash.empty());
+    EXPECT_EQ(str(md.at("name")).rfind("web-" + hash + "-", 0), 0u) << md.at("name");
+    EXPECT_EQ(str(md.at("name")).size(), ("web-" + hash + "-").size() + 5);
+    const auto& owner = md.at("ownerReferences").at(0).as_object();
+    EXPECT_EQ(str(owner.at("kind")), "Deployment");
+    EXPECT_EQ(str(owner.at("name")), "web");
+    EXPECT_TRUE(owner.at("controller").as_bool());
+    EXPECT_EQ(str(p.at("spec").at("nodeName")), "node-1");
+    EXPECT_EQ(str(p.at("status").at("phase")), "Running");
+    EXPECT_TRUE(podReady(p));
+    const auto ip = str(p.at("status").at("podIP"));
+    EXPECT_EQ(ip.rfind("127.0.0.", 0), 0u);
+    EXPECT_NE(ip, "127.0.0.1");
+    EXPECT_EQ(ip, cluster.podIp("default", str(md.at("name"))));
+    ips.insert(ip);
+    // Each pod is a real engine listening on its own address at the pool's port.
+    auto h = http::fetch(ip, static_cast<std::uint16_t>(std::stoi(kPodPort)),
+                         {.target = "/v1/models", .timeout_s = 5});
+    ASSERT_TRUE(h.ok()) << ip;
+    EXPECT_EQ(h->status, 200u);
+  }
+  EXPECT_EQ(ips.size(), 2u) << "every pod has its own IP";
+  for (const auto& argv : runtime->started()) {
+    EXPECT_EQ(argv[0], TIDEGATE_BINARY);
+    EXPECT_EQ(argv[argv.size() - 2], "--host");
+  }
+  auto dep = c.get(kDeploy + "/web");
+  EXPECT_EQ(dep["status"].at("replicas").as_int64(), 2);
+  EXPECT_EQ(dep["status"].at("availableReplicas").as_int64(), 2);
+  EXPECT_EQ(dep["status"].at("updatedReplicas").as_int64(), 2);
+  EXPECT_EQ(dep["status"].at("observedGeneration").as_int64(), 1);
+  // Readiness follows the probe: forced off, the pod goes not ready and the deployment counts it.
+  const auto one = str(pods[0].at("metadata").at("name"));
+  cluster.setProbeOverride("default", one, false);
+  EXPECT_TRUE(waitFor([&] { return readyReplicas(api, "web") == 1; }));
+  cluster.setProbeOverride("default", one, std::nullopt);
+  EXPECT_TRUE(waitFor([&] { return readyReplicas(api, "web") == 2; }));
+}
+
+TEST(KubeApi, ScaleDownDeletesPodsInReplicaSetRankOrderHonouringPodDeletionCost) {
+  ApiServer api;
+  auto runtime = std::make_shared<FakeRuntime>();
+  Cluster cluster(api, {.runtime = runtime});
+  ASSERT_TRUE(cluster.addNode("node-1").ok());
+  Client c{api};
+  c.post(kDeploy, deployment("web", 3));
+  ASSERT_TRUE(waitFor([&] { return readyPods(api, "app=web") == 3; }));
+  auto pods = podsOf(api, "app=web");
+  ASSERT_EQ(pods.size(), 3u);
+  // The cheapest to delete goes first, whatever the ages.
+  const std::vector<std::string> costs = {"100", "-5", "7"};
+  for (std::size_t i = 0; i < 3; ++i)
+    c.patch("/api/v1/namespaces/default/pods/" + str(pods[i].at("metadata").at("name")),
+            R"({"metadata":{"annotations":{"controller.kubernetes.io/pod-deletion-cost":")" +
+                costs[i] + R"("}}})",
+            "application/merge-patch+json");
+  c.patch(kDeploy + "/web/scale", R"({"spec":{"replicas":2}})", "application/merge-patch+json");
+  ASSERT_TRUE(waitFor([&] { return podsOf(api, "app=web").size() == 2; }));
+  auto names = [&] {
+    std::set<std::string> n;
+    for (const auto& p : podsOf(api, "app=web")) n.insert(str(p.at("metadata").at("name")));
+    return n;
+  };
+  EXPECT_EQ(names(), (std::set<std::string>{str(pods[0].at("metadata").at("name")),
+                                            str(pods[2].at("metadata").at("name"))}));
+  c.patch(kDeploy + "/web/scale", R"({"spec":{"replicas":1}})", "application/merge-patch+json");
+  ASSERT_TRUE(waitFor([&] { return podsOf(api, "app=web").size() == 1; }));
+  EXPECT_EQ(names(), (std::set<std::string>{str(pods[0].at("metadata").at("name"))}));
+  // A not-ready pod goes before a ready one even when it costs more.
+  c.patch(kDeploy + "/web/scale", R"({"spec":{"replicas":2}})", "application/merge-patch+json");
+  ASSERT_TRUE(waitFor(
+      [&] { return podsOf(api, "app=web").size() == 2 && readyPods(api, "app=web") == 2; }));
+  cluster.setProbeOverride("default", str(pods[0].at("metadata").at("name")), false);
+  ASSERT_TRUE(waitFor([&] { return readyPods(api, "app=web") == 1; }));
+  c.patch(kDeploy + "/web/scale", R"({"spec":{"replicas":1}})", "application/merge-patch+json");
+  ASSERT_TRUE(waitFor([&] { return podsOf(api, "app=web").size() == 1; }));
+  EXPECT_EQ(names().count(str(pods[0].at("metadata").at("name"))), 0u);
+}
+
+TEST(KubeApi, TheSchedulerExplainsWhyAPodDoesNotFitAndTolerationsLetItIn) {
+  ApiServer api;
+  Cluster cluster(api, {.runtime = std::make_shared<FakeRuntime>()});
+  ASSERT_TRUE(cluster.addNode("gpu-small", {{"gpu", "yes"}}, 2).ok());
+  ASSERT_TRUE(cluster.addNode("cpu-a").ok());
+  ASSERT_TRUE(cluster.addNode("cpu-b").ok());
+  Client c{api};
+  const std::string pods = "/api/v1/namespaces/default/pods";
+  c.post(pods, parseObj(R"({"metadata":{"name":"big"},"spec":{"nodeSelector":{"gpu":"yes"},
+      "containers":[{"name":"c","resources":{"limits":{"nvidia.com/gpu":"4"}}}]}})"));
+  std::string message;
+  ASSERT_TRUE(waitFor([&] {
+    auto p = c.get(pods + "/big");
+    for (const auto& cond : p["status"].as_object()["conditions"].is_array()
+                                ? p["status"].at("conditions").as_array()
+                                : bj::array())
+      if (str(cond.at("type")) == "PodScheduled" && str(cond.at("reason")) == "Unschedulable")
+        message = str(cond.at("message"));
+    return !message.empty();
+  }));
+  EXPECT_EQ(message,
+            "0/3 nodes are available: 1 Insufficient nvidia.com/gpu, 2 node(s) didn't match "
+            "Pod's node affinity/selector.");
+  // Taints: only a pod that tolerates them lands on a tainted node.
+  ASSERT_TRUE(cluster
+                  .addNode("tainted", {{"gpu", "yes"}}, 8,
+                           bj::array{bj::object{
+                               {"key", "dedicated"}, {"value", "llm"}, {"effect", "NoSchedule"}}})
+                  .ok());
+  c.post(pods, parseObj(R"({"metadata":{"name":"tolerant"},"spec":{"nodeSelector":{"gpu":"yes"},
+      "tolerations":[{"key":"dedicated","operator":"Equal","value":"llm","effect":"NoSchedule"}],
+      "containers":[{"name":"c","resources":{"limits":{"nvidia.com/gpu":"4"}}}]}})"));
+  ASSERT_TRUE(waitFor(
+      [&] { return str(c.get(pods + "/tolerant")["spec"].as_object()["nodeName"]) == "tainted"; }));
+  ASSERT_TRUE(waitFor([&] {
+    auto p = c.get(pods + "/big");
+    for (const auto& cond : p["status"].at("conditions").as_array())
+      if (str(cond.at("type")) == "PodScheduled")
+        return str(cond.at("message")).find("1 node(s) had untolerated taint {dedicated: llm}") !=
+               std::string::npos;
+    return false;
+  })) << bj::serialize(c.get(pods + "/big"));
+}
+
+TEST(KubeApi, ThePodLifecycleGracefulDeletionAndAProcessThatExits) {
+  ApiServer api;
+  auto runtime = std::make_shared<FakeRuntime>();
+  Cluster cluster(api, {.runtime = runtime});
+  ASSERT_TRUE(cluster.addNode("node-1").ok());
+  Client c{api};
+  const std::string pods = "/api/v1/namespaces/default/pods";
+  WatchStream w(api, pods + "?watch=true");
+  auto p =
+      c.post(pods, parseObj(R"({"metadata":{"name":"p"},"spec":{"containers":[{"name":"c"}]}})"));
+  const auto uid = str(p["metadata"].at("uid"));
+  ASSERT_TRUE(waitFor([&] { return podReady(c.get(pods + "/p")); }));
+  // The process exits: not ready, a restart counted, started again, ready again.
+  runtime->crash(uid);
+  ASSERT_TRUE(waitFor([&] {
+    auto q = c.get(pods + "/p");
+    return q["status"].at("containerStatuses").at(0).at("restartCount").as_int64() == 1 &&
+           podReady(q);
+  }));
+  // Graceful deletion: MODIFIED with a deletionTimestamp, the runtime stops it, then DELETED.
+  c.del(pods + "/p");
+  bool saw_terminating = false, saw_deleted = false;
+  while (!saw_deleted) {
+    auto e = w.next();
+    if (e.empty()) break;
+    const auto type = str(e["type"]);
+    if (type == "MODIFIED" && e["object"].at("metadata").as_object().contains("deletionTimestamp"))
+      saw_terminating = true;
+    if (type == "DELETED") saw_deleted = true;
+  }
+  EXPECT_TRUE(saw_terminating);
+  EXPECT_TRUE(saw_deleted);
+  EXPECT_EQ(runtime->stopped().back(), uid);
+  EXPECT_TRUE(cluster.podIp("default", "p").empty()) << "the IP is free again";
+}
+
+TEST(KubeApi, TheNodeAutoscalerAddsANodeForAPendingPodAndRemovesItWhenIdle) {
+  ApiServer api;
+  NodeGroup g;
+  g.name = "gpu";
+  g.labels = {{"alibabacloud.com/nodepool-id", "np-gpu"}};
+  g.gpus = 4;
+  g.max = 2;
+  g.provisioning_delay_s = 0.3;
+  g.scale_down_unneeded_s = 0.5;
+  Cluster cluster(api, {.runtime = std::make_shared<FakeRuntime>(), .node_groups = {g}});
+  ASSERT_TRUE(cluster.addNode("cpu-1").ok());
+  Client c{api};
+  WatchStream nodes(
+      api, "/api/v1/nodes?watch=true&resourceVersion=" + std::to_string(api.resourceVersion()));
+  auto d = deployment("llm", 1);
+  auto& spec = d["spec"].as_object()["template"].as_object()["spec"].as_object();
+  spec["nodeSelector"] = bj::object{{"alibabacloud.com/nodepool-id", "np-gpu"}};
+  spec["containers"].as_array()[0].as_object()["resources"] =
+      bj::object{{"limits", bj::object{{"nvidia.com/gpu", 2}}}};
+  c.post(kDeploy, d);
+  // A node of the group appears NotReady, then becomes Ready; the pod runs there.
+  auto added = nodes.next(10s);
+  ASSERT_EQ(str(added["type"]), "ADDED");
+  const auto node = str(added["object"].at("metadata").at("name"));
+  EXPECT_EQ(node.rfind("gpu-", 0), 0u);
+  EXPECT_EQ(str(added["object"].at("metadata").at("labels").at("alibabacloud.com/nodepool-id")),
+            "np-gpu");
+  EXPECT_EQ(str(added["object"].at("status").at("allocatable").at("nvidia.com/gpu")), "4");
+  EXPECT_FALSE(podReady(added["object"].as_object())) << "NotReady first";
+  ASSERT_TRUE(waitFor([&] { return readyReplicas(api, "llm") == 1; }));
+  EXPECT_EQ(str(podsOf(api, "app=llm").at(0).at("spec").at("nodeName")), node);
+  EXPECT_EQ(api.list("v1", "nodes")->size(), 2u) << "one pod, one node: no more";
+  // Idle: removed after the unneeded time.
+  c.patch(kDeploy + "/llm/scale", R"({"spec":{"replicas":0}})", "application/merge-patch+json");
+  bool removed = false;
+  for (auto e = nodes.next(10s); !e.empty(); e = nodes.next(10s))
+    if (str(e["type"]) == "DELETED" && str(e["object"].at("metadata").at("name")) == node) {
+      removed = true;
+      break;
+    }
+  EXPECT_TRUE(removed);
+  EXPECT_EQ(api.list("v1", "nodes")->size(), 1u) << "the static node stays";
 }
 
 }  // namespace
