@@ -321,6 +321,7 @@ spec:
   command: [tidegate, engine, --port, "{port}"]
   image: vllm/vllm-openai:v0.6.3
   port: 8000
+  modelVolume: {claimName: llm-model, mountPath: /mnt/models/Qwen}
   resources: {gpus: 1, cpu: "4", memory: 12Gi}
   minReplicas: 1
   maxReplicas: 4

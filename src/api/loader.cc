@@ -567,6 +567,12 @@ void readService(Fields& top, Config& c, Source src) {
   // On Kubernetes: the image of the replicas' container and the port {port} stands for.
   s.image = spec.str("image");
   s.port = static_cast<int>(spec.integer("port", 0, 1, 65535));
+  auto volume = spec.map("modelVolume");
+  s.model_volume.claim_name = volume.str("claimName");
+  s.model_volume.mount_path = volume.str("mountPath");
+  if (s.model_volume.claim_name.empty() != s.model_volume.mount_path.empty())
+    volume.ctx().fail(volume.node(), volume.path(), "needs both claimName and mountPath");
+  volume.finish();
   auto res = spec.map("resources");
   s.gpus = static_cast<int>(res.integer("gpus", 1, 0, 64));
   s.cpu = res.str("cpu");

@@ -131,6 +131,11 @@ struct InferenceService {
   // gives each replica a free port instead.
   std::string image;
   int port = 0;
+  // spec.modelVolume {claimName, mountPath}: a PersistentVolumeClaim with the weights, mounted
+  // read-only in every replica (the seed's `--data llm-model:/mnt/models/Qwen`). Default none.
+  struct ModelVolume {
+    std::string claim_name, mount_path;
+  } model_volume;
   int gpus = 1, min_replicas = 1, max_replicas = 1;
   std::string cpu, memory;                       // informational
   std::map<std::string, double> metric_targets;  // engine gauge -> target average per replica

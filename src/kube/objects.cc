@@ -246,10 +246,18 @@ bj::object deploymentFor(const api::Config& c, const api::InferenceService& s, i
     for (const auto& [k, v] : policy.units[static_cast<std::size_t>(unit)].node_selector)
       node_selector[k] = v;
 
+  const auto& mv = s.model_volume;
+  if (!mv.claim_name.empty())
+    container["volumeMounts"] =
+        bj::array{bj::object{{"name", "model"}, {"mountPath", mv.mount_path}, {"readOnly", true}}};
   bj::object pod_spec{{"containers", bj::array{std::move(container)}},
                       {"nodeSelector", std::move(node_selector)},
                       // Streams in flight finish: the gateway drains a pod before it goes.
                       {"terminationGracePeriodSeconds", 60}};
+  if (!mv.claim_name.empty())
+    pod_spec["volumes"] = bj::array{bj::object{
+        {"name", "model"},
+        {"persistentVolumeClaim", bj::object{{"claimName", mv.claim_name}, {"readOnly", true}}}}};
   if (s.gpus > 0)
     // GPU nodes are commonly tainted so that only GPU workloads land there.
     pod_spec["tolerations"] =

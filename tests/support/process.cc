@@ -164,12 +164,14 @@ http::Response Engine::postStream(const std::string& path, const std::string& bo
   return std::move(r).value();
 }
 
-Serve::Serve(const std::string& yaml) {
+Serve::Serve(const std::string& yaml, const std::vector<std::string>& extra,
+             const std::string& log_level) {
   static int n = 0;
   path = "/tmp/tidegate-serve-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + ".yaml";
   rewrite(yaml);
-  proc = std::make_unique<ChildProcess>(
-      std::vector<std::string>{binaryPath(), "serve", "-c", path, "--log-level", "warn"});
+  std::vector<std::string> argv{binaryPath(), "serve", "-c", path, "--log-level", log_level};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  proc = std::make_unique<ChildProcess>(argv);
   const std::string line = proc->waitForLine("listening on http", std::chrono::seconds(20));
   const auto a = line.find("://127.0.0.1:");
   const auto b = line.rfind(':');

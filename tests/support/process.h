@@ -69,7 +69,9 @@ struct Engine {
 // A `tidegate serve` child on 127.0.0.1 with ports 0, from a configuration written to a
 // temporary file. `port` and `admin_port` are read from its first line.
 struct Serve {
-  explicit Serve(const std::string& yaml);
+  // `extra` flags follow the configuration (e.g. --kubeconfig FILE).
+  explicit Serve(const std::string& yaml, const std::vector<std::string>& extra = {},
+                 const std::string& log_level = "warn");
   ~Serve();
   // Rewrites the configuration file (for SIGHUP reloads).
   void rewrite(const std::string& yaml);
