@@ -1,7 +1,13 @@
 #include "cli/serve_cmd.h"
 
 #include <signal.h>
+
 #include <unistd.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json.hpp>
+#include <set>
 
 #include <cstdlib>
 #include <iostream>
@@ -15,6 +21,8 @@
 #include "controller/kubernetes.h"
 #include "gateway/gateway.h"
 #include "gateway/routing.h"
+#include "kube/client.h"
+#include "kube/objects.h"
 
 namespace tidegate::cli {
 
@@ -212,6 +220,113 @@ std::string describeAccess(const api::Config& c) {
   return o.str();
 }
 
+// What a cluster holds for the configuration, for `tidegate check --kubeconfig`: its nodes by
+// NodePool, each InferenceService's unit Deployments and pods, and the leader Lease. Exit code
+// 2 when the API server cannot be read (the reason, e.g. an RBAC denial, is printed).
+int describeCluster(const api::Config& c, const controller::KubernetesOptions& o) {
+  namespace bj = boost::json;
+  boost::asio::io_context ioc;
+  kube::Client client(ioc.get_executor(), o.cluster, {.timeout_s = 10, .max_retries = 1});
+  std::ostringstream out;
+  int rc = 0;
+  auto fail = [&](const kube::ApiError& e) {
+    out << "  error: " << e.message << "\n";
+    rc = 2;
+  };
+  boost::asio::co_spawn(
+      ioc,
+      [&]() -> boost::asio::awaitable<void> {
+        out << "cluster: " << o.cluster.server << " (" << o.cluster.source << ")\n";
+        const kube::ListOptions all;
+        auto nodes = co_await client.list(kube::resources::kNodes.path(), all);
+        out << "nodes:\n";
+        std::vector<kube::NodeInfo> node_infos;
+        if (!nodes) {
+          fail(nodes.error());
+        } else {
+          for (const auto& n : nodes->at("items").as_array())
+            node_infos.push_back(kube::nodeInfo(n.as_object()));
+          for (const auto& np : c.node_pools) {
+            int count = 0, ready = 0, gpus = 0;
+            for (const auto& n : node_infos)
+              if (kube::poolOf(c, n) == &np) {
+                ++count;
+                ready += n.ready;
+                gpus += n.gpus;
+              }
+            out << "  pool " << np.meta.name << " (" << (np.elastic ? "elastic" : "fixed") << ", "
+                << kube::selectorString(np.meta.labels) << "): " << count << " nodes, " << ready
+                << " ready, " << gpus << " GPUs\n";
+          }
+          int other = 0;
+          for (const auto& n : node_infos) other += kube::poolOf(c, n) == nullptr;
+          out << "  in no NodePool: " << other << " nodes\n";
+        }
+        std::set<std::string> namespaces;
+        for (const auto& s : c.services) namespaces.insert(s.meta.ns);
+        for (const auto& ns : namespaces) {
+          // (GCC 12: no braced temporaries inside a co_await expression.)
+          const kube::ListOptions ours{.label_selector = kube::kServiceLabel};
+          const kube::ListOptions managed{.label_selector =
+                                              std::string(kube::kManagedBy) + "=tidegate"};
+          auto pods = co_await client.list(kube::resources::kPods.path(ns), ours);
+          auto deps = co_await client.list(kube::resources::kDeployments.path(ns), managed);
+          if (!pods) fail(pods.error());
+          if (!deps) fail(deps.error());
+          if (!pods || !deps) continue;
+          for (const auto& s : c.services) {
+            if (s.meta.ns != ns) continue;
+            out << "service " << s.meta.ns << "/" << s.meta.name << ":\n";
+            const auto units = kube::placementPolicy(c, s).units.size();
+            for (std::size_t u = 0; u < units; ++u) {
+              const auto name = kube::unitDeploymentName(c, s, static_cast<int>(u));
+              std::string replicas = "missing (created by the leader)";
+              for (const auto& d : deps->at("items").as_array())
+                if (d.at("metadata").at("name").as_string() == name)
+                  replicas = std::to_string(d.at("spec").at("replicas").as_int64()) + " replicas";
+              out << "  unit " << u << " deployment " << name << ": " << replicas << "\n";
+              for (const auto& p : pods->at("items").as_array()) {
+                const auto pod = kube::podInfo(p.as_object());
+                if (pod.unit != static_cast<int>(u) ||
+                    pod.labels.at(kube::kServiceLabel) != s.meta.name)
+                  continue;
+                out << "    pod " << pod.name << ": "
+                    << (pod.terminating    ? "Terminating"
+                        : pod.draining     ? "Draining"
+                        : pod.ready        ? "Ready"
+                        : pod.node.empty() ? "Pending"
+                                           : "Starting")
+                    << (pod.node.empty() ? "" : " on " + pod.node)
+                    << (pod.ip.empty() ? "" : " at " + pod.ip)
+                    << (pod.pending_message.empty() ? "" : " (" + pod.pending_message + ")")
+                    << "\n";
+              }
+            }
+          }
+        }
+        auto lease = co_await client.get(kube::resources::kLeases.path(o.leader.ns, o.leader.name));
+        out << "lease " << o.leader.ns << "/" << o.leader.name << ": ";
+        if (lease) {
+          const auto& spec = lease->at("spec").as_object();
+          const auto* holder = spec.if_contains("holderIdentity");
+          out << "held by "
+              << (holder && holder->is_string() && !holder->as_string().empty()
+                      ? std::string(holder->as_string())
+                      : std::string("nobody"))
+              << "\n";
+        } else if (lease.error().code == 404) {
+          out << "none yet (no leader has run)\n";
+        } else {
+          out << "\n";
+          fail(lease.error());
+        }
+      },
+      boost::asio::detached);
+  ioc.run();
+  std::cout << out.str();
+  return rc;
+}
+
 }  // namespace
 
 void addServeCommands(CLI::App& app) {
@@ -246,9 +361,18 @@ void addServeCommands(CLI::App& app) {
   });
 
   auto check_config = std::make_shared<std::string>();
+  auto ckf = std::make_shared<KubeFlags>();
   auto* check = app.add_subcommand("check", "Validate a configuration and print what it means");
   check->add_option("-c,--config", *check_config, "Configuration file (YAML)")->required();
-  check->callback([check_config] {
+  check->add_flag("--kubernetes", ckf->in_cluster,
+                  "Also print what the cluster holds (in-cluster service account)");
+  check->add_option("--kubeconfig", ckf->kubeconfig,
+                    "Also print what the cluster of this kubeconfig holds");
+  check->add_option("--context", ckf->context, "The kubeconfig context");
+  check->add_option("--lease-name", ckf->lease_name, "The leader-election Lease")
+      ->capture_default_str();
+  check->add_option("--lease-namespace", ckf->lease_namespace, "The Lease's namespace");
+  check->callback([check_config, ckf] {
     auto c = api::loadConfig(*check_config);
     if (!c) {
       std::cerr << c.error().message << "\n";
@@ -263,6 +387,14 @@ void addServeCommands(CLI::App& app) {
     gateway::RoutingTable table(config, {});
     std::cout << "configuration is valid\n"
               << table.describe() << describeControl(*config) << describeAccess(*config);
+    if (ckf->enabled()) {
+      auto o = kubernetesOptions(*ckf);
+      if (!o) {
+        std::cerr << o.error().message << "\n";
+        throw CLI::RuntimeError(2);
+      }
+      if (int rc = describeCluster(*config, *o); rc != 0) throw CLI::RuntimeError(rc);
+    }
   });
 }
 

@@ -150,8 +150,9 @@ class Client {
 
   using Object = ApiResult<bj::object>;
   boost::asio::awaitable<Object> get(const std::string& path);
-  // A list: {"metadata": {"resourceVersion": ...}, "items": [...]}.
-  boost::asio::awaitable<Object> list(const std::string& path, const ListOptions& options = {});
+  // A list: {"metadata": {"resourceVersion": ...}, "items": [...]}. (No default for `options`:
+  // GCC 12 destroys a default-argument temporary of a co_await expression twice.)
+  boost::asio::awaitable<Object> list(const std::string& path, const ListOptions& options);
   boost::asio::awaitable<Object> create(const std::string& path, const bj::object& object);
   // PUT: a stale metadata.resourceVersion is a 409 Conflict.
   boost::asio::awaitable<Object> update(const std::string& path, const bj::object& object);

@@ -304,6 +304,28 @@ TEST(Kubernetes, WatchesResumeAfterADroppedConnectionAndRelistAfterGone) {
       << state(gw);
 }
 
+TEST(Kubernetes, CheckPrintsWhatTheClusterHolds) {
+  SeedCluster c;
+  Serve gw(seedConfig(c.port), c.flags("gw-a"));
+  ASSERT_TRUE(eventually([&] { return c.readyPodsByPool()[kOwned] == 1; }, 30s)) << state(gw);
+  auto r = runCommand({binaryPath(), "check", "-c", gw.path, "--kubeconfig", c.kubeconfig});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* want :
+       {"pool GPU-V100-Edge (fixed, alibabacloud.com/nodepool-id=npxxxxxx): 1 nodes, 1 ready, 1 "
+        "GPUs",
+        "pool GPU-V100-Elastic (elastic, alibabacloud.com/nodepool-id=npxxxxxy): 0 nodes",
+        "service default/qwen-chat:", "unit 0 deployment qwen-chat-gpu-v100-edge: 1 replicas",
+        "unit 1 deployment qwen-chat-gpu-v100-elastic: 0 replicas", "Ready on edge-1 at 127.0.0.",
+        "lease default/tidegate-leader: held by gw-a"})
+    EXPECT_NE(r.output.find(want), std::string::npos) << want << "\n" << r.output;
+  // A denial is an error naming what is missing.
+  c.api.deny("list", "", "nodes");
+  auto denied = runCommand({binaryPath(), "check", "-c", gw.path, "--kubeconfig", c.kubeconfig});
+  EXPECT_EQ(denied.exit_code, 2) << denied.output;
+  EXPECT_NE(denied.output.find("cannot list resource \"nodes\""), std::string::npos)
+      << denied.output;
+}
+
 TEST(Kubernetes, RbacDenialsAreReportedAndTheLastStateKeepsServing) {
   SeedCluster c;
   c.api.deny("list", "", "pods");

@@ -218,7 +218,11 @@ function runModel(cls, data, prefix = "") {
     for (const k of r.keys)
       // x-kubernetes-* (a CRD schema's extensions) are missing from kubernetes-models' schema
       // of JSONSchemaProps; the API server knows them.
-      if (!r.read.has(k) && !k.startsWith("x-kubernetes-")) out.push(`unknown field "${r.at ? r.at + "." : ""}${k}"`);
+      // `description` of a schema or a printer column is documentation the validator does not
+      // read; the API server accepts it there.
+      if (!r.read.has(k) && !k.startsWith("x-kubernetes-") &&
+          !(k === "description" && /openAPIV3Schema|additionalPrinterColumns/.test(r.at || "")))
+        out.push(`unknown field "${r.at ? r.at + "." : ""}${k}"`);
   }
   return out;
 }
@@ -252,11 +256,12 @@ function toAjv(schema, top = false) {
     s.anyOf = [...(s.anyOf || []), { type: "integer" }, { type: "string" }];
   }
   if (top || schema["x-kubernetes-embedded-resource"]) {
+    // The API server validates metadata itself, whatever the CRD's schema says of it.
     s.properties = {
       apiVersion: { type: "string" },
       kind: { type: "string" },
-      metadata: { type: "object" },
       ...(s.properties || {}),
+      metadata: { type: "object" },
     };
   }
   const object = s.type === "object" || (!s.type && s.properties);
