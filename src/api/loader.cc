@@ -30,7 +30,8 @@ struct ConfigError {
 struct Context {
   std::string file;
   int document = 0;
-  std::string what;  // "InferenceModel inferencemodel-sample"
+  const SecretLookup* secret = nullptr;  // LoadOptions::secret, when set
+  std::string what;                      // "InferenceModel inferencemodel-sample"
 
   [[noreturn]] void fail(const YAML::Node& at, const std::string& path,
                          const std::string& message) const {
@@ -641,13 +642,28 @@ void readKey(Fields& top, Config& c, Source src) {
   const auto digest = spec.hexBytes("sha256", 32, "sha256sum of the key");
   auto ref = spec.map("secretRef");
   const auto env = ref.str("env"), file = ref.str("file");
+  // A Kubernetes Secret in the APIKey's namespace: its `key` (default "key") holds the key.
+  const auto secret = ref.str("name");
+  const auto secret_key = ref.str("key", "key");
   ref.finish();
-  if (digest.empty() == (env.empty() && file.empty()) || (!env.empty() && !file.empty()))
+  const int refs = !env.empty() + !file.empty() + !secret.empty();
+  if (digest.empty() == (refs == 0) || refs > 1)
     spec.ctx().fail(spec.node(), spec.path(),
                     "give exactly one of sha256 (hex SHA-256 of the key) or secretRef "
-                    "(env or file)");
+                    "(env, file, or name of a Kubernetes Secret)");
   if (!digest.empty()) {
     k.sha256 = digest;
+  } else if (!secret.empty()) {
+    const auto* lookup = spec.ctx().secret;
+    if (!lookup || !*lookup)
+      spec.ctx().fail(spec.node(), spec.sub("secretRef.name"),
+                      "a Kubernetes Secret needs serve --kubernetes or --kubeconfig");
+    const auto value = (*lookup)(k.meta.ns, secret, secret_key);
+    if (!value || value->empty())
+      spec.ctx().fail(spec.node(), spec.sub("secretRef"),
+                      "Secret " + k.meta.ns + "/" + secret + " has no key \"" + secret_key +
+                          "\" (is it labelled tidegate.io/api-key?)");
+    k.sha256 = crypto::sha256(*value);
   } else if (!env.empty()) {
     const char* v = std::getenv(env.c_str());
     if (!v || !*v)
@@ -834,25 +850,41 @@ Result<Config> parseConfig(const std::string& text, const std::string& name) {
   return parseConfig(text, name, nullptr);
 }
 
-Result<Config> parseConfig(const std::string& text, const std::string& name,
-                           SchemaRecorder* recorder) {
+namespace {
+// The file's documents and the extra ones, each with the name its messages give.
+Result<Config> parseAll(const std::string& text, const std::string& name, SchemaRecorder* recorder,
+                        const LoadOptions& options) {
   Config c;
   c.file = name;
-  std::vector<YAML::Node> docs;
-  try {
-    docs = loadAllDocuments(text);
-  } catch (const YAML::Exception& e) {
-    return Error{name + ": line " + std::to_string(e.mark.line + 1) +
-                 ": YAML syntax error: " + e.msg};
+  struct Named {
+    const std::string* source;
+    int index;
+    YAML::Node doc;
+  };
+  std::vector<Named> docs;
+  std::string all_text = text;
+  auto load = [&](const std::string& t, const std::string& source) -> Status {
+    try {
+      int i = 0;
+      for (auto& d : loadAllDocuments(t)) docs.push_back({&source, ++i, std::move(d)});
+    } catch (const YAML::Exception& e) {
+      return Error{source + ": line " + std::to_string(e.mark.line + 1) +
+                   ": YAML syntax error: " + e.msg};
+    }
+    return Status::Ok();
+  };
+  if (auto s = load(text, name); !s) return Error{s.message()};
+  for (const auto& d : options.extra) {
+    if (auto s = load(d.text, d.source); !s) return Error{s.message()};
+    all_text += "\n---\n" + d.text;
   }
-  c.digest = crypto::sha256Hex(text);
+  c.digest = crypto::sha256Hex(all_text);
   try {
-    int index = 0, resources = 0;
-    for (const auto& doc : docs) {
-      ++index;
+    int resources = 0;
+    for (const auto& [source, index, doc] : docs) {
       if (doc.IsNull()) continue;  // an empty document (e.g. a trailing ---)
       ++resources;
-      Context ctx{name, index, {}};
+      Context ctx{*source, index, &options.secret, {}};
       Fields top(ctx, doc, "");
       const auto api = top.str("apiVersion", {}, true);
       const auto kind = top.str("kind", {}, true);
@@ -861,7 +893,7 @@ Result<Config> parseConfig(const std::string& text, const std::string& name,
         if (const auto n = md["name"]; n.IsDefined() && n.IsScalar())
           ctx.what = kind + " " + n.Scalar();
       }
-      Source src{name, index, doc.Mark().line + 1};
+      Source src{*source, index, doc.Mark().line + 1};
       if (recorder) top.record(&recorder->root(api, kind), /*present=*/true);
       const bool xk8s =
           api == std::string(kXk8s) + "v1alpha1" || api == std::string(kXk8s) + "v1alpha2";
@@ -903,8 +935,21 @@ Result<Config> parseConfig(const std::string& text, const std::string& name,
   }
   return c;
 }
+}  // namespace
 
-Result<Config> loadConfig(const std::string& path) {
+Result<Config> parseConfig(const std::string& text, const std::string& name,
+                           SchemaRecorder* recorder) {
+  return parseAll(text, name, recorder, {});
+}
+
+Result<Config> parseConfig(const std::string& text, const std::string& name,
+                           const LoadOptions& options) {
+  return parseAll(text, name, nullptr, options);
+}
+
+Result<Config> loadConfig(const std::string& path) { return loadConfig(path, {}); }
+
+Result<Config> loadConfig(const std::string& path, const LoadOptions& options) {
   // Every way a path can fail to be a configuration file is an error naming the file and why,
   // for serve, check and reloads alike.
   std::error_code ec;
@@ -921,7 +966,7 @@ Result<Config> loadConfig(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   if (in.bad()) return Error{path + ": cannot read the configuration: " + std::strerror(errno)};
-  return parseConfig(ss.str(), path);
+  return parseAll(ss.str(), path, nullptr, options);
 }
 
 }  // namespace tidegate::api

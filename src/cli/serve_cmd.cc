@@ -37,6 +37,7 @@ struct KubeFlags {
   std::string lease_name = "tidegate-leader";
   std::string lease_namespace;  // default $POD_NAMESPACE, else the cluster config's namespace
   double lease_duration_s = 15, renew_deadline_s = 10, retry_period_s = 2;
+  std::vector<std::string> watch_namespaces;  // --watch-namespace (repeatable, or a,b)
   bool enabled() const { return in_cluster || !kubeconfig.empty(); }
 };
 
@@ -60,6 +61,7 @@ Result<controller::KubernetesOptions> kubernetesOptions(const KubeFlags& f) {
       o.leader.identity = std::string(host) + "-" + std::to_string(::getpid());
     }
   }
+  o.watch_namespaces = f.watch_namespaces;
   o.leader.lease_duration_s = f.lease_duration_s;
   o.leader.renew_deadline_s = f.renew_deadline_s;
   o.leader.retry_period_s = f.retry_period_s;
@@ -347,6 +349,10 @@ void addServeCommands(CLI::App& app) {
       ->capture_default_str();
   serve->add_option("--lease-namespace", kf->lease_namespace,
                     "The Lease's namespace (default: $POD_NAMESPACE, else the context's)");
+  serve
+      ->add_option("--watch-namespace", kf->watch_namespaces,
+                   "Also read configuration objects (and API-key Secrets) from this namespace")
+      ->delimiter(',');
   serve->add_option("--leader-elect-lease-duration", kf->lease_duration_s, "Seconds")
       ->capture_default_str();
   serve->add_option("--leader-elect-renew-deadline", kf->renew_deadline_s, "Seconds")

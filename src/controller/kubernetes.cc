@@ -42,6 +42,39 @@ const bj::object* objAt(const bj::object* o, std::string_view key) {
   const auto* v = o ? o->if_contains(key) : nullptr;
   return v && v->is_object() ? &v->get_object() : nullptr;
 }
+
+// The configuration kinds read from the API (kube/objects.h has tidegate's own resources).
+const std::vector<kube::Resource>& configKinds() {
+  static const std::vector<kube::Resource> kinds = {
+      {"inference.networking.x-k8s.io", "v1alpha2", "inferencepools", "InferencePool", true},
+      {"inference.networking.x-k8s.io", "v1alpha2", "inferencemodels", "InferenceModel", true},
+      {"inference.networking.k8s.io", "v1", "inferencepools", "InferencePool", true},
+      {"istio.alibabacloud.com", "v1", "llmroutes", "LLMRoute", true},
+      {"scheduling.alibabacloud.com", "v1alpha1", "resourcepolicies", "ResourcePolicy", true},
+      {"tidegate.io", "v1alpha1", "gateways", "Gateway", true},
+      {"tidegate.io", "v1alpha1", "nodepools", "NodePool", false},
+      kube::resources::kInferenceServices,
+      {"tidegate.io", "v1alpha1", "endpoints", "Endpoints", true},
+      {"tidegate.io", "v1alpha1", "apikeys", "APIKey", true},
+      {"tidegate.io", "v1alpha1", "usageplans", "UsagePlan", true},
+  };
+  return kinds;
+}
+constexpr const char* kApiKeySecretLabel = "tidegate.io/api-key";
+
+// A configuration object as the loader reads it: apiVersion, kind, spec, and of its metadata
+// only what a file would say (name, namespace, labels, annotations).
+std::string configDocument(const bj::object& o) {
+  bj::object meta;
+  if (const auto* m = objAt(&o, "metadata"))
+    for (const char* k : {"name", "namespace", "labels", "annotations"})
+      if (const auto* v = m->if_contains(k)) meta[k] = *v;
+  bj::object doc{{"metadata", std::move(meta)}};
+  for (const char* k : {"apiVersion", "kind", "spec"})
+    if (const auto* v = o.if_contains(k)) doc[k] = *v;
+  return bj::serialize(doc);
+}
+
 }  // namespace
 
 struct KubernetesController::Impl {
@@ -54,6 +87,18 @@ struct KubernetesController::Impl {
   std::unique_ptr<kube::Reflector> nodes;                     // cluster-wide
   std::vector<std::unique_ptr<kube::Reflector>> deployments;  // one per namespace
   std::unique_ptr<kube::LeaderElector> leader;
+  std::vector<std::unique_ptr<kube::Reflector>> config;   // configuration kinds
+  std::vector<std::unique_ptr<kube::Reflector>> secrets;  // labelled tidegate.io/api-key
+  bool config_dirty = false;
+  std::string config_digest;  // of the documents and Secrets last given to the gateway
+  // What the gateway's reloads read (any thread): the documents and the Secrets' values.
+  struct ConfigSnapshot {
+    std::vector<api::Document> documents;
+    std::map<std::string, std::map<std::string, std::string>> secrets;  // ns/name -> key -> value
+  };
+  std::mutex config_mu;
+  std::shared_ptr<const ConfigSnapshot> config_snapshot;
+  std::map<std::string, std::string> status_written;  // object path -> last status written
 
   struct Service {
     control::AutoscalerSpec autoscaler;
@@ -118,7 +163,7 @@ struct KubernetesController::Impl {
   void setup() {
     const auto cfg = gw.config();
     client = std::make_unique<kube::Client>(ioc.get_executor(), opts.cluster);
-    std::set<std::string> namespaces;
+    std::set<std::string> namespaces(opts.watch_namespaces.begin(), opts.watch_namespaces.end());
     for (const auto& p : cfg->pools) namespaces.insert(p.meta.ns);
     for (const auto& s : cfg->services) namespaces.insert(s.meta.ns);
     for (const auto& ns : namespaces) {
@@ -126,8 +171,46 @@ struct KubernetesController::Impl {
       pods.back()->onChange([this](const kube::Reflector&) { publishEndpoints(); });
     }
     nodes = std::make_unique<kube::Reflector>(*client, kube::resources::kNodes.path());
-    std::set<std::string> service_namespaces;
+    std::set<std::string> service_namespaces(opts.watch_namespaces.begin(),
+                                             opts.watch_namespaces.end());
     for (const auto& s : cfg->services) service_namespaces.insert(s.meta.ns);
+    for (const auto& kind : configKinds()) {
+      std::vector<std::string> where;
+      if (kind.namespaced)
+        where = opts.watch_namespaces;
+      else if (!opts.watch_namespaces.empty())
+        where = {""};
+      for (const auto& ns : where) {
+        config.push_back(std::make_unique<kube::Reflector>(*client, kind.path(ns)));
+        config.back()->onChange([this](const kube::Reflector&) { config_dirty = true; });
+      }
+    }
+    for (const auto& ns : opts.watch_namespaces) {
+      secrets.push_back(std::make_unique<kube::Reflector>(
+          *client, kube::resources::kSecrets.path(ns),
+          kube::ListOptions{.label_selector = kApiKeySecretLabel}));
+      secrets.back()->onChange([this](const kube::Reflector&) { config_dirty = true; });
+    }
+    if (!opts.watch_namespaces.empty())
+      gw.setConfigSource([this] {
+        std::shared_ptr<const ConfigSnapshot> snap;
+        {
+          std::lock_guard lock(config_mu);
+          snap = config_snapshot;
+        }
+        api::LoadOptions o;
+        if (!snap) return o;
+        o.extra = snap->documents;
+        o.secret = [snap](const std::string& ns, const std::string& name,
+                          const std::string& key) -> std::optional<std::string> {
+          auto it = snap->secrets.find(objectKey(ns, name));
+          if (it == snap->secrets.end()) return std::nullopt;
+          auto k = it->second.find(key);
+          if (k == it->second.end()) return std::nullopt;
+          return k->second;
+        };
+        return o;
+      });
     for (const auto& ns : service_namespaces)
       deployments.push_back(std::make_unique<kube::Reflector>(
           *client, kube::resources::kDeployments.path(ns),
@@ -179,6 +262,7 @@ struct KubernetesController::Impl {
 
   asio::awaitable<void> loop() {
     while (!stopping) {
+      applyConfigObjects();
       const auto cfg = gw.config();
       const double now = unixTime();
       accrueCost(*cfg, now);
@@ -189,6 +273,77 @@ struct KubernetesController::Impl {
       report(*cfg);
       co_await sleep(cfg->gateway.controller_interval_s);
     }
+  }
+
+  // When the configuration objects or their Secrets changed (and every watch of them has
+  // listed once), the gateway reloads with them; a refused reload keeps the running
+  // configuration and says why (/admin/state, the log, tidegate_config_reloads_total).
+  void applyConfigObjects() {
+    if (!config_dirty) return;
+    for (const auto& r : config)
+      if (!r->synced()) return;
+    for (const auto& r : secrets)
+      if (!r->synced()) return;
+    config_dirty = false;
+    auto snap = std::make_shared<ConfigSnapshot>();
+    for (const auto& r : config)
+      for (const auto& [key, o] : r->objects()) {
+        const auto* kind = o.if_contains("kind");
+        snap->documents.push_back(
+            {"kubernetes " + (kind && kind->is_string() ? std::string(kind->as_string()) : "?") +
+                 " " + key,
+             configDocument(o)});
+      }
+    for (const auto& r : secrets)
+      for (const auto& [key, o] : r->objects()) {
+        auto& values = snap->secrets[key];
+        if (const auto* data = objAt(&o, "data"))
+          for (const auto& [k, v] : *data)
+            if (v.is_string())
+              if (auto decoded = crypto::base64Decode(v.as_string())) {
+                while (!decoded->empty() && (decoded->back() == '\n' || decoded->back() == '\r'))
+                  decoded->pop_back();  // `kubectl create secret --from-file` keeps a newline
+                values[std::string(k)] = *decoded;
+              }
+      }
+    // Status writes and metadata churn change objects but not what the loader reads: reload
+    // only when the documents or the Secrets' values changed.
+    std::string digest;
+    for (const auto& d : snap->documents) digest += d.source + "\n" + d.text + "\n";
+    for (const auto& [key, values] : snap->secrets)
+      for (const auto& [k, v] : values) digest += key + "#" + k + "=" + crypto::sha256Hex(v) + "\n";
+    digest = crypto::sha256Hex(digest);
+    if (digest == config_digest) return;
+    config_digest = digest;
+    const auto count = snap->documents.size();
+    {
+      std::lock_guard lock(config_mu);
+      config_snapshot = std::move(snap);
+    }
+    if (auto st = gw.reload(); st)
+      spdlog::info("kubernetes: configuration reloaded with {} object(s) from the API", count);
+    else
+      spdlog::error("kubernetes: configuration objects refused: {}", st.message());
+  }
+
+  // The status of a tidegate.io object the configuration came from, when it changed.
+  asio::awaitable<void> writeStatus(const kube::Resource& kind, const std::string& ns,
+                                    const std::string& name, bj::object status) {
+    const auto path = kind.path(ns, name, "status");
+    bool exists = false;
+    for (const auto& r : config)
+      if (r->path() == kind.path(ns) &&
+          r->objects().contains(ns.empty() ? name : objectKey(ns, name)))
+        exists = true;
+    if (!exists) co_return;
+    auto text = bj::serialize(status);
+    if (status_written[path] == text) co_return;
+    bj::object patch{{"status", std::move(status)}};
+    auto r = co_await client->patch(path, patch, kube::PatchType::kMerge);
+    if (r)
+      status_written[path] = std::move(text);
+    else
+      spdlog::warn("kubernetes: status of {}: {}", path, r.error().message);
   }
 
   // Ensures the unit's Deployment exists with the current template; its spec.replicas (0 when
@@ -391,6 +546,38 @@ struct KubernetesController::Impl {
         for (auto& [key, dr] : draining)
           if (dr.service == svc_key && dr.unit == u && dr.released) dr.scaled = true;
     }
+
+    // Status, for InferenceServices that are cluster objects: what was decided and where.
+    bj::array unit_status;
+    int ready_total = 0;
+    for (int u = 0; u < units; ++u) {
+      int ready_u = 0, pending_u = 0;
+      for (const auto& p : all)
+        if (ours(p) && p.unit == u && !p.terminating) {
+          ready_u += p.ready;
+          pending_u += p.node.empty();
+        }
+      ready_total += ready_u;
+      unit_status.push_back(bj::object{{"deployment", kube::unitDeploymentName(cfg, s, u)},
+                                       {"replicas", targets[static_cast<std::size_t>(u)]},
+                                       {"ready", ready_u},
+                                       {"pending", pending_u}});
+    }
+    const bool limited = d.desired != d.recommendation;
+    bj::object status{
+        {"desiredReplicas", d.desired},
+        {"readyReplicas", ready_total},
+        {"units", std::move(unit_status)},
+        {"conditions",
+         bj::array{bj::object{{"type", "Ready"},
+                              {"status", ready_total >= std::min(d.desired, 1) ? "True" : "False"},
+                              {"reason", ready_total > 0 ? "ReplicasReady" : "NoReadyReplica"}},
+                   bj::object{{"type", "ScalingLimited"},
+                              {"status", limited ? "True" : "False"},
+                              {"reason", scalingReason(d, svc.autoscaler)},
+                              {"message", d.reason}}}}};
+    co_await writeStatus(kube::resources::kInferenceServices, s.meta.ns, s.meta.name,
+                         std::move(status));
   }
 
   void accrueCost(const api::Config& cfg, double now) {
@@ -530,6 +717,8 @@ struct KubernetesController::Impl {
     for (const auto& r : pods) watchJson(*r);
     watchJson(*nodes);
     for (const auto& r : deployments) watchJson(*r);
+    for (const auto& r : config) watchJson(*r);
+    for (const auto& r : secrets) watchJson(*r);
     const bool leading = leader->isLeader();
     bj::object kube_json{{"server", opts.cluster.server},
                          {"source", opts.cluster.source},
@@ -594,6 +783,8 @@ void KubernetesController::start() {
   for (auto& r : m.pods) asio::co_spawn(m.ioc, r->run(), asio::detached);
   asio::co_spawn(m.ioc, m.nodes->run(), asio::detached);
   for (auto& r : m.deployments) asio::co_spawn(m.ioc, r->run(), asio::detached);
+  for (auto& r : m.config) asio::co_spawn(m.ioc, r->run(), asio::detached);
+  for (auto& r : m.secrets) asio::co_spawn(m.ioc, r->run(), asio::detached);
   asio::co_spawn(m.ioc, m.leader->run(), asio::detached);
   asio::co_spawn(m.ioc, m.loop(), asio::detached);
   m.thread = std::thread([&m] {
@@ -615,6 +806,8 @@ void KubernetesController::stop() {
     for (auto& r : m.pods) r->stop();
     m.nodes->stop();
     for (auto& r : m.deployments) r->stop();
+    for (auto& r : m.config) r->stop();
+    for (auto& r : m.secrets) r->stop();
     m.leader->stop();
     asio::co_spawn(
         m.ioc, [&m]() -> asio::awaitable<void> { co_await m.leader->release(); },

@@ -22,6 +22,9 @@
 //   cluster autoscaler adds nodes); the plan moves Pending pods of an owned unit on as the
 //   ResourcePolicy's whenTryNextUnits says.
 //   Node-hours are priced per NodePool (nodes carrying the pool's labels) for cost allocation.
+// Configuration objects (KubernetesOptions::watch_namespaces) are watched by every gateway;
+// the leader writes the status of tidegate.io InferenceServices (desired and per-unit replicas,
+// conditions) and NodePools (nodes, GPUs, cost) found among them.
 // Stopping a gateway never scales anything down: the workloads belong to the cluster; the
 // leader releases its Lease so another gateway takes over at once.
 // State: /admin/state sections "kubernetes", "services" and "node_pools"; metrics
@@ -32,6 +35,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "kube/config.h"
 #include "kube/leader.h"
@@ -44,6 +48,12 @@ namespace tidegate::controller {
 
 struct KubernetesOptions {
   kube::ClusterConfig cluster;
+  // Namespaces whose configuration objects are watched (InferencePool, InferenceModel, LLMRoute,
+  // ResourcePolicy and tidegate.io's kinds; NodePools cluster-wide) and whose Secrets labelled
+  // tidegate.io/api-key back APIKeys' secretRef.name. They are loaded with the file, as if in
+  // it, and every change reloads (a reload that does not validate is refused and the running
+  // configuration kept, as for the file). Empty: the file alone.
+  std::vector<std::string> watch_namespaces;
   kube::LeaderConfig leader;  // name, namespace, identity and timings of the Lease
   double drain_min_s = 3;     // default 3 s: other gateways see the draining annotation
   double drain_grace_s = 30;  // default 30 s: the longest wait for requests in flight

@@ -104,6 +104,11 @@ struct Gateway::Impl {
     std::vector<api::RestartSetting> restart_needed;
   };
   mutable std::mutex reloads_mu;
+  // Reloads run one at a time (SIGHUP and the Kubernetes watches may ask at once).
+  std::mutex reload_mu;
+  // Configuration from elsewhere than the file (Kubernetes objects), read at every load.
+  mutable std::mutex extra_mu;
+  std::function<api::LoadOptions()> extra_source;
   Reloads reloads;
 
   PickLog picks;                                        // for /admin/state
@@ -224,7 +229,12 @@ struct Gateway::Impl {
 
   // Reads and validates the configuration file.
   Result<std::shared_ptr<const api::Config>> load() const {
-    auto cfg = api::loadConfig(opts.config_path);
+    api::LoadOptions extra;
+    {
+      std::lock_guard lock(extra_mu);
+      if (extra_source) extra = extra_source();
+    }
+    auto cfg = api::loadConfig(opts.config_path, extra);
     if (!cfg) return cfg.error();
     return std::make_shared<const api::Config>(std::move(cfg).value());
   }
@@ -444,6 +454,7 @@ tidegate::Status Gateway::start() {
 // running configuration as it was.
 tidegate::Status Gateway::reload() {
   auto& m = *impl_;
+  std::lock_guard serial(m.reload_mu);
   const Access::Actor actor{"reload", "", ""};
   auto refuse = [&](const std::string& why) {
     spdlog::error("reload refused, keeping the running configuration: {}", why);
@@ -512,6 +523,11 @@ void Gateway::stop() {
   });
   if (m.control_thread.joinable()) m.control_thread.join();
   m.access.stop();  // commits the ledger's last records
+}
+
+void Gateway::setConfigSource(std::function<api::LoadOptions()> source) {
+  std::lock_guard lock(impl_->extra_mu);
+  impl_->extra_source = std::move(source);
 }
 
 void Gateway::setDynamicEndpoints(std::vector<api::Endpoints> endpoints,

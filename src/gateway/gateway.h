@@ -22,6 +22,7 @@
 #include <boost/json/value.hpp>
 #include <functional>
 
+#include "api/loader.h"
 #include "api/resources.h"
 #include "common/prometheus.h"
 #include "common/result.h"
@@ -74,6 +75,10 @@ class Gateway {
   // Adds a section to /admin/state (called on the control thread at each request).
   void addStateSection(std::string name, std::function<boost::json::value()> fn);
   boost::asio::io_context& controlContext();
+  // Documents and Secrets from outside the file (the Kubernetes provider's watches of
+  // configuration objects), read at every reload together with the file; reload() after it
+  // changed. Thread-safe.
+  void setConfigSource(std::function<api::LoadOptions()> source);
   // What the nodes behind an InferencePool cost now, in $/hour (for cost allocation).
   void setPoolCostRate(const std::string& pool, double dollars_per_hour);
 

@@ -28,6 +28,8 @@ const Resource kSecrets{"", "v1", "secrets", "Secret", true};
 const Resource kEvents{"", "v1", "events", "Event", true};
 const Resource kDeployments{"apps", "v1", "deployments", "Deployment", true};
 const Resource kLeases{"coordination.k8s.io", "v1", "leases", "Lease", true};
+const Resource kInferenceServices{"tidegate.io", "v1alpha1", "inferenceservices",
+                                  "InferenceService", true};
 }  // namespace resources
 
 std::string Resource::path(const std::string& ns, const std::string& name,

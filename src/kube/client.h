@@ -68,7 +68,8 @@ struct Resource {
 
 namespace resources {
 extern const Resource kPods, kNodes, kSecrets, kEvents, kDeployments, kLeases;
-}
+extern const Resource kInferenceServices;  // tidegate.io/v1alpha1
+}  // namespace resources
 
 struct ListOptions {
   std::string label_selector;  // e.g. "app=qwen,tier in (a,b)"

@@ -64,12 +64,25 @@ void Reflector::fail(const ApiError& e) {
   }
 }
 
-asio::awaitable<bool> Reflector::relist() {
+asio::awaitable<Reflector::Listed> Reflector::relist() {
   ++stats_.lists;
   auto r = co_await client_.list(path_, options_);
+  if (!r && r.error().code == 404) {
+    // The kind is not served (its CRD is not installed): there are none of it. Synced, so
+    // consumers need not wait for it; looked at again later.
+    const bool changed = !objects_.empty() || !synced_;
+    objects_.clear();
+    resource_version_.clear();
+    synced_ = true;
+    if (last_error_.empty())
+      spdlog::info("kubernetes: {} is not served (CRD not installed?): none of it", path_);
+    last_error_ = "not served by the API server (is its CRD installed?)";
+    if (changed && on_change_) on_change_(*this);
+    co_return Listed::kNotServed;
+  }
   if (!r) {
     fail(r.error());
-    co_return false;
+    co_return Listed::kFailed;
   }
   std::map<std::string, bj::object> fresh;
   if (const auto* items = r->if_contains("items"); items && items->is_array())
@@ -81,7 +94,7 @@ asio::awaitable<bool> Reflector::relist() {
   failures_in_row_ = 0;
   last_error_.clear();
   if (on_change_) on_change_(*this);
-  co_return true;
+  co_return Listed::kOk;
 }
 
 asio::awaitable<void> Reflector::run() {
@@ -95,8 +108,13 @@ asio::awaitable<void> Reflector::run() {
   bool need_list = true;
   while (!stopped_) {
     if (need_list) {
-      if (!co_await relist()) {
+      const auto listed = co_await relist();
+      if (listed == Listed::kFailed) {
         co_await sleep(backoff());
+        continue;
+      }
+      if (listed == Listed::kNotServed) {
+        co_await sleep(30);
         continue;
       }
       need_list = false;

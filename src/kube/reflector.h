@@ -6,7 +6,8 @@
 //   watch, watch again from the last resourceVersion; when the connection drops, back off (with
 //   jitter) and watch again from it; on 410 Gone (the version is too old), list again.
 // The copy is never cleared because the API server is unreachable: consumers keep serving the
-// last known state (the data plane never waits on the API server).
+// last known state (the data plane never waits on the API server). A kind the server does not
+// serve (404: its CRD is not installed) is synced and empty, and listed again every 30 s.
 //
 // Threads: runs on its Client's executor; objects() and the callback are used there.
 
@@ -49,7 +50,8 @@ class Reflector {
   static std::string key(const bj::object& object);
 
  private:
-  boost::asio::awaitable<bool> relist();
+  enum class Listed { kOk, kFailed, kNotServed };
+  boost::asio::awaitable<Listed> relist();
   boost::asio::awaitable<void> sleep(double seconds);
   void fail(const ApiError& e);
 

@@ -342,6 +342,56 @@ spec: {plan: free, secretRef: {env: TIDEGATE_TEST_KEY}}
   EXPECT_EQ(c->keys[1].sha256, crypto::sha256("sk-from-env"));
 }
 
+TEST(Loader, ApiObjectsLoadWithTheFileAndKeysComeFromKubernetesSecrets) {
+  const std::string file = R"(apiVersion: tidegate.io/v1alpha1
+kind: UsagePlan
+metadata: {name: free}
+spec: {requestsPerMinute: 10}
+)";
+  const std::string key = R"({"apiVersion":"tidegate.io/v1alpha1","kind":"APIKey",
+    "metadata":{"name":"carol","namespace":"team-a"},
+    "spec":{"plan":"free","secretRef":{"name":"carol-key"}}})";
+  // Without Kubernetes, a Secret reference is an error that says what it needs.
+  auto no_k8s = parseConfig(file + "---\n" + key, "f.yaml");
+  ASSERT_FALSE(no_k8s);
+  EXPECT_NE(no_k8s.error().message.find("needs serve --kubernetes"), std::string::npos)
+      << no_k8s.error().message;
+  LoadOptions o;
+  o.extra.push_back({"kubernetes APIKey team-a/carol", key});
+  std::vector<std::string> asked;
+  o.secret = [&](const std::string& ns, const std::string& name,
+                 const std::string& k) -> std::optional<std::string> {
+    asked.push_back(ns + "/" + name + "#" + k);
+    if (ns == "team-a" && name == "carol-key" && k == "key") return std::string("sk-carol");
+    return std::nullopt;
+  };
+  auto c = parseConfig(file, "f.yaml", o);
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_EQ(c->keys.size(), 1u);
+  EXPECT_EQ(c->keys[0].sha256, crypto::sha256("sk-carol"));  // only the digest is kept
+  EXPECT_EQ(c->keys[0].source.file, "kubernetes APIKey team-a/carol");
+  EXPECT_EQ(asked, std::vector<std::string>{"team-a/carol-key#key"});
+  // A missing Secret (or key), and a bad object, are errors naming the object they come from.
+  o.extra[0].text = R"({"apiVersion":"tidegate.io/v1alpha1","kind":"APIKey",
+    "metadata":{"name":"dave","namespace":"team-a"},
+    "spec":{"plan":"free","secretRef":{"name":"dave-key","key":"token"}}})";
+  o.extra[0].source = "kubernetes APIKey team-a/dave";
+  auto missing = parseConfig(file, "f.yaml", o);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("kubernetes APIKey team-a/dave"), std::string::npos);
+  EXPECT_NE(missing.error().message.find("Secret team-a/dave-key has no key \"token\""),
+            std::string::npos)
+      << missing.error().message;
+  o.extra[0].text = R"({"apiVersion":"tidegate.io/v1alpha1","kind":"UsagePlan",
+    "metadata":{"name":"gold"},"spec":{"requestsPerMinute":"many"}})";
+  o.extra[0].source = "kubernetes UsagePlan default/gold";
+  auto bad = parseConfig(file, "f.yaml", o);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("kubernetes UsagePlan default/gold"), std::string::npos)
+      << bad.error().message;
+  EXPECT_NE(bad.error().message.find("spec.requestsPerMinute"), std::string::npos);
+}
+
 TEST(Loader, AccessExampleLoadsWithItsDemoKeys) {
   auto c = loadConfig(std::string(TIDEGATE_SOURCE_DIR) + "/examples/access.yaml");
   ASSERT_TRUE(c.ok()) << c.error().message;

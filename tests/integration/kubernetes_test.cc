@@ -326,6 +326,141 @@ TEST(Kubernetes, CheckPrintsWhatTheClusterHolds) {
       << denied.output;
 }
 
+// The seed's configuration split: the file keeps the Gateway, the NodePools and the
+// ResourcePolicy; the pool, the service, the plan and the key are cluster objects, and the
+// key's secret is a Kubernetes Secret.
+std::string fileHalf() {
+  return R"(apiVersion: tidegate.io/v1alpha1
+kind: Gateway
+metadata: {name: gw}
+spec: {listen: "127.0.0.1:0", admin: "127.0.0.1:0", controller: {interval: 200ms}, auth: {apiKeys: required}}
+---
+apiVersion: scheduling.alibabacloud.com/v1alpha1
+kind: ResourcePolicy
+metadata: {name: qwen-chat, namespace: default}
+spec:
+  selector: {app: isvc.qwen-predictor}
+  strategy: prefer
+  units:
+  - {resource: ecs, nodeSelector: {alibabacloud.com/nodepool-id: npxxxxxx}}
+  - {resource: elastic, nodeSelector: {alibabacloud.com/nodepool-id: npxxxxxy}}
+---
+apiVersion: tidegate.io/v1alpha1
+kind: NodePool
+metadata: {name: GPU-V100-Edge, labels: {alibabacloud.com/nodepool-id: npxxxxxx}}
+spec: {kind: fixed, nodes: 1, gpusPerNode: 1, pricePerNodeHour: 0.9}
+---
+apiVersion: tidegate.io/v1alpha1
+kind: NodePool
+metadata: {name: GPU-V100-Elastic, labels: {alibabacloud.com/nodepool-id: npxxxxxy}}
+spec: {kind: elastic, maxNodes: 2, gpusPerNode: 1, pricePerNodeHour: 3.06}
+)";
+}
+
+bj::object secret(const std::string& value) {
+  std::string b64;
+  {
+    // base64 by hand (tests only): 3 bytes -> 4 characters.
+    static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::size_t i = 0;
+    for (; i + 2 < value.size(); i += 3) {
+      const unsigned n = (static_cast<unsigned char>(value[i]) << 16) |
+                         (static_cast<unsigned char>(value[i + 1]) << 8) |
+                         static_cast<unsigned char>(value[i + 2]);
+      for (int k = 3; k >= 0; --k) b64 += t[(n >> (6 * k)) & 63];
+    }
+    if (i < value.size()) {
+      unsigned n = static_cast<unsigned char>(value[i]) << 16;
+      if (i + 1 < value.size()) n |= static_cast<unsigned char>(value[i + 1]) << 8;
+      b64 += t[(n >> 18) & 63];
+      b64 += t[(n >> 12) & 63];
+      b64 += i + 1 < value.size() ? t[(n >> 6) & 63] : '=';
+      b64 += '=';
+    }
+  }
+  return bj::object{
+      {"apiVersion", "v1"},
+      {"kind", "Secret"},
+      {"metadata",
+       bj::object{{"name", "qwen-key"}, {"labels", bj::object{{"tidegate.io/api-key", "true"}}}}},
+      {"data", bj::object{{"key", b64}}}};
+}
+
+TEST(Kubernetes, ConfigurationObjectsAndSecretBackedKeysComeFromTheApi) {
+  SeedCluster c;
+  c.api.registerResource("inference.networking.x-k8s.io", "v1alpha2", "inferencepools",
+                         "InferencePool", true);
+  c.api.registerResource("tidegate.io", "v1alpha1", "inferenceservices", "InferenceService", true,
+                         /*status_subresource=*/true);
+  c.api.registerResource("tidegate.io", "v1alpha1", "usageplans", "UsagePlan", true);
+  c.api.registerResource("tidegate.io", "v1alpha1", "apikeys", "APIKey", true);
+  auto yaml = [](const std::string& json) { return bj::parse(json).as_object(); };
+  ASSERT_TRUE(c.api.create(
+      "inference.networking.x-k8s.io/v1alpha2", "inferencepools", "default",
+      yaml(R"({"apiVersion":"inference.networking.x-k8s.io/v1alpha2",
+      "kind":"InferencePool","metadata":{"name":"qwen-pool"},
+      "spec":{"targetPortNumber":)" +
+           std::to_string(c.port) + R"(,"selector":{"app":"isvc.qwen-predictor"}}})")));
+  ASSERT_TRUE(c.api.create("tidegate.io/v1alpha1", "inferenceservices", "default",
+                           yaml(R"({"apiVersion":"tidegate.io/v1alpha1","kind":"InferenceService",
+      "metadata":{"name":"qwen-chat","labels":{"app":"isvc.qwen-predictor"}},
+      "spec":{"servedModelName":"qwen","resources":{"gpus":1},"minReplicas":1,"maxReplicas":3,
+        "command":["tidegate","engine","--port","{port}","--served-model-name","{model}",
+                   "--log-level","warn"]}})")));
+  ASSERT_TRUE(c.api.create("tidegate.io/v1alpha1", "usageplans", "default",
+                           yaml(R"({"apiVersion":"tidegate.io/v1alpha1","kind":"UsagePlan",
+      "metadata":{"name":"free"},"spec":{"requestsPerMinute":1000}})")));
+  ASSERT_TRUE(c.api.create("tidegate.io/v1alpha1", "apikeys", "default",
+                           yaml(R"({"apiVersion":"tidegate.io/v1alpha1","kind":"APIKey",
+      "metadata":{"name":"team"},"spec":{"plan":"free","secretRef":{"name":"qwen-key"}}})")));
+  ASSERT_TRUE(c.api.create("v1", "secrets", "default", secret("sk-first")));
+
+  auto flags = c.flags("gw-a");
+  flags.insert(flags.end(), {"--watch-namespace", "default"});
+  Serve gw(fileHalf(), flags, "info");
+  auto ask = [&](const std::string& key) {
+    return gw
+        .post("/v1/completions", R"({"model":"qwen","prompt":"hi","max_tokens":2})",
+              {{"Authorization", "Bearer " + key}})
+        .status;
+  };
+  // The service from the API runs on the owned node; the key from the Secret is accepted.
+  ASSERT_TRUE(eventually([&] { return c.readyPodsByPool()[kOwned] == 1; }, 30s)) << state(gw);
+  ASSERT_TRUE(eventually([&] { return ask("sk-first") == 200; }, 15s)) << state(gw);
+  EXPECT_EQ(ask("sk-wrong"), 401);
+  // The InferenceService object gets its status from the leader.
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto isvc = c.api.get("tidegate.io/v1alpha1", "inferenceservices", "default", "qwen-chat");
+        if (!isvc || !isvc->contains("status")) return false;
+        const auto& st = isvc->at("status").as_object();
+        return st.contains("readyReplicas") && st.at("readyReplicas").as_int64() == 1 &&
+               st.at("units").as_array()[0].at("deployment") == "qwen-chat-gpu-v100-edge";
+      },
+      15s));
+  // Rotating the Secret rotates the key.
+  auto rotated = secret("sk-second");
+  ASSERT_TRUE(c.api.update("v1", "secrets", "default", rotated));
+  EXPECT_TRUE(eventually([&] { return ask("sk-second") == 200; }, 15s)) << state(gw);
+  EXPECT_EQ(ask("sk-first"), 401);
+  // A cluster object that does not validate is refused whole, naming it; the running
+  // configuration keeps serving.
+  ASSERT_TRUE(c.api.create("tidegate.io/v1alpha1", "usageplans", "default",
+                           yaml(R"({"apiVersion":"tidegate.io/v1alpha1","kind":"UsagePlan",
+      "metadata":{"name":"bad"},"spec":{"requestsPerMinute":"lots"}})")));
+  EXPECT_TRUE(eventually(
+      [&] {
+        const auto st = state(gw);
+        const auto& cfg = st.at("configuration").as_object();
+        const auto* err = cfg.if_contains("last_reload_error");
+        return err && err->is_string() &&
+               err->as_string().find("kubernetes UsagePlan default/bad") != std::string::npos;
+      },
+      15s))
+      << state(gw);
+  EXPECT_EQ(ask("sk-second"), 200);
+}
+
 TEST(Kubernetes, RbacDenialsAreReportedAndTheLastStateKeepsServing) {
   SeedCluster c;
   c.api.deny("list", "", "pods");
