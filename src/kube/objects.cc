@@ -352,6 +352,12 @@ control::Cluster clusterModel(const api::Config& c, const api::InferenceService&
     std::size_t k = 0;
     std::erase_if(cluster.replicas, [&](const control::Replica&) { return going.contains(k++); });
   }
+  // A Pending replica in a later unit is there because the policy already let it move on from
+  // the earlier ones (their max, their lack of room, or their timeout): it has waited them out.
+  // Without this, each new pod's fresh creation time would send it back to wait in the first
+  // unit, and the Deployments would flap.
+  for (auto& r : cluster.replicas)
+    if (r.node.empty() && r.unit > 0) r.pending_since = -1e18;
   for (auto& n : cluster.nodes)
     if (std::any_of(cluster.replicas.begin(), cluster.replicas.end(),
                     [&](const control::Replica& r) { return r.node == n.name; }))

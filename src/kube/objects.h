@@ -84,7 +84,8 @@ bj::object deploymentFor(const api::Config& c, const api::InferenceService& s, i
 // follows the Deployments' intent, not only the pods seen so far: a unit with fewer pods than
 // its replicas gets Pending replicas for the pods its ReplicaSet is about to create, and one with
 // more loses the pods about to be deleted (Pending ones first, as the ReplicaSet ranks them) —
-// so a decision is not taken twice while the cluster catches up.
+// so a decision is not taken twice while the cluster catches up. Pending replicas of a later
+// unit count as having waited out the earlier ones (the policy moved them there).
 control::Cluster clusterModel(const api::Config& c, const api::InferenceService& s,
                               const std::vector<NodeInfo>& nodes, const std::vector<PodInfo>& pods,
                               const std::vector<int>& unit_replicas, double now);

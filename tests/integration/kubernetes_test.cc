@@ -326,6 +326,38 @@ TEST(Kubernetes, CheckPrintsWhatTheClusterHolds) {
       << denied.output;
 }
 
+TEST(Kubernetes, PendingPastTheUnitsTimeoutMovesOnToTheElasticUnit) {
+  SeedCluster c;
+  // Another workload holds the owned GPU.
+  ASSERT_TRUE(
+      c.api.create("v1", "pods", "default",
+                   bj::parse(R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"training-job"},
+        "spec":{"nodeName":"edge-1","containers":[{"name":"train","image":"trainer",
+          "command":["train"],"resources":{"limits":{"nvidia.com/gpu":"1"}}}]}})")
+                       .as_object()));
+  std::string yaml = seedConfig(c.port);
+  const std::string strategy = "  strategy: prefer\n";
+  yaml.replace(yaml.find(strategy), strategy.size(),
+               strategy + "  whenTryNextUnits: {policy: TimeoutOrExceedMax, timeout: 2s}\n");
+  Serve gw(yaml, c.flags("gw-a"), "info");
+  // The replica waits in the owned unit (Pending: the scheduler finds no free GPU there)...
+  ASSERT_TRUE(eventually([&] { return c.deploymentReplicas("qwen-chat-gpu-v100-edge") == 1; }, 15s))
+      << state(gw);
+  EXPECT_EQ(c.deploymentReplicas("qwen-chat-gpu-v100-elastic"), 0);
+  // ...until the timeout: then the owned pool counts as full and it goes to the elastic unit,
+  // whose node autoscaler adds a node for it.
+  ASSERT_TRUE(eventually([&] { return c.readyPodsByPool()[kElastic] == 1; }, 30s)) << state(gw);
+  EXPECT_EQ(c.deploymentReplicas("qwen-chat-gpu-v100-edge"), 0);
+  EXPECT_EQ(c.deploymentReplicas("qwen-chat-gpu-v100-elastic"), 1);
+  EXPECT_EQ(c.readyPodsByPool()[kOwned], 0);
+  // It moved once: no flapping between the units while the new pod was Pending.
+  int elastic_scales = 0;
+  for (const auto& r : c.api.requests())
+    elastic_scales +=
+        r.verb == "patch" && r.path.ends_with("/deployments/qwen-chat-gpu-v100-elastic/scale");
+  EXPECT_EQ(elastic_scales, 1);
+}
+
 // The seed's configuration split: the file keeps the Gateway, the NodePools and the
 // ResourcePolicy; the pool, the service, the plan and the key are cluster objects, and the
 // key's secret is a Kubernetes Secret.
