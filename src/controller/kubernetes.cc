@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
+#include <cmath>
 #include <future>
 #include <mutex>
 #include <set>
@@ -269,6 +270,7 @@ struct KubernetesController::Impl {
       publishEndpoints();  // the configuration may have changed which pools select what
       if (synced()) {
         for (const auto& s : cfg->services) co_await reconcile(*cfg, s, now);
+        if (leader->isLeader()) co_await writeNodePoolStatus(*cfg);
       }
       report(*cfg);
       co_await sleep(cfg->gateway.controller_interval_s);
@@ -344,6 +346,35 @@ struct KubernetesController::Impl {
       status_written[path] = std::move(text);
     else
       spdlog::warn("kubernetes: status of {}: {}", path, r.error().message);
+  }
+
+  // The status of NodePools that are cluster objects: their nodes, GPUs and cost so far (to
+  // the cent, so that it is not rewritten at every tick).
+  asio::awaitable<void> writeNodePoolStatus(const api::Config& cfg) {
+    static const kube::Resource kNodePools{"tidegate.io", "v1alpha1", "nodepools", "NodePool",
+                                           false};
+    const auto nodes_now = nodeInfos();
+    const auto pods_now = podInfos();
+    for (const auto& np : cfg.node_pools) {
+      int count = 0, ready = 0, gpus = 0, used = 0;
+      for (const auto& n : nodes_now) {
+        if (kube::poolOf(cfg, n) != &np) continue;
+        ++count;
+        ready += n.ready;
+        gpus += n.gpus;
+        for (const auto& p : pods_now)
+          if (p.node == n.name && !p.terminating && p.phase != "Succeeded" && p.phase != "Failed")
+            used += p.gpus;
+      }
+      const double spent = cost.contains(np.meta.name) ? cost.at(np.meta.name) : 0.0;
+      // (GCC 12: no braced temporaries inside a co_await expression.)
+      bj::object status{{"nodes", count},
+                        {"readyNodes", ready},
+                        {"gpus", gpus},
+                        {"gpusUsed", used},
+                        {"cost", std::round(spent * 100) / 100}};
+      co_await writeStatus(kNodePools, "", np.meta.name, std::move(status));
+    }
   }
 
   // Ensures the unit's Deployment exists with the current template; its spec.replicas (0 when

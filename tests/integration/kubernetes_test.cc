@@ -379,11 +379,6 @@ spec:
 ---
 apiVersion: tidegate.io/v1alpha1
 kind: NodePool
-metadata: {name: GPU-V100-Edge, labels: {alibabacloud.com/nodepool-id: npxxxxxx}}
-spec: {kind: fixed, nodes: 1, gpusPerNode: 1, pricePerNodeHour: 0.9}
----
-apiVersion: tidegate.io/v1alpha1
-kind: NodePool
 metadata: {name: GPU-V100-Elastic, labels: {alibabacloud.com/nodepool-id: npxxxxxy}}
 spec: {kind: elastic, maxNodes: 2, gpusPerNode: 1, pricePerNodeHour: 3.06}
 )";
@@ -420,13 +415,19 @@ bj::object secret(const std::string& value) {
 
 TEST(Kubernetes, ConfigurationObjectsAndSecretBackedKeysComeFromTheApi) {
   SeedCluster c;
+  auto yaml = [](const std::string& json) { return bj::parse(json).as_object(); };
   c.api.registerResource("inference.networking.x-k8s.io", "v1alpha2", "inferencepools",
                          "InferencePool", true);
   c.api.registerResource("tidegate.io", "v1alpha1", "inferenceservices", "InferenceService", true,
                          /*status_subresource=*/true);
   c.api.registerResource("tidegate.io", "v1alpha1", "usageplans", "UsagePlan", true);
   c.api.registerResource("tidegate.io", "v1alpha1", "apikeys", "APIKey", true);
-  auto yaml = [](const std::string& json) { return bj::parse(json).as_object(); };
+  c.api.registerResource("tidegate.io", "v1alpha1", "nodepools", "NodePool", false,
+                         /*status_subresource=*/true);
+  ASSERT_TRUE(c.api.create("tidegate.io/v1alpha1", "nodepools", "",
+                           yaml(R"({"apiVersion":"tidegate.io/v1alpha1","kind":"NodePool",
+      "metadata":{"name":"gpu-v100-edge","labels":{"alibabacloud.com/nodepool-id":"npxxxxxx"}},
+      "spec":{"kind":"fixed","nodes":1,"gpusPerNode":1,"pricePerNodeHour":0.9}})")));
   ASSERT_TRUE(c.api.create(
       "inference.networking.x-k8s.io/v1alpha2", "inferencepools", "default",
       yaml(R"({"apiVersion":"inference.networking.x-k8s.io/v1alpha2",
@@ -468,6 +469,15 @@ TEST(Kubernetes, ConfigurationObjectsAndSecretBackedKeysComeFromTheApi) {
         const auto& st = isvc->at("status").as_object();
         return st.contains("readyReplicas") && st.at("readyReplicas").as_int64() == 1 &&
                st.at("units").as_array()[0].at("deployment") == "qwen-chat-gpu-v100-edge";
+      },
+      15s));
+  // So does the owned NodePool: its node and the GPU the replica holds.
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto np = c.api.get("tidegate.io/v1alpha1", "nodepools", "", "gpu-v100-edge");
+        if (!np || !np->contains("status")) return false;
+        const auto& st = np->at("status").as_object();
+        return st.at("nodes") == 1 && st.at("gpus") == 1 && st.at("gpusUsed") == 1;
       },
       15s));
   // Rotating the Secret rotates the key.
