@@ -1,6 +1,9 @@
 #include "kube/leader.h"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -123,6 +126,10 @@ asio::awaitable<bool> LeaderElector::tryAcquireOrRenew() {
     spdlog::warn("leader election: {}", got.error().message);
     co_return false;
   }
+  // release() may have run while the GET was in flight (it sets stopped_ first): writing now
+  // could take back the Lease it just gave up, and the successor would wait out a lease
+  // nobody renews.
+  if (stopped_) co_return false;
   const double sent = monotonicSeconds();
   auto step = decideLease(current, config_, seen_, sent, unixTime());
   if (step.action == LeaseStep::Action::kWait) {
@@ -151,19 +158,51 @@ asio::awaitable<void> LeaderElector::run() {
   std::mt19937_64 rng(std::random_device{}());
   // client-go: JitterUntil(retryPeriod, 1.2) while campaigning.
   std::uniform_real_distribution<double> jitter(1.0, 1.2);
-  asio::steady_timer timer(co_await asio::this_coro::executor);
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer timer(ex);
+  // The renew deadline is kept by a watchdog of its own: a renewal can take far longer than
+  // renewDeadline (the client's retries with backoff, a slow server), and the loop below only
+  // sees its end. client-go bounds the renew loop by a context with the renew deadline; here the
+  // watchdog reports the loss (onChange(false)) when the deadline passes, whatever the request
+  // in flight is doing, so a successor that acquires after leaseDuration never overlaps it.
+  bool running = true, watchdog_done = false;
+  asio::steady_timer watchdog(ex);
+  asio::co_spawn(
+      ex,
+      [&]() -> asio::awaitable<void> {
+        while (running) {
+          const double due = leading_ ? renewed_at_ + config_.renew_deadline_s
+                                      : monotonicSeconds() + config_.retry_period_s;
+          const double wait = std::max(0.0, due - monotonicSeconds());
+          watchdog.expires_after(std::chrono::microseconds(static_cast<long>(wait * 1e6) + 1));
+          co_await watchdog.async_wait(asio::as_tuple(asio::use_awaitable));
+          if (running && leading_ && !isLeader()) setLeading(false);
+        }
+        watchdog_done = true;
+      },
+      asio::detached);
   while (!stopped_) {
     const bool held = co_await tryAcquireOrRenew();
-    if (held) {
+    // A write answered after renewDeadline (retries) does not make a leader: the watchdog may
+    // already have reported the loss; the next renewal, if prompt, leads again.
+    const bool fresh = monotonicSeconds() < renewed_at_ + config_.renew_deadline_s;
+    if (held && fresh) {
       setLeading(true);
-    } else if (leading_ && monotonicSeconds() >= renewed_at_ + config_.renew_deadline_s) {
+    } else if (leading_ && !fresh) {
       setLeading(false);
     } else if (leading_ && holder_ != config_.identity) {
       setLeading(false);  // someone else holds it now
     }
+    watchdog.cancel();  // leadership or the last renewal changed: re-arm at the new deadline
     const double wait = config_.retry_period_s * (leading_ ? 1.0 : jitter(rng));
     timer.expires_after(std::chrono::microseconds(static_cast<long>(wait * 1e6)));
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  // The watchdog refers to this frame: wait for it to end.
+  running = false;
+  while (!watchdog_done) {
+    watchdog.cancel();
+    co_await asio::post(ex, asio::use_awaitable);
   }
 }
 
