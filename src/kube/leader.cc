@@ -50,7 +50,8 @@ LeaseStep decideLease(const std::optional<bj::object>& current, const LeaderConf
                       LeaseObservation& seen, double mono, double wall) {
   LeaseStep step;
   const auto now = formatMicroTime(wall);
-  const auto duration = static_cast<std::int64_t>(std::lround(config.lease_duration_s));
+  // Whole seconds, truncated as client-go writes int(LeaseDuration / time.Second).
+  const auto duration = static_cast<std::int64_t>(config.lease_duration_s);
   if (!current) {
     step.action = LeaseStep::Action::kCreate;
     step.holder = config.identity;
@@ -92,7 +93,9 @@ LeaseStep decideLease(const std::optional<bj::object>& current, const LeaderConf
   s["renewTime"] = now;
   if (takeover) {
     s["acquireTime"] = now;
-    s["leaseTransitions"] = intAt(spec, "leaseTransitions") + (holder.empty() ? 0 : 1);
+    // client-go counts every acquisition by a candidate that was not the holder, a released
+    // Lease (no holder) included.
+    s["leaseTransitions"] = intAt(spec, "leaseTransitions") + 1;
   }
   step.action = LeaseStep::Action::kUpdate;
   step.holder = config.identity;

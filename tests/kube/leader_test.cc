@@ -81,10 +81,10 @@ TEST(KubeLease, OurOwnLeaseIsRenewedWithoutATransition) {
 
 TEST(KubeLease, AReleasedLeaseIsTakenAtOnce) {
   LeaseObservation seen;
-  // Released: no holder (and a 1 s duration): no wait, and no transition counted from nobody.
+  // Released: no holder (and a 1 s duration): no wait; taking it is a transition (client-go).
   auto s = decideLease(lease("", "2026-11-23T00:00:00.000000Z", 1, 3), config("a"), seen, 100, 0);
   ASSERT_EQ(s.action, LeaseStep::Action::kUpdate);
-  EXPECT_EQ(s.lease.at("spec").at("leaseTransitions").as_int64(), 3);
+  EXPECT_EQ(s.lease.at("spec").at("leaseTransitions").as_int64(), 4);
   // A holder that set a 1 s duration is waited for 1 s only.
   LeaseObservation seen2;
   const auto short_lease = lease("b", "2026-11-23T00:00:00.000000Z", 1, 3);
