@@ -2,10 +2,13 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "common/log.h"
@@ -89,22 +92,67 @@ int runEngine(EngineFlags& f) {
             << "://" << ep->address().to_string() << ":" << ep->port() << std::endl;
   spdlog::info("serving {} ({} LoRA adapters) on {}:{}, time scale {}", o.servedName(),
                o.lora_modules.size(), ep->address().to_string(), ep->port(), f.time_scale);
-  // On a signal, stop the server and let every coroutine finish (closed sockets fail their
-  // I/O at once), so nothing is left suspended when the server is destroyed. If something still
-  // runs after the grace period, exit without unwinding rather than hang.
+  // Shutdown as vLLM's OpenAI server does under uvicorn (uvicorn's Server.shutdown, with
+  // --timeout-graceful-shutdown, https://www.uvicorn.org/settings/#timeouts; vLLM's
+  // --shutdown-timeout, https://github.com/vllm-project/vllm/pull/34730): the first SIGTERM or
+  // SIGINT stops accepting, closes idle connections and lets requests in flight (streams
+  // included) finish, the scheduler still stepping; the process exits 0 once no connection
+  // remains. After --shutdown-timeout (0: at once) or on a second signal (uvicorn's force exit)
+  // the remaining connections are cut and the exit status is 1.
+  int exit_code = 0;
+  bool cut = false;
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    spdlog::info("signal {}: stopping", sig);
+  boost::asio::steady_timer deadline(ioc);
+  // Closes everything and lets every coroutine finish (closed sockets fail their I/O at once),
+  // so nothing is left suspended when the server is destroyed. If something still runs 5 s
+  // later, exits without unwinding rather than hang.
+  auto cutNow = [&](const std::string& why) {
+    if (cut) return;
+    cut = true;
+    if (server.requestsInFlight() > 0 || server.connections() > 0) exit_code = 1;
+    spdlog::warn("{}: cutting {} request(s) in flight on {} connection(s)", why,
+                 server.requestsInFlight(), server.connections());
+    signals.cancel();
+    deadline.cancel();
     server.stop();
     std::thread([] {
       std::this_thread::sleep_for(std::chrono::seconds(5));
       spdlog::warn("still busy 5 s after stop; exiting");
       std::_Exit(1);
     }).detach();
-  });
+  };
+  std::function<void(const boost::system::error_code&, int)> onSignal;
+  onSignal = [&](const boost::system::error_code& ec, int sig) {
+    if (ec || cut) return;
+    if (server.draining()) {
+      cutNow("signal " + std::to_string(sig) + " again");
+      return;
+    }
+    signals.async_wait(onSignal);  // a second signal exits at once
+    if (o.shutdown_timeout_s <= 0) {
+      cutNow("signal " + std::to_string(sig) + " with --shutdown-timeout 0");
+      return;
+    }
+    spdlog::info(
+        "signal {}: shutting down; waiting up to {} s for {} request(s) in flight on {} "
+        "connection(s) (signal again to exit now)",
+        sig, o.shutdown_timeout_s, server.requestsInFlight(), server.connections());
+    server.drain([&] {
+      if (cut) return;
+      spdlog::info("drained: every request finished; exiting");
+      signals.cancel();
+      deadline.cancel();
+      server.stop();
+    });
+    deadline.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(o.shutdown_timeout_s)));
+    deadline.async_wait([&](const boost::system::error_code& tec) {
+      if (!tec) cutNow(fmt::format("--shutdown-timeout {} s passed", o.shutdown_timeout_s));
+    });
+  };
+  signals.async_wait(onSignal);
   ioc.run();
-  return 0;
+  return exit_code;
 }
 
 }  // namespace
@@ -175,6 +223,11 @@ void addEngineCommand(CLI::App& app) {
                   "Seconds an idle connection is kept open for the next request")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 86400.0));
+  cmd->add_option("--shutdown-timeout", o.shutdown_timeout_s,
+                  "On SIGTERM/SIGINT, seconds to let requests in flight finish before cutting "
+                  "them (0: at once; a second signal cuts at once)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
   cmd->add_flag("--no-keep-alive", f->no_keep_alive,
                 "Answer every response with Connection: close (as some proxies and HTTP/1.0 "
                 "servers do)");

@@ -7,6 +7,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -115,12 +116,13 @@ struct Exchange::Watch : std::enable_shared_from_this<Exchange::Watch> {
 };
 
 Exchange::Exchange(tls::Stream& stream, Request request, std::uint64_t conn_id,
-                   const ServerOptions& options, std::uint64_t request_no)
+                   const ServerOptions& options, std::uint64_t request_no, const bool* draining)
     : stream_(stream),
       request_(std::move(request)),
       conn_id_(conn_id),
       request_no_(request_no),
       options_(options),
+      draining_(draining),
       keep_alive_(options.keep_alive && request_.keep_alive()) {}
 
 std::string Exchange::remoteAddress() const { return stream_.remoteAddress(); }
@@ -254,19 +256,53 @@ Result<tcp::endpoint> Server::listen(const std::string& host, std::uint16_t port
 
 void Server::start() { asio::co_spawn(ioc_, acceptLoop(), asio::detached); }
 
+void Server::stopAccepting(std::function<void()> on_drained) {
+  if (stopped_ || draining_) return;
+  draining_ = true;
+  on_drained_ = std::move(on_drained);
+  beast::error_code ec;
+  acceptor_.close(ec);
+  // Closing fails the pending read of an idle connection; its session ends (it checks
+  // draining_ before reading again) and forget() counts it out.
+  for (auto& [s, busy] : sockets_)
+    if (!busy) s->socket().close(ec);
+  if (sockets_.empty() && on_drained_) asio::post(ioc_, std::exchange(on_drained_, nullptr));
+}
+
 void Server::stop() {
   if (stopped_) return;
   stopped_ = true;
   beast::error_code ec;
   acceptor_.close(ec);
-  for (auto* s : sockets_) s->socket().close(ec);
+  for (auto& [s, busy] : sockets_) s->socket().close(ec);
+}
+
+void Server::setBusy(tls::Stream& stream, bool busy) {
+  auto it = sockets_.find(&stream);
+  if (it == sockets_.end() || it->second == busy) return;
+  it->second = busy;
+  if (busy) {
+    ++exchanges_;
+  } else {
+    --exchanges_;
+  }
+}
+
+void Server::forget(tls::Stream& stream) {
+  setBusy(stream, false);
+  sockets_.erase(&stream);
+  // Posted, not called: the session calling this still touches its socket afterwards.
+  if (draining_ && sockets_.empty() && on_drained_)
+    asio::post(ioc_, std::exchange(on_drained_, nullptr));
 }
 
 asio::awaitable<void> Server::acceptLoop() {
-  while (!stopped_) {
+  while (!stopped_ && !draining_) {
     auto [ec, sock] = co_await acceptor_.async_accept(kTuple);
+    // A connection accepted just before the listener closed goes with it (closed unanswered).
+    if (stopped_ || draining_) co_return;
     if (ec) {
-      if (ec == asio::error::operation_aborted || stopped_) co_return;
+      if (ec == asio::error::operation_aborted) co_return;
       // EMFILE and friends: log and keep accepting rather than dying.
       spdlog::warn("accept: {}", ec.message());
       continue;
@@ -296,11 +332,11 @@ asio::awaitable<void> Server::acceptLoop() {
 // read; the lingering close drains it so the answer is not lost to a reset.
 asio::awaitable<void> Server::refuse(tcp::socket socket) {
   tls::Stream stream(std::move(socket));
-  sockets_.insert(&stream);
+  sockets_.emplace(&stream, false);
   std::string message = "the server is at its connection limit; retry later";
   co_await sendError(stream, Status::service_unavailable, std::move(message), "connection_limit");
   co_await lingeringClose(stream);
-  sockets_.erase(&stream);
+  forget(stream);
   beast::error_code ec;
   stream.socket().close(ec);
   --refusing_;
@@ -365,10 +401,10 @@ asio::awaitable<bool> Server::handshake(tls::Stream& stream, std::uint64_t id) {
 asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
                                       [[maybe_unused]] ConnectionBudget::Slot slot) {
   tls::Stream stream(std::move(socket));
-  sockets_.insert(&stream);
+  sockets_.emplace(&stream, false);
   beast::flat_buffer buffer;
   if (options_.tls && !co_await handshake(stream, id)) {
-    sockets_.erase(&stream);
+    forget(stream);
     beast::error_code ec;
     stream.socket().close(ec);
     co_return;
@@ -381,7 +417,8 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
   };
 
   try {
-    for (std::uint64_t request_no = 1; !stopped_; ++request_no) {
+    // During a drain no further request is read: the connection closes after its exchange.
+    for (std::uint64_t request_no = 1; !stopped_ && !draining_; ++request_no) {
       RequestParser parser;
       limitParser(parser, options_.max_header_bytes, options_.max_body_bytes);
       // One deadline for the whole request, header and body.
@@ -390,6 +427,8 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
           [&](auto& s) { return bhttp::async_read_header(s, buffer, parser, kTuple); });
       std::optional<Refusal> refusal;
       if (!ec) {
+        // From a complete head on, the request is in progress: a drain lets it finish.
+        setBusy(stream, true);
         refusal = checkHead(parser.get());
         if (!refusal) {
           auto [body_ec, body_n] = co_await stream.io(
@@ -406,7 +445,7 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
       }
       if (ec) break;  // EOF, timeout, reset: just close
       stream.tcp().expires_never();
-      Exchange ex(stream, parser.release(), id, options_, request_no);
+      Exchange ex(stream, parser.release(), id, options_, request_no, &draining_);
       bool threw = false;
       try {
         co_await handler_(ex);
@@ -425,11 +464,12 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
         co_await ex.respond(Status::internal_server_error,
                             openaiError("handler did not respond", "server_error"));
       if (ex.closeAfter()) break;
+      setBusy(stream, false);
     }
   } catch (const std::exception& e) {
     spdlog::error("[c{}] session failed: {}", id, e.what());
   }
-  sockets_.erase(&stream);
+  forget(stream);
   beast::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream.socket().close(ec);

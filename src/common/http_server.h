@@ -8,6 +8,10 @@
 // handler that returns without answering gets a 500; an exception escaping a handler is caught,
 // logged with the connection id, answered with 500 if possible, and the connection closed.
 //
+// Graceful shutdown (stopAccepting), as uvicorn's on SIGTERM: the listener closes, connections
+// between requests close, the exchanges in progress run to their end and their connections close
+// after them; a callback says when none remain. stop() cuts at once.
+//
 // Limits (ServerOptions): header and body sizes (431 / 413 in OpenAI error format), an idle
 // deadline per request read, a deadline on every write to the client, and a cap on open
 // connections, per server or shared by several (ConnectionBudget); a connection over the cap is
@@ -30,7 +34,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_set>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -114,9 +118,11 @@ struct ServerOptions {
 class Exchange {
  public:
   // `options` must outlive the exchange (the Server owns them). `request_no` counts the
-  // requests of the connection from 1.
+  // requests of the connection from 1. `draining`, when given, is the server's flag (it must
+  // outlive the exchange): once it is set, the connection closes after this exchange.
   Exchange(tls::Stream& stream, Request request, std::uint64_t conn_id,
-           const ServerOptions& options, std::uint64_t request_no = 1);
+           const ServerOptions& options, std::uint64_t request_no = 1,
+           const bool* draining = nullptr);
   ~Exchange();
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
@@ -160,9 +166,12 @@ class Exchange {
   // True once the watch saw the client's end of stream: a half-close, or a full close not yet
   // told apart from one. The response is still sent; the connection closes after it.
   bool peerHalfClosed() const;
-  // True when the connection must close after this exchange (a failed write, no keep-alive, or
-  // the client's end of stream).
-  bool closeAfter() const { return failed_ || !keep_alive_ || peerHalfClosed(); }
+  // True when the connection must close after this exchange (a failed write, no keep-alive,
+  // the client's end of stream, or the server draining). A response started while it is true
+  // says `Connection: close`.
+  bool closeAfter() const {
+    return failed_ || !keep_alive_ || peerHalfClosed() || (draining_ && *draining_);
+  }
 
  private:
   struct Watch;
@@ -178,6 +187,7 @@ class Exchange {
   std::uint64_t request_no_;
   mutable std::string log_id_;  // see logId()
   const ServerOptions& options_;
+  const bool* draining_;  // the server's flag, or null
   bool keep_alive_;
   bool responded_ = false;
   bool failed_ = false;
@@ -197,9 +207,25 @@ class Server {
                                bool reuse_port = false);
   // Starts accepting. REQUIRES: listen() succeeded.
   void start();
+  // Starts a graceful shutdown, as uvicorn's Server.shutdown does on SIGTERM: closes the
+  // listener (new connections are refused), closes every connection that is not inside an
+  // exchange (idle keep-alive connections, TLS handshakes, 503 refusals, and a request whose head
+  // has not fully arrived: it is dropped unanswered, as uvicorn drops one), and lets the
+  // exchanges in progress (from a complete request head to the end of its handler) run to their
+  // end. A response they start from now on says `Connection: close`, and every connection closes
+  // after its exchange instead of reading another request. `on_drained` (optional) runs once, on
+  // the io_context, when the last connection has closed (posted at once if none is open). There
+  // is no deadline here: the caller decides when to stop() what remains.
+  // REQUIRES: called at most once; not after stop().
+  void stopAccepting(std::function<void()> on_drained = {});
+  bool draining() const { return draining_; }
   // Stops accepting and closes every open connection (in-flight handlers see write failures).
+  // After stopAccepting(), cuts what the drain has not finished.
   void stop();
   std::size_t connections() const { return sockets_.size(); }
+  // Exchanges in progress: connections whose request head has been read and whose handler has
+  // not finished.
+  std::size_t exchanges() const { return exchanges_; }
   // Connections this server refused with 503 because the connection budget was spent. Safe
   // from any thread.
   std::uint64_t rejectedConnections() const { return rejected_.load(std::memory_order_relaxed); }
@@ -215,19 +241,27 @@ class Server {
   asio::awaitable<void> lingeringClose(tls::Stream& stream);
   // The TLS handshake of a new connection; false (counted, logged) if it failed.
   asio::awaitable<bool> handshake(tls::Stream& stream, std::uint64_t id);
+  // Marks a connection as inside an exchange (`busy`) or between requests.
+  void setBusy(tls::Stream& stream, bool busy);
+  // Forgets a closed connection; the last one to close during a drain runs on_drained_.
+  void forget(tls::Stream& stream);
 
   asio::io_context& ioc_;
   ServerOptions options_;
   Handler handler_;
   tcp::acceptor acceptor_;
   std::shared_ptr<ConnectionBudget> budget_;  // options_.connection_budget, or this server's own
-  std::unordered_set<tls::Stream*> sockets_;
+  // Every open connection, and whether it is inside an exchange (its request head read).
+  std::unordered_map<tls::Stream*, bool> sockets_;
+  std::size_t exchanges_ = 0;  // connections in sockets_ marked true
+  std::function<void()> on_drained_;
   std::uint64_t next_conn_id_ = 1;
   std::size_t refusing_ = 0;  // 503s being written or lingering (bounded by kMaxRefusing)
   std::atomic<std::uint64_t> rejected_{0};
   double next_tls_log_ = 0;  // handshake failures log at most one line a second
   std::uint64_t tls_unlogged_ = 0;
   bool stopped_ = false;
+  bool draining_ = false;  // stopAccepting() was called
 };
 
 // Builds the OpenAI error body {"error":{"message","type","param","code"}}.

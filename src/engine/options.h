@@ -31,6 +31,9 @@ struct EngineOptions {
   std::size_t max_body_bytes = 8 << 20;  // default 8 MiB
   double keep_alive_timeout_s = 60;      // default 60 s: idle connections are closed after it
   bool keep_alive = true;  // default true; false answers every response with Connection: close
+  // Default 30 s: on SIGTERM/SIGINT the engine drains (stops accepting, lets requests in
+  // flight finish) for at most this long, then cuts what remains; 0 cuts at once.
+  double shutdown_timeout_s = 30;
   // HTTPS, as vLLM's --ssl-certfile/--ssl-keyfile: both or neither; default plain HTTP.
   std::string ssl_certfile, ssl_keyfile;
   SchedulerConfig scheduler;  // batching, KV cache, LoRA slots, performance model

@@ -154,6 +154,11 @@ Result<http::tcp::endpoint> EngineServer::start() {
   return ep;
 }
 
+void EngineServer::drain(std::function<void()> on_drained) {
+  if (stopped_) return;
+  server_.stopAccepting(std::move(on_drained));
+}
+
 void EngineServer::stop() {
   if (stopped_) return;
   stopped_ = true;

@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <random>
 #include <unordered_map>
@@ -33,8 +34,19 @@ class EngineServer {
 
   // Listens and starts serving. Returns the bound endpoint.
   Result<http::tcp::endpoint> start();
-  // Stops accepting, closes connections and ends the step loop.
+  // Starts a graceful shutdown (http::Server::stopAccepting, which follows uvicorn's): the
+  // listener closes, idle connections close, and the requests in flight (streams included) run
+  // to their end while the step loop keeps stepping for them. `on_drained` runs once, on the
+  // io_context, when no connection remains; it does not stop the engine (call stop()). Without a
+  // stop() the drain has no deadline.
+  void drain(std::function<void()> on_drained);
+  // Stops accepting, closes connections (cutting requests and streams in flight) and ends the
+  // step loop.
   void stop();
+  bool draining() const { return server_.draining(); }
+  // Generation requests in progress, and open connections (for shutdown logs).
+  std::size_t requestsInFlight() const { return active_.size(); }
+  std::size_t connections() const { return server_.connections(); }
 
  private:
   struct Active;

@@ -2,9 +2,16 @@
 // over real sockets.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <boost/json.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <future>
@@ -398,29 +405,146 @@ TEST(Engine, GpuUtilisationFollowsLoad) {
 namespace tidegate::testing {
 namespace {
 
-TEST(Engine, SigtermUnderLoadShutsDownCleanly) {
-  Engine e({"--served-model-name", "m", "--step-ms", "10"});
+// A stream in flight on its own thread; `events` counts the SSE events seen so far.
+struct BackgroundStream {
+  BackgroundStream(const Engine& e, int max_tokens)
+      : result(std::async(std::launch::async, [this, port = e.port, max_tokens] {
+          SseParser parser;
+          std::vector<std::string> got;
+          auto r = http::fetch("127.0.0.1", port,
+                               {.method = "POST",
+                                .target = "/v1/chat/completions",
+                                .body = chatBody("m", "x", max_tokens, R"(,"stream":true)"),
+                                .headers = {{"Content-Type", "application/json"}},
+                                .timeout_s = 120},
+                               [&](std::string_view d) {
+                                 parser.feed(d, got);
+                                 events = static_cast<int>(got.size());
+                                 return true;
+                               });
+          return std::make_pair(r.ok(), got);
+        })) {}
   std::atomic<int> events{0};
-  auto streaming = std::async(std::launch::async, [&] {
-    SseParser parser;
-    std::vector<std::string> got;
-    auto r = http::fetch("127.0.0.1", e.port,
-                         {.method = "POST",
-                          .target = "/v1/chat/completions",
-                          .body = chatBody("m", "x", 5000, R"(,"stream":true)"),
-                          .headers = {{"Content-Type", "application/json"}}},
-                         [&](std::string_view d) {
-                           parser.feed(d, got);
-                           events = static_cast<int>(got.size());
-                           return true;
-                         });
-    return r.ok();  // the stream is cut short by the shutdown
+  // Whether the exchange completed, and its events.
+  std::future<std::pair<bool, std::vector<std::string>>> result;
+};
+
+// A plain TCP connection to the engine (for what an HTTP client would hide: refusals, closes).
+struct RawConn {
+  explicit RawConn(std::uint16_t port) {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connect_errno = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 ? 0 : errno;
+  }
+  ~RawConn() { ::close(fd); }
+  bool send(const std::string& s) const {
+    return ::send(fd, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
+  }
+  // Reads until `needle` is in what was read, the peer closes or `timeout` passes.
+  std::string readUntil(const std::string& needle, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (in.find(needle) == std::string::npos && !closed) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd p{fd, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      char buf[4096];
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) {
+        closed = true;
+        break;
+      }
+      in.append(buf, static_cast<std::size_t>(n));
+    }
+    return in;
+  }
+  int fd = -1;
+  int connect_errno = 0;
+  std::string in;
+  bool closed = false;  // the peer closed (or reset) the connection
+};
+
+bool refusesConnections(std::uint16_t port) { return RawConn(port).connect_errno == ECONNREFUSED; }
+
+// As uvicorn under vLLM: SIGTERM stops accepting and closes idle connections, while requests in
+// flight finish (the scheduler keeps stepping); then the process exits 0.
+TEST(Engine, SigtermDrainsRequestsInFlightThenExitsZero) {
+  Engine e({"--served-model-name", "m", "--step-ms", "10"});
+  BackgroundStream s(e, 150);  // about 1.5 s of tokens
+  // An idle keep-alive connection (one answered request) and a non-streamed request in flight.
+  RawConn idle(e.port);
+  ASSERT_TRUE(idle.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_NE(idle.readUntil("\r\n\r\n", 5s).find("200 OK"), std::string::npos) << idle.in;
+  ASSERT_FALSE(idle.closed);
+  auto whole = std::async(std::launch::async, [&] {
+    return http::fetch("127.0.0.1", e.port,
+                       {.method = "POST",
+                        .target = "/v1/chat/completions",
+                        .body = chatBody("m", "x", 100),
+                        .headers = {{"Content-Type", "application/json"}},
+                        .timeout_s = 60});
   });
-  ASSERT_TRUE(eventually([&] { return events.load() > 3; }));
-  const int status = e.proc.stop(SIGTERM);
+  ASSERT_TRUE(eventually([&] { return s.events.load() > 3; }));
+  ASSERT_TRUE(eventually([&] { return e.metric("vllm:num_requests_running") == 2; }));
+
+  ::kill(e.proc.pid(), SIGTERM);
+  // New connections are refused, and the idle one is closed without an answer.
+  EXPECT_TRUE(eventually([&] { return refusesConnections(e.port); }, 5s));
+  idle.in.clear();
+  idle.readUntil("never", 5s);
+  EXPECT_TRUE(idle.closed);
+  EXPECT_EQ(idle.in, "");
+
+  // The stream still gets every token and [DONE]; the other answer says Connection: close.
+  auto [completed, events] = s.result.get();
+  EXPECT_TRUE(completed);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), "[DONE]");
+  EXPECT_EQ(events.size(), 1u + 150u + 1u);  // the role chunk, one per token, [DONE]
+  auto r = whole.get();
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 200u);
+  EXPECT_FALSE(r->keep_alive);
+  EXPECT_EQ(bj::parse(r->body).at("usage").at("completion_tokens"), 100);
+
+  const int status = e.proc.wait(20s);
   ASSERT_TRUE(WIFEXITED(status)) << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0);  // 1 would mean the forced exit after the grace period
-  EXPECT_FALSE(streaming.get());
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(Engine, ShutdownTimeoutCutsALongStream) {
+  Engine e({"--served-model-name", "m", "--step-ms", "10", "--shutdown-timeout", "1"});
+  BackgroundStream s(e, 5000);  // about 50 s of tokens
+  ASSERT_TRUE(eventually([&] { return s.events.load() > 3; }));
+  ::kill(e.proc.pid(), SIGTERM);
+  // Generous bound: the drain waits 1 s, then the cut takes milliseconds.
+  const int status = e.proc.wait(15s);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 1);  // requests were cut
+  auto [completed, events] = s.result.get();
+  EXPECT_FALSE(completed);
+  EXPECT_LT(events.size(), 5000u);
+  EXPECT_TRUE(events.empty() || events.back() != "[DONE]");
+}
+
+TEST(Engine, SecondSigtermExitsAtOnce) {
+  Engine e({"--served-model-name", "m", "--step-ms", "10"});  // --shutdown-timeout 30
+  BackgroundStream s(e, 5000);
+  ASSERT_TRUE(eventually([&] { return s.events.load() > 3; }));
+  ::kill(e.proc.pid(), SIGTERM);
+  // The first signal was handled (two sent at once could arrive as one).
+  ASSERT_TRUE(eventually([&] { return refusesConnections(e.port); }, 5s));
+  EXPECT_EQ(e.proc.wait(300ms), -1);  // still draining
+  ::kill(e.proc.pid(), SIGTERM);
+  const int status = e.proc.wait(10s);  // far less than the 30 s drain
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  auto [completed, events] = s.result.get();
+  EXPECT_FALSE(completed);
+  EXPECT_LT(events.size(), 5000u);
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 
 #include <boost/json.hpp>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -217,6 +219,103 @@ TEST(Kubernetes, SeedScenarioOwnedFirstThenTwoCloudNodesThenScaleInElasticFirst)
   EXPECT_EQ(st.at("kubernetes").at("lease_holder"), "gw-a");
   EXPECT_GT(gw.metric("tidegate_scaling_events_total", {{"direction", "up"}}), 0);
   EXPECT_GT(gw.metric("tidegate_pool_cost_total", {{"pool", "GPU-V100-Elastic"}}), 0);
+}
+
+// Ready, not terminating pods of the service: name -> "IP:port" of their engine.
+std::map<std::string, std::string> readyPods(const SeedCluster& c) {
+  std::map<std::string, std::string> out;
+  auto pods = c.api.list("v1", "pods", "default", "tidegate.io/service=qwen-chat");
+  if (!pods) return out;
+  for (const auto& p : *pods) {
+    const auto& md = p.at("metadata").as_object();
+    if (md.contains("deletionTimestamp")) continue;
+    const auto& st = p.at("status").as_object();
+    bool ready = false;
+    if (const auto* cs = st.if_contains("conditions"))
+      for (const auto& cond : cs->as_array())
+        ready = ready || (cond.at("type") == "Ready" && cond.at("status") == "True");
+    const auto* ip = st.if_contains("podIP");
+    if (ready && ip && ip->is_string())
+      out[std::string(md.at("name").as_string())] =
+          std::string(ip->as_string()) + ":" + std::to_string(c.port);
+  }
+  return out;
+}
+
+// The addresses of the endpoints in the gateway's pools (what its picker chooses from).
+std::set<std::string> gatewayEndpoints(const Serve& gw) {
+  std::set<std::string> out;
+  const auto st = state(gw);
+  for (const auto& pool : st.at("pools").as_array())
+    for (const auto& e : pool.at("endpoints").as_array())
+      out.insert(std::string(e.at("address").as_string()));
+  return out;
+}
+
+bj::object benchReport(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::remove(path.c_str());
+  return bj::parse(ss.str()).as_object();
+}
+
+// Kubernetes removes a deleted pod's endpoint while it sends SIGTERM
+// (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination): requests
+// already sent to the pod must still complete. The engine drains as vLLM under uvicorn does.
+TEST(Kubernetes, PodDeletionRemovesItsEndpointWithoutFailedRequests) {
+  SeedCluster c;
+  Serve gw(seedConfig(c.port, 2), c.flags("gw-a"), "info");
+  ASSERT_TRUE(eventually([&] { return readyPods(c).size() == 2; }, 40s)) << state(gw);
+  const auto before = readyPods(c);
+  ASSERT_TRUE(eventually([&] { return gatewayEndpoints(gw).size() == 2; }, 10s)) << state(gw);
+
+  // Steady load through the gateway: streams and plain requests.
+  const std::string url = "http://127.0.0.1:" + std::to_string(gw.port);
+  const std::string base = "/tmp/tidegate-k8s-del-" + std::to_string(::getpid());
+  auto bench = [&](const char* mode, const std::string& json) {
+    return std::make_unique<ChildProcess>(
+        std::vector<std::string>{binaryPath(), "bench", "--url", url, "--model", "qwen", "-c", "4",
+                                 "-z", "8s", "--max-tokens", "40", mode, "--progress", "off", "-q",
+                                 "--json", json},
+        true);
+  };
+  auto streaming = bench("--stream", base + "-stream.json");
+  auto plain = bench("--no-stream", base + "-plain.json");
+  std::this_thread::sleep_for(3s);  // mid-load (the bench runs 8 s)
+
+  // Delete the pod of the owned unit through the API server, as `kubectl delete pod` does.
+  std::string victim, victim_address;
+  for (const auto& [name, address] : before)
+    if (name.rfind("qwen-chat-gpu-v100-edge-", 0) == 0) victim = name, victim_address = address;
+  ASSERT_FALSE(victim.empty());
+  ASSERT_TRUE(c.api.remove("v1", "pods", "default", victim));
+
+  // Its endpoint leaves the gateway's picker...
+  EXPECT_TRUE(eventually([&] { return !gatewayEndpoints(gw).contains(victim_address); }, 10s))
+      << state(gw);
+  // ...and the Deployment brings a replacement to Ready.
+  EXPECT_TRUE(eventually(
+      [&] {
+        const auto now = readyPods(c);
+        if (now.contains(victim)) return false;
+        for (const auto& [name, address] : now)
+          if (!before.contains(name) && name.rfind("qwen-chat-gpu-v100-edge-", 0) == 0) return true;
+        return false;
+      },
+      40s))
+      << state(gw);
+  // Its process exited and the kubelet confirmed the deletion.
+  EXPECT_TRUE(eventually([&] { return !c.api.get("v1", "pods", "default", victim); }, 40s));
+
+  // Not one request failed, streamed or not.
+  ASSERT_GE(streaming->wait(60s), 0);
+  ASSERT_GE(plain->wait(60s), 0);
+  for (const char* mode : {"-stream.json", "-plain.json"}) {
+    const auto report = benchReport(base + mode);
+    EXPECT_GT(report.at("requests").at("completed").as_int64(), 20) << mode << " " << report;
+    EXPECT_EQ(report.at("requests").at("failed").as_int64(), 0) << mode << " " << report;
+  }
 }
 
 TEST(Kubernetes, TwoGatewaysOneLeaderAndAFailoverWithoutDoubledDecisions) {

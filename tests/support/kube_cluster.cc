@@ -369,10 +369,13 @@ Cluster::Cluster(ApiServer& api, ClusterOptions options)
 Cluster::~Cluster() {
   loops_.clear();  // joins every controller thread
   std::map<std::string, PodState> pods;
+  std::map<std::string, std::future<void>> terminations;
   {
     std::lock_guard lk(mu_);
     pods.swap(pods_);
+    terminations.swap(terminations_);
   }
+  terminations.clear();  // waits for the pods still terminating
   for (const auto& [uid, st] : pods) runtime_->stop(uid, 5);
 }
 
@@ -697,14 +700,28 @@ void Cluster::kubeletPass() {
       pods_[uid] = st;
     };
     if (terminating(p)) {
-      const auto grace = intAt(meta(p), "deletionGracePeriodSeconds", 30);
-      runtime_->stop(uid, static_cast<double>(grace));
+      // The pod termination sequence: SIGTERM at once (no preStop hooks here), SIGKILL once the
+      // grace period has passed, then the deletion is confirmed (grace 0). The stop runs on a
+      // thread of its own, as the kubelet's per-pod workers do: the other pods keep being
+      // started, probed and restarted while this one drains. Its IP stays taken until it exits.
+      bool stopped = false;
       {
         std::lock_guard lk(mu_);
-        if (!st.ip.empty()) ips_in_use_.erase(std::stoi(st.ip.substr(st.ip.rfind('.') + 1)));
-        pods_.erase(uid);
+        auto it = terminations_.find(uid);
+        if (it == terminations_.end()) {
+          const double grace =
+              static_cast<double>(intAt(meta(p), "deletionGracePeriodSeconds", 30));
+          terminations_.emplace(uid, std::async(std::launch::async, [rt = runtime_, uid, grace] {
+                                  rt->stop(uid, grace);
+                                }));
+        } else if (it->second.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+          terminations_.erase(it);
+          if (!st.ip.empty()) ips_in_use_.erase(std::stoi(st.ip.substr(st.ip.rfind('.') + 1)));
+          pods_.erase(uid);
+          stopped = true;
+        }
       }
-      logFailure("confirm deletion", api_.remove("v1", "pods", ns, name, 0));
+      if (stopped) logFailure("confirm deletion", api_.remove("v1", "pods", ns, name, 0));
       continue;
     }
     if (st.failed) continue;

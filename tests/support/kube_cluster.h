@@ -44,8 +44,11 @@
 //   real HTTP) every probe period, with its failureThreshold (default 3) and successThreshold
 //   (default 1); no probe means ready once running. A pod whose process exits goes not-ready,
 //   restartCount goes up and, with restartPolicy Always (the default), it is started again. A
-//   pod with a deletionTimestamp is stopped (SIGTERM, then SIGKILL after its grace period) and
-//   then removed with a grace period of 0, as the kubelet confirms a deletion.
+//   pod with a deletionTimestamp is stopped (SIGTERM, then SIGKILL after its grace period,
+//   deletionGracePeriodSeconds) beside the kubelet's loop, which goes on syncing the other pods,
+//   and once its process has exited it is removed with a grace period of 0, as the kubelet
+//   confirms a deletion (#pod-termination). Not modelled: preStop hooks, and the terminal phase
+//   (Succeeded/Failed) the kubelet writes before the removal.
 // - Node autoscaler
 // (https://github.com/kubernetes/autoscaler/blob/master/cluster-autoscaler/FAQ.md):
 //   scale-up for pods marked PodScheduled=False/Unschedulable that a group's node template
@@ -65,6 +68,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -83,7 +87,8 @@ class ChildProcess;
 
 namespace tidegate::testing::kube {
 
-// What runs a pod's containers for the kubelet stand-in. Called from the kubelet's thread.
+// What runs a pod's containers for the kubelet stand-in. Called from the kubelet's thread, and
+// stop() from a thread of its own for a terminating pod: implementations are thread-safe.
 class PodRuntime {
  public:
   virtual ~PodRuntime() = default;
@@ -184,6 +189,8 @@ class Cluster {
   std::map<std::string, PodState> pods_;   // guarded: by uid
   std::map<std::string, bool> overrides_;  // guarded: "ns/name" -> ready
   std::set<int> ips_in_use_;               // guarded: N of 127.0.0.N
+  // guarded: pods being stopped (by uid), each by a PodRuntime::stop on a thread of its own
+  std::map<std::string, std::future<void>> terminations_;
   // Autoscaler state (its thread only).
   std::map<std::string, double> node_ready_at_;     // node -> when it becomes Ready
   std::map<std::string, double> node_empty_since_;  // node -> since when it has had no pods
