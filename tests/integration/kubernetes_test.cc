@@ -265,7 +265,12 @@ bj::object benchReport(const std::string& path) {
 // already sent to the pod must still complete. The engine drains as vLLM under uvicorn does.
 TEST(Kubernetes, PodDeletionRemovesItsEndpointWithoutFailedRequests) {
   SeedCluster c;
-  Serve gw(seedConfig(c.port, 2), c.flags("gw-a"), "info");
+  // Two replicas, not scaled by the load: the Deployment alone replaces the deleted pod (with
+  // room to scale, a scale-in could rightly take the Pending replacement instead).
+  std::string yaml = seedConfig(c.port, 2);
+  const std::string max = "maxReplicas: 3";
+  yaml.replace(yaml.find(max), max.size(), "maxReplicas: 2");
+  Serve gw(yaml, c.flags("gw-a"), "info");
   ASSERT_TRUE(eventually([&] { return readyPods(c).size() == 2; }, 40s)) << state(gw);
   const auto before = readyPods(c);
   ASSERT_TRUE(eventually([&] { return gatewayEndpoints(gw).size() == 2; }, 10s)) << state(gw);

@@ -887,15 +887,26 @@ void Cluster::autoscalerPass() {
   for (const auto& g : groups)
     while (count[g.name] < g.min && addNode(g)) ++count[g.name];
 
-  // Scale-up: unschedulable pods a group's template fits, after the nodes still coming up.
+  // Scale-up: unschedulable pods that fit neither a node that is already there (a node that
+  // turned Ready since the scheduler last looked — cluster-autoscaler's "filter out schedulable
+  // pods") nor one still coming up, and that a group's template fits.
   struct Slot {
-    const NodeGroup* group;
+    const NodeGroup* group;  // null: a Ready node, checked as it is
+    const bj::object* node;
     std::int64_t free;
   };
-  std::vector<Slot> upcoming;
+  std::map<std::string, std::int64_t> used;
+  for (const auto& p : *pods)
+    if (!nodeOf(p).empty() && phaseOf(p) != "Succeeded" && phaseOf(p) != "Failed")
+      used[nodeOf(p)] += podGpus(p);
+  std::vector<Slot> slots;
+  for (const auto& n : *nodes) {
+    if (!conditionTrue(n, "Ready")) continue;
+    slots.push_back({nullptr, &n, nodeGpus(n) - used[nameOf(n)]});
+  }
   for (const auto& g : groups)
     for (const auto* n : members[g.name])
-      if (!conditionTrue(*n, "Ready")) upcoming.push_back({&g, g.gpus});
+      if (!conditionTrue(*n, "Ready")) slots.push_back({&g, nullptr, g.gpus});
   for (const auto& p : *pods) {
     if (!nodeOf(p).empty() || terminating(p)) continue;
     const auto* c = condition(p, "PodScheduled");
@@ -905,8 +916,8 @@ void Cluster::autoscalerPass() {
       return unfit(tmpl, p, free).empty();
     };
     bool placed = false;
-    for (auto& s : upcoming)
-      if (fits(*s.group, s.free)) {
+    for (auto& s : slots)
+      if (s.group ? fits(*s.group, s.free) : unfit(*s.node, p, s.free).empty()) {
         s.free -= podGpus(p);
         placed = true;
         break;
@@ -915,7 +926,7 @@ void Cluster::autoscalerPass() {
     for (const auto& g : groups)
       if (count[g.name] < g.max && fits(g, g.gpus) && addNode(g)) {
         ++count[g.name];
-        upcoming.push_back({&g, g.gpus - podGpus(p)});
+        slots.push_back({&g, nullptr, g.gpus - podGpus(p)});
         break;
       }
   }
