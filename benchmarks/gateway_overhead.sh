@@ -27,32 +27,7 @@ start_gateway tidegate1 "$eport" ", workers: 1"
 g1port=${PORT[tidegate1]}
 
 nport=$(free_port)
-cat > "$TMP/nginx.conf" <<CONF
-worker_processes 2;
-daemon off;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx-error.log;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path $TMP;
-  proxy_temp_path $TMP;
-  keepalive_requests 1000000;
-  upstream engine { server 127.0.0.1:$eport; keepalive 256; keepalive_requests 1000000; }
-  server {
-    listen 127.0.0.1:$nport;
-    location / {
-      proxy_pass http://engine;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-CONF
-nginx -c "$TMP/nginx.conf" -p "$TMP" &
-PIDS+=($!)
-sleep 0.5
+start_nginx_proxy "$eport" "listen 127.0.0.1:$nport;"
 
 cat > "$TMP/chat.lua" <<'LUA'
 wrk.method = "POST"
@@ -61,14 +36,13 @@ wrk.body = '{"model":"m","messages":[{"role":"user","content":"Hello there"}],"m
 LUA
 # user and system CPU ticks of some processes
 cpu_split() { local u=0 s=0 a b; for p in "$@"; do read -r a b < <(awk '{print $14, $15}' "/proc/$p/stat"); u=$((u + a)); s=$((s + b)); done; echo "$u $s"; }
-nginx_pids=$(pgrep -P "$(cat "$TMP/nginx.pid")" | tr '\n' ' ')
 declare -A RPS P50 P99 R50 R99 CPU
 for name in direct tidegate tidegate1 nginx; do
   case $name in
     direct) port=$eport ;; tidegate) port=$gport ;; tidegate1) port=$g1port ;; nginx) port=$nport ;;
   esac
   case $name in
-    tidegate) procs=${PID[tidegate]} ;; tidegate1) procs=${PID[tidegate1]} ;; nginx) procs=$nginx_pids ;; *) procs="" ;;
+    tidegate) procs=${PID[tidegate]} ;; tidegate1) procs=${PID[tidegate1]} ;; nginx) procs=$NGINX_PIDS ;; *) procs="" ;;
   esac
   url=http://127.0.0.1:$port
   wrk -t1 -c64 -d2s -s "$TMP/chat.lua" "$url/v1/chat/completions" >/dev/null

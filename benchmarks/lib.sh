@@ -72,3 +72,39 @@ YAML
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$aport/readyz" >/dev/null && return 0; sleep 0.05; done
   echo "gateway $name did not become ready" >&2; return 1
 }
+
+# start_nginx_proxy ENGINE_PORT SERVER_LINE...: nginx as the baseline reverse proxy of the
+# comparisons — 2 workers, keep-alive to the engine at ENGINE_PORT, `proxy_buffering off` — with
+# the given lines (listen, ssl_*) in its server block. Sets NGINX_PIDS to its worker processes.
+start_nginx_proxy() {
+  local eport=$1; shift
+  local server_lines
+  server_lines=$(printf '    %s\n' "$@")
+  cat > "$TMP/nginx.conf" <<CONF
+worker_processes 2;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  client_body_temp_path $TMP;
+  proxy_temp_path $TMP;
+  keepalive_requests 1000000;
+  upstream engine { server 127.0.0.1:$eport; keepalive 256; keepalive_requests 1000000; }
+  server {
+$server_lines
+    location / {
+      proxy_pass http://engine;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+CONF
+  nginx -c "$TMP/nginx.conf" -p "$TMP" &
+  PIDS+=($!)
+  sleep 0.5
+  NGINX_PIDS=$(pgrep -P "$(cat "$TMP/nginx.pid")" | tr '\n' ' ')
+}

@@ -30,37 +30,8 @@ start_gateway tidegate_tls "$eport" \
   ", workers: 2, tls: {certificateFile: $TMP/tls.crt, keyFile: $TMP/tls.key, minVersion: \"1.3\"}"
 
 nport=$(free_port); nsport=$(free_port)
-cat > "$TMP/nginx.conf" <<CONF
-worker_processes 2;
-daemon off;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx-error.log;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path $TMP;
-  proxy_temp_path $TMP;
-  keepalive_requests 1000000;
-  upstream engine { server 127.0.0.1:$eport; keepalive 256; keepalive_requests 1000000; }
-  server {
-    listen 127.0.0.1:$nport;
-    listen 127.0.0.1:$nsport ssl;
-    ssl_certificate $TMP/tls.crt;
-    ssl_certificate_key $TMP/tls.key;
-    ssl_protocols TLSv1.3;
-    location / {
-      proxy_pass http://engine;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-CONF
-nginx -c "$TMP/nginx.conf" -p "$TMP" &
-PIDS+=($!)
-sleep 0.5
-nginx_pids=$(pgrep -P "$(cat "$TMP/nginx.pid")" | tr '\n' ' ')
+start_nginx_proxy "$eport" "listen 127.0.0.1:$nport;" "listen 127.0.0.1:$nsport ssl;" \
+  "ssl_certificate $TMP/tls.crt;" "ssl_certificate_key $TMP/tls.key;" "ssl_protocols TLSv1.3;"
 
 cat > "$TMP/chat.lua" <<'LUA'
 wrk.method = "POST"
@@ -73,8 +44,8 @@ for name in tidegate tidegate_tls nginx nginx_tls; do
   case $name in
     tidegate) url=http://127.0.0.1:${PORT[tidegate]}; procs=${PID[tidegate]} ;;
     tidegate_tls) url=https://127.0.0.1:${PORT[tidegate_tls]}; procs=${PID[tidegate_tls]} ;;
-    nginx) url=http://127.0.0.1:$nport; procs=$nginx_pids ;;
-    nginx_tls) url=https://127.0.0.1:$nsport; procs=$nginx_pids ;;
+    nginx) url=http://127.0.0.1:$nport; procs=$NGINX_PIDS ;;
+    nginx_tls) url=https://127.0.0.1:$nsport; procs=$NGINX_PIDS ;;
   esac
   wrk -t1 -c64 -d2s -s "$TMP/chat.lua" "$url/v1/chat/completions" >/dev/null
   t0=$(cpu_ticks_of $procs)

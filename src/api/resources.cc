@@ -78,4 +78,39 @@ const UsagePlan* Config::plan(const std::string& name) const {
   return nullptr;
 }
 
+std::vector<control::NodePoolSpec> nodePoolSpecs(const Config& c) {
+  std::vector<control::NodePoolSpec> out;
+  for (const auto& p : c.node_pools)
+    out.push_back({.name = p.meta.name,
+                   .labels = p.meta.labels,
+                   .elastic = p.elastic,
+                   .min_nodes = p.min_nodes,
+                   .max_nodes = p.max_nodes,
+                   .gpus_per_node = p.gpus_per_node,
+                   .provisioning_delay_s = p.provisioning_delay_s,
+                   .scale_down_unneeded_s = p.scale_down_unneeded_s,
+                   .price_per_node_hour = p.price_per_node_hour});
+  return out;
+}
+
+control::PlacementPolicy placementPolicy(const Config& c, const InferenceService& s,
+                                         const ResourcePolicy** policy) {
+  const ResourcePolicy* rp = nullptr;
+  for (const auto& r : c.resource_policies)
+    if (r.meta.ns == s.meta.ns && selectorMatches(r.selector, s.meta.labels)) rp = &r;
+  if (policy) *policy = rp;
+  control::PlacementPolicy out;
+  if (!rp) {
+    for (const auto& p : c.node_pools) out.units.push_back({p.meta.labels, std::nullopt});
+    return out;
+  }
+  for (const auto& u : rp->units) out.units.push_back({u.node_selector, u.max});
+  using When = control::PlacementPolicy::When;
+  out.when = rp->when == "ExceedMax"            ? When::kExceedMax
+             : rp->when == "TimeoutOrExceedMax" ? When::kTimeoutOrExceedMax
+                                                : When::kLackResourceOrExceedMax;
+  out.timeout_s = rp->timeout_s;
+  return out;
+}
+
 }  // namespace tidegate::api

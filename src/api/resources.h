@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "control/autoscaler.h"
+#include "control/placement.h"
 
 namespace tidegate::api {
 
@@ -284,5 +285,13 @@ struct Config {
 };
 
 const char* authModeName(GatewayConfig::AuthMode m);
+
+// The placement model's view of the configuration (control/placement.h), for every provider:
+// the NodePools, and the units a service's replicas fill — those of the ResourcePolicy in its
+// namespace whose selector matches its labels (the last one, as the file reads), else one unit
+// per NodePool in declaration order. `policy`, when given, is set to that ResourcePolicy.
+std::vector<control::NodePoolSpec> nodePoolSpecs(const Config& c);
+control::PlacementPolicy placementPolicy(const Config& c, const InferenceService& s,
+                                         const ResourcePolicy** policy = nullptr);
 
 }  // namespace tidegate::api

@@ -249,16 +249,10 @@ int describeCluster(const api::Config& c, const controller::KubernetesOptions& o
           for (const auto& n : nodes->at("items").as_array())
             node_infos.push_back(kube::nodeInfo(n.as_object()));
           for (const auto& np : c.node_pools) {
-            int count = 0, ready = 0, gpus = 0;
-            for (const auto& n : node_infos)
-              if (kube::poolOf(c, n) == &np) {
-                ++count;
-                ready += n.ready;
-                gpus += n.gpus;
-              }
+            const auto use = kube::poolUsage(c, np, node_infos, {});
             out << "  pool " << np.meta.name << " (" << (np.elastic ? "elastic" : "fixed") << ", "
-                << kube::selectorString(np.meta.labels) << "): " << count << " nodes, " << ready
-                << " ready, " << gpus << " GPUs\n";
+                << kube::selectorString(np.meta.labels) << "): " << use.nodes << " nodes, "
+                << use.ready << " ready, " << use.gpus << " GPUs\n";
           }
           int other = 0;
           for (const auto& n : node_infos) other += kube::poolOf(c, n) == nullptr;
@@ -279,7 +273,7 @@ int describeCluster(const api::Config& c, const controller::KubernetesOptions& o
           for (const auto& s : c.services) {
             if (s.meta.ns != ns) continue;
             out << "service " << s.meta.ns << "/" << s.meta.name << ":\n";
-            const auto units = kube::placementPolicy(c, s).units.size();
+            const auto units = api::placementPolicy(c, s).units.size();
             for (std::size_t u = 0; u < units; ++u) {
               const auto name = kube::unitDeploymentName(c, s, static_cast<int>(u));
               std::string replicas = "missing (created by the leader)";
@@ -292,12 +286,7 @@ int describeCluster(const api::Config& c, const controller::KubernetesOptions& o
                 if (pod.unit != static_cast<int>(u) ||
                     pod.labels.at(kube::kServiceLabel) != s.meta.name)
                   continue;
-                out << "    pod " << pod.name << ": "
-                    << (pod.terminating    ? "Terminating"
-                        : pod.draining     ? "Draining"
-                        : pod.ready        ? "Ready"
-                        : pod.node.empty() ? "Pending"
-                                           : "Starting")
+                out << "    pod " << pod.name << ": " << kube::podState(pod)
                     << (pod.node.empty() ? "" : " on " + pod.node)
                     << (pod.ip.empty() ? "" : " at " + pod.ip)
                     << (pod.pending_message.empty() ? "" : " (" + pod.pending_message + ")")

@@ -19,6 +19,8 @@ std::string fromHex(std::string_view hex);
 // Standard base64 (RFC 4648 §4, with padding; whitespace ignored) to bytes; nullopt when
 // `text` is not base64.
 std::optional<std::string> base64Decode(std::string_view text);
+// Bytes to standard base64 with padding, on one line (kubeconfig's *-data, Secrets' data).
+std::string base64Encode(std::string_view bytes);
 // SHA-1 as hex: only for naming things (Redis script ids), never for secrets.
 std::string sha1Hex(std::string_view data);
 // `bytes` bytes from the OS's CSPRNG, as lowercase hex (2 * bytes characters).

@@ -91,31 +91,9 @@ struct Controller::Impl {
       svc->spec = s;
       svc->autoscaler = autoscalerSpec(s);
       auto& c = svc->cluster;
-      for (const auto& p : cfg->node_pools)
-        c.pools.push_back({.name = p.meta.name,
-                           .labels = p.meta.labels,
-                           .elastic = p.elastic,
-                           .min_nodes = p.min_nodes,
-                           .max_nodes = p.max_nodes,
-                           .gpus_per_node = p.gpus_per_node,
-                           .provisioning_delay_s = p.provisioning_delay_s,
-                           .scale_down_unneeded_s = p.scale_down_unneeded_s,
-                           .price_per_node_hour = p.price_per_node_hour});
+      c.pools = api::nodePoolSpecs(*cfg);
       const api::ResourcePolicy* policy = nullptr;
-      for (const auto& r : cfg->resource_policies)
-        if (api::selectorMatches(r.selector, s.meta.labels)) policy = &r;
-      if (policy) {
-        for (const auto& u : policy->units) c.policy.units.push_back({u.node_selector, u.max});
-        c.policy.when = policy->when == "ExceedMax" ? control::PlacementPolicy::When::kExceedMax
-                        : policy->when == "TimeoutOrExceedMax"
-                            ? control::PlacementPolicy::When::kTimeoutOrExceedMax
-                            : control::PlacementPolicy::When::kLackResourceOrExceedMax;
-        c.policy.timeout_s = policy->timeout_s;
-      } else {
-        // No policy: the pools in declaration order.
-        for (const auto& p : cfg->node_pools)
-          c.policy.units.push_back({p.meta.labels, std::nullopt});
-      }
+      c.policy = api::placementPolicy(*cfg, s, &policy);
       c.bootstrap(now());
       spdlog::info("controller: service={} replicas={}..{} pools={} policy={}", s.meta.name,
                    s.min_replicas, s.max_replicas, c.pools.size(),

@@ -356,22 +356,13 @@ struct KubernetesController::Impl {
     const auto nodes_now = nodeInfos();
     const auto pods_now = podInfos();
     for (const auto& np : cfg.node_pools) {
-      int count = 0, ready = 0, gpus = 0, used = 0;
-      for (const auto& n : nodes_now) {
-        if (kube::poolOf(cfg, n) != &np) continue;
-        ++count;
-        ready += n.ready;
-        gpus += n.gpus;
-        for (const auto& p : pods_now)
-          if (p.node == n.name && !p.terminating && p.phase != "Succeeded" && p.phase != "Failed")
-            used += p.gpus;
-      }
+      const auto use = kube::poolUsage(cfg, np, nodes_now, pods_now);
       const double spent = cost.contains(np.meta.name) ? cost.at(np.meta.name) : 0.0;
       // (GCC 12: no braced temporaries inside a co_await expression.)
-      bj::object status{{"nodes", count},
-                        {"readyNodes", ready},
-                        {"gpus", gpus},
-                        {"gpusUsed", used},
+      bj::object status{{"nodes", use.nodes},
+                        {"readyNodes", use.ready},
+                        {"gpus", use.gpus},
+                        {"gpusUsed", use.gpus_used},
                         {"cost", std::round(spent * 100) / 100}};
       co_await writeStatus(kNodePools, "", np.meta.name, std::move(status));
     }
@@ -433,7 +424,7 @@ struct KubernetesController::Impl {
     if (!leader->isLeader()) co_return;
     auto& svc = services[objectKey(s.meta.ns, s.meta.name)];
     svc.autoscaler = autoscalerSpec(s);
-    const auto policy = kube::placementPolicy(cfg, s);
+    const auto policy = api::placementPolicy(cfg, s);
     const int units = static_cast<int>(policy.units.size());
     if (units == 0) co_return;
     std::vector<int> replicas(static_cast<std::size_t>(units), -1);
@@ -612,8 +603,9 @@ struct KubernetesController::Impl {
   }
 
   void accrueCost(const api::Config& cfg, double now) {
+    const auto node_list = nodeInfos();
     if (cost_until >= 0 && now > cost_until && nodes->synced()) {
-      for (const auto& n : nodeInfos())
+      for (const auto& n : node_list)
         if (const auto* pool = kube::poolOf(cfg, n))
           cost[pool->meta.name] += pool->price_per_node_hour * (now - cost_until) / 3600.0;
     }
@@ -626,26 +618,18 @@ struct KubernetesController::Impl {
         if (pool.meta.ns != s.meta.ns || !api::selectorMatches(pool.selector, s.meta.labels))
           continue;
         selects = true;
-        for (const auto& u : kube::placementPolicy(cfg, s).units)
+        for (const auto& u : api::placementPolicy(cfg, s).units)
           for (const auto& np : cfg.node_pools)
             if (api::selectorMatches(u.node_selector, np.meta.labels))
               node_pools.insert(np.meta.name);
       }
       if (!selects) continue;
       double rate = 0;
-      for (const auto& n : nodeInfos())
+      for (const auto& n : node_list)
         if (const auto* np = kube::poolOf(cfg, n); np && node_pools.contains(np->meta.name))
           rate += np->price_per_node_hour;
       gw.setPoolCostRate(pool.meta.name, rate);
     }
-  }
-
-  static std::string podState(const kube::PodInfo& p, bool elastic_unit) {
-    if (p.terminating) return "Terminating";
-    if (p.draining) return "Draining";
-    if (p.ready) return "Ready";
-    if (!p.node.empty()) return "Starting";
-    return elastic_unit ? "Provisioning" : "Pending";
   }
 
   // /admin/state and the metrics, rebuilt from what the watches hold.
@@ -657,7 +641,7 @@ struct KubernetesController::Impl {
     std::map<std::string, double> desired_counts, node_counts;
     std::map<std::tuple<std::string, std::string, std::string>, int> replica_counts;
     for (const auto& s : cfg.services) {
-      const auto policy = kube::placementPolicy(cfg, s);
+      const auto policy = api::placementPolicy(cfg, s);
       bj::array units_json;
       for (int u = 0; u < static_cast<int>(policy.units.size()); ++u) {
         std::string pool_names;
@@ -677,7 +661,7 @@ struct KubernetesController::Impl {
           auto it = p.labels.find(kube::kServiceLabel);
           if (p.ns != s.meta.ns || it == p.labels.end() || it->second != s.meta.name || p.unit != u)
             continue;
-          const auto state = podState(p, elastic);
+          const auto state = kube::podState(p, elastic);
           ++replica_counts[{s.meta.name, pool_names, state}];
           bj::object pj{{"name", p.name},
                         {"state", state},
@@ -712,27 +696,18 @@ struct KubernetesController::Impl {
 
     bj::array pools_json;
     for (const auto& np : cfg.node_pools) {
-      int count = 0, ready_nodes = 0, gpus = 0, used = 0;
-      for (const auto& n : node_list) {
-        if (kube::poolOf(cfg, n) != &np) continue;
-        ++count;
-        ready_nodes += n.ready;
-        gpus += n.gpus;
-        for (const auto& p : all)
-          if (p.node == n.name && !p.terminating && p.phase != "Succeeded" && p.phase != "Failed")
-            used += p.gpus;
-      }
+      const auto use = kube::poolUsage(cfg, np, node_list, all);
       const double spent = cost.contains(np.meta.name) ? cost.at(np.meta.name) : 0.0;
       pools_json.push_back(bj::object{{"name", np.meta.name},
                                       {"elastic", np.elastic},
-                                      {"nodes", count},
-                                      {"ready", ready_nodes},
-                                      {"provisioning", count - ready_nodes},
-                                      {"gpus", gpus},
-                                      {"gpus_used", used},
+                                      {"nodes", use.nodes},
+                                      {"ready", use.ready},
+                                      {"provisioning", use.nodes - use.ready},
+                                      {"gpus", use.gpus},
+                                      {"gpus_used", use.gpus_used},
                                       {"price_per_node_hour", np.price_per_node_hour},
                                       {"cost", spent}});
-      node_counts[np.meta.name] = count;
+      node_counts[np.meta.name] = use.nodes;
     }
 
     bj::array watches;

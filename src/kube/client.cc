@@ -188,6 +188,15 @@ void Client::cancel() {
   });
 }
 
+asio::awaitable<void> Client::throttle() {
+  if (const double wait = bucket_.reserve(now()); wait > 0) {
+    stats_.throttled_s += wait;
+    asio::steady_timer timer(ex_);
+    timer.expires_after(std::chrono::microseconds(static_cast<long>(wait * 1e6)));
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
 asio::awaitable<Client::Object> Client::request(std::string method, std::string target,
                                                 std::string body, std::string content_type) {
   const std::string what = method + " " + target;
@@ -197,11 +206,7 @@ asio::awaitable<Client::Object> Client::request(std::string method, std::string 
   asio::steady_timer timer(ex_);
   std::uniform_real_distribution<double> uniform(0, 1);
   for (int attempt = 0;; ++attempt) {
-    if (const double wait = bucket_.reserve(now()); wait > 0) {
-      stats_.throttled_s += wait;
-      timer.expires_after(std::chrono::microseconds(static_cast<long>(wait * 1e6)));
-      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    }
+    co_await throttle();
     ++stats_.requests;
     std::unique_ptr<http::Client> conn;
     if (!pool_->idle.empty()) {
@@ -319,12 +324,7 @@ asio::awaitable<Client::Object> Client::modify(const std::string& path,
 asio::awaitable<WatchEnd> Client::watch(const std::string& path, const ListOptions& options,
                                         const std::string& resource_version,
                                         std::function<bool(const WatchEvent&)> on_event) {
-  asio::steady_timer timer(ex_);
-  if (const double wait = bucket_.reserve(now()); wait > 0) {
-    stats_.throttled_s += wait;
-    timer.expires_after(std::chrono::microseconds(static_cast<long>(wait * 1e6)));
-    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
+  co_await throttle();
   std::uniform_real_distribution<double> uniform(1, 2);
   const long timeout = std::max(1L, std::lround(options_.watch_timeout_s * uniform(rng_)));
   std::string target = withQuery(path, options);

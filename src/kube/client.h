@@ -185,6 +185,8 @@ class Client {
   struct Pool;
   boost::asio::awaitable<Object> request(std::string method, std::string target, std::string body,
                                          std::string content_type);
+  // Waits for the rate limiter's token (counted in Stats::throttled_s).
+  boost::asio::awaitable<void> throttle();
   std::string bearer();
   double now() const;
 

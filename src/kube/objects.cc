@@ -119,6 +119,29 @@ const api::NodePool* poolOf(const api::Config& c, const NodeInfo& node) {
   return nullptr;
 }
 
+std::string podState(const PodInfo& p, bool elastic_unit) {
+  if (p.terminating) return "Terminating";
+  if (p.draining) return "Draining";
+  if (p.ready) return "Ready";
+  if (!p.node.empty()) return "Starting";
+  return elastic_unit ? "Provisioning" : "Pending";
+}
+
+PoolUsage poolUsage(const api::Config& c, const api::NodePool& pool,
+                    const std::vector<NodeInfo>& nodes, const std::vector<PodInfo>& pods) {
+  PoolUsage u;
+  for (const auto& n : nodes) {
+    if (poolOf(c, n) != &pool) continue;
+    ++u.nodes;
+    u.ready += n.ready;
+    u.gpus += n.gpus;
+    for (const auto& p : pods)
+      if (p.node == n.name && !p.terminating && p.phase != "Succeeded" && p.phase != "Failed")
+        u.gpus_used += p.gpus;
+  }
+  return u;
+}
+
 std::vector<api::Endpoints> podEndpoints(const api::Config& c, const std::vector<PodInfo>& pods) {
   std::vector<api::Endpoints> out;
   for (const auto& p : pods) {
@@ -138,24 +161,6 @@ std::vector<api::Endpoints> podEndpoints(const api::Config& c, const std::vector
   return out;
 }
 
-control::PlacementPolicy placementPolicy(const api::Config& c, const api::InferenceService& s) {
-  control::PlacementPolicy policy;
-  const api::ResourcePolicy* rp = nullptr;
-  for (const auto& r : c.resource_policies)
-    if (r.meta.ns == s.meta.ns && api::selectorMatches(r.selector, s.meta.labels)) rp = &r;
-  if (!rp) {
-    for (const auto& p : c.node_pools) policy.units.push_back({p.meta.labels, std::nullopt});
-    return policy;
-  }
-  for (const auto& u : rp->units) policy.units.push_back({u.node_selector, u.max});
-  policy.when = rp->when == "ExceedMax" ? control::PlacementPolicy::When::kExceedMax
-                : rp->when == "TimeoutOrExceedMax"
-                    ? control::PlacementPolicy::When::kTimeoutOrExceedMax
-                    : control::PlacementPolicy::When::kLackResourceOrExceedMax;
-  policy.timeout_s = rp->timeout_s;
-  return policy;
-}
-
 namespace {
 std::string dnsLabel(const std::string& in) {
   std::string out;
@@ -171,7 +176,7 @@ std::string dnsLabel(const std::string& in) {
 }  // namespace
 
 std::string unitDeploymentName(const api::Config& c, const api::InferenceService& s, int unit) {
-  const auto policy = placementPolicy(c, s);
+  const auto policy = api::placementPolicy(c, s);
   std::string pool = "unit" + std::to_string(unit);
   if (unit >= 0 && unit < static_cast<int>(policy.units.size()))
     for (const auto& p : c.node_pools)
@@ -192,7 +197,7 @@ int servicePort(const api::Config& c, const api::InferenceService& s) {
 }
 
 bj::object deploymentFor(const api::Config& c, const api::InferenceService& s, int unit) {
-  const auto policy = placementPolicy(c, s);
+  const auto policy = api::placementPolicy(c, s);
   const auto name = unitDeploymentName(c, s, unit);
   const int port = servicePort(c, s);
   bj::object selector{{kServiceLabel, s.meta.name}, {kUnitLabel, std::to_string(unit)}};
@@ -278,17 +283,8 @@ control::Cluster clusterModel(const api::Config& c, const api::InferenceService&
                               const std::vector<NodeInfo>& nodes, const std::vector<PodInfo>& pods,
                               const std::vector<int>& unit_replicas, double now) {
   control::Cluster cluster;
-  for (const auto& p : c.node_pools)
-    cluster.pools.push_back({.name = p.meta.name,
-                             .labels = p.meta.labels,
-                             .elastic = p.elastic,
-                             .min_nodes = p.min_nodes,
-                             .max_nodes = p.max_nodes,
-                             .gpus_per_node = p.gpus_per_node,
-                             .provisioning_delay_s = p.provisioning_delay_s,
-                             .scale_down_unneeded_s = p.scale_down_unneeded_s,
-                             .price_per_node_hour = p.price_per_node_hour});
-  cluster.policy = placementPolicy(c, s);
+  cluster.pools = api::nodePoolSpecs(c);
+  cluster.policy = api::placementPolicy(c, s);
   // GPUs other workloads hold on each node.
   std::map<std::string, int> others;
   for (const auto& p : pods) {

@@ -57,13 +57,22 @@ NodeInfo nodeInfo(const bj::object& node);
 // The NodePool a node belongs to: the first whose labels are all on the node; nullptr if none.
 const api::NodePool* poolOf(const api::Config& c, const NodeInfo& node);
 
+// A pod's state as /admin/state and `check` say it: Terminating, Draining, Ready, Starting
+// (on a node, not ready yet), or Pending — Provisioning in an elastic unit, where the cluster
+// autoscaler is adding a node for it.
+std::string podState(const PodInfo& p, bool elastic_unit = false);
+
+// A NodePool's nodes now: how many, how many Ready, their allocatable GPUs, and the GPUs that
+// pods (not terminating or finished) hold on them.
+struct PoolUsage {
+  int nodes = 0, ready = 0, gpus = 0, gpus_used = 0;
+};
+PoolUsage poolUsage(const api::Config& c, const api::NodePool& pool,
+                    const std::vector<NodeInfo>& nodes, const std::vector<PodInfo>& pods);
+
 // The endpoints the pods give the gateway: every Ready pod with an IP, not terminating and not
 // draining, in the namespace of an InferencePool that selects it (the pool's target port).
 std::vector<api::Endpoints> podEndpoints(const api::Config& c, const std::vector<PodInfo>& pods);
-
-// The ResourcePolicy units of a service: the policy that selects its labels, else one unit per
-// NodePool in declaration order (as the local controller does).
-control::PlacementPolicy placementPolicy(const api::Config& c, const api::InferenceService& s);
 
 // "<service>-<pool>" as a DNS-1123 label: lowercase, [a-z0-9-], at most 63 characters (the
 // pool is the unit's first NodePool; "unit<i>" when it selects none).

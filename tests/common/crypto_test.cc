@@ -25,7 +25,7 @@ TEST(Crypto, HexRoundTripsAndRejectsGarbage) {
   EXPECT_NE(crypto::randomHex(16), crypto::randomHex(16));
 }
 
-TEST(Crypto, Base64DecodesRfc4648VectorsAndRejectsGarbage) {
+TEST(Crypto, Base64RoundTripsRfc4648VectorsAndRejectsGarbage) {
   // RFC 4648 §10.
   const std::vector<std::pair<std::string, std::string>> vectors = {{"", ""},
                                                                     {"Zg==", "f"},
@@ -38,6 +38,7 @@ TEST(Crypto, Base64DecodesRfc4648VectorsAndRejectsGarbage) {
     auto got = crypto::base64Decode(in);
     ASSERT_TRUE(got) << in;
     EXPECT_EQ(*got, out) << in;
+    EXPECT_EQ(crypto::base64Encode(out), in);
   }
   EXPECT_EQ(*crypto::base64Decode("Zm9v\nYmFy\n"), "foobar");  // PEM-style line breaks
   for (const char* bad : {"Zm9", "Zm=v", "Z===", "Zm9v!A==", "=Zm9"})

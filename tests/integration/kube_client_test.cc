@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "common/crypto.h"
 #include "kube/client.h"
 #include "kube/config.h"
 #include "kube/leader.h"
@@ -79,27 +80,6 @@ void spawn(asio::io_context& ioc, asio::awaitable<void> a, bool& done) {
     done = true;
     if (e) std::rethrow_exception(e);
   });
-}
-
-std::string base64(const std::string& in) {
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
-    out += {k[v >> 18], k[(v >> 12) & 63], k[(v >> 6) & 63], k[v & 63]};
-  }
-  if (i + 1 == in.size()) {
-    const unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    out += {k[v >> 18], k[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == in.size()) {
-    const unsigned v =
-        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-    out += {k[v >> 18], k[(v >> 12) & 63], k[(v >> 6) & 63], '='};
-  }
-  return out;
 }
 
 std::string readAll(const std::string& path) {
@@ -175,9 +155,10 @@ TEST(KubeClient, KubeconfigCertificateAuthorityDataVerifiesTheServer) {
   ASSERT_TRUE(api.create("v1", "configmaps", "default", configMap("a")).ok());
 
   const std::string with_ca = certs.dir + "/with-ca.yaml";
-  writeKubeconfig(with_ca, api.url(),
-                  "    certificate-authority-data: " + base64(readAll(certs.crt("ca"))) + "\n",
-                  "    token: test-token\n");
+  writeKubeconfig(
+      with_ca, api.url(),
+      "    certificate-authority-data: " + crypto::base64Encode(readAll(certs.crt("ca"))) + "\n",
+      "    token: test-token\n");
   auto cfg = fromKubeconfig(with_ca);
   ASSERT_TRUE(cfg.ok()) << cfg.error().message;
   EXPECT_TRUE(cfg->https);
@@ -211,12 +192,13 @@ TEST(KubeClient, KubeconfigClientCertificateDataAuthenticatesWithMutualTls) {
   o.tls_client_ca_file = certs.crt("ca");
   fx::ApiServer api(o);
   const std::string ca =
-      "    certificate-authority-data: " + base64(readAll(certs.crt("ca"))) + "\n";
+      "    certificate-authority-data: " + crypto::base64Encode(readAll(certs.crt("ca"))) + "\n";
 
   const std::string path = certs.dir + "/mtls.yaml";
-  writeKubeconfig(path, api.url(), ca,
-                  "    client-certificate-data: " + base64(readAll(certs.crt("client"))) + "\n" +
-                      "    client-key-data: " + base64(readAll(certs.key("client"))) + "\n");
+  writeKubeconfig(
+      path, api.url(), ca,
+      "    client-certificate-data: " + crypto::base64Encode(readAll(certs.crt("client"))) + "\n" +
+          "    client-key-data: " + crypto::base64Encode(readAll(certs.key("client"))) + "\n");
   auto cfg = fromKubeconfig(path);
   ASSERT_TRUE(cfg.ok()) << cfg.error().message;
   asio::io_context ioc;

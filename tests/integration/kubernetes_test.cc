@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/crypto.h"
 #include "common/net.h"
 #include "support/kube_apiserver.h"
 #include "support/kube_cluster.h"
@@ -29,6 +30,28 @@ using kube::Cluster;
 const char* kOwned = "npxxxxxx";
 const char* kElastic = "npxxxxxy";
 
+// The seed's ResourcePolicy as written, and its two node pools.
+const char* kSeedPolicy = R"(apiVersion: scheduling.alibabacloud.com/v1alpha1
+kind: ResourcePolicy
+metadata: {name: qwen-chat, namespace: default}
+spec:
+  selector: {app: isvc.qwen-predictor}
+  strategy: prefer
+  units:
+  - {resource: ecs, nodeSelector: {alibabacloud.com/nodepool-id: npxxxxxx}}
+  - {resource: elastic, nodeSelector: {alibabacloud.com/nodepool-id: npxxxxxy}}
+)";
+const char* kOwnedPool = R"(apiVersion: tidegate.io/v1alpha1
+kind: NodePool
+metadata: {name: GPU-V100-Edge, labels: {alibabacloud.com/nodepool-id: npxxxxxx}}
+spec: {kind: fixed, nodes: 1, gpusPerNode: 1, pricePerNodeHour: 0.9}
+)";
+const char* kElasticPool = R"(apiVersion: tidegate.io/v1alpha1
+kind: NodePool
+metadata: {name: GPU-V100-Elastic, labels: {alibabacloud.com/nodepool-id: npxxxxxy}}
+spec: {kind: elastic, maxNodes: 2, gpusPerNode: 1, provisioningDelay: 1s, scaleDownUnneededTime: 2s, pricePerNodeHour: 3.06}
+)";
+
 // The seed's scenario 1 as tidegate's configuration, with the pods' port `port`.
 std::string seedConfig(int port, int min_replicas = 1) {
   return R"(apiVersion: tidegate.io/v1alpha1
@@ -42,26 +65,8 @@ metadata: {name: qwen-pool}
 spec: {targetPortNumber: )" +
          std::to_string(port) + R"(, selector: {app: isvc.qwen-predictor}}
 ---
-apiVersion: scheduling.alibabacloud.com/v1alpha1
-kind: ResourcePolicy
-metadata: {name: qwen-chat, namespace: default}
-spec:
-  selector: {app: isvc.qwen-predictor}
-  strategy: prefer
-  units:
-  - {resource: ecs, nodeSelector: {alibabacloud.com/nodepool-id: npxxxxxx}}
-  - {resource: elastic, nodeSelector: {alibabacloud.com/nodepool-id: npxxxxxy}}
----
-apiVersion: tidegate.io/v1alpha1
-kind: NodePool
-metadata: {name: GPU-V100-Edge, labels: {alibabacloud.com/nodepool-id: npxxxxxx}}
-spec: {kind: fixed, nodes: 1, gpusPerNode: 1, pricePerNodeHour: 0.9}
----
-apiVersion: tidegate.io/v1alpha1
-kind: NodePool
-metadata: {name: GPU-V100-Elastic, labels: {alibabacloud.com/nodepool-id: npxxxxxy}}
-spec: {kind: elastic, maxNodes: 2, gpusPerNode: 1, provisioningDelay: 1s, scaleDownUnneededTime: 2s, pricePerNodeHour: 3.06}
----
+)" + std::string(kSeedPolicy) +
+         "---\n" + kOwnedPool + "---\n" + kElasticPool + R"(---
 apiVersion: tidegate.io/v1alpha1
 kind: InferenceService
 metadata: {name: qwen-chat, labels: {app: isvc.qwen-predictor}}
@@ -462,59 +467,26 @@ TEST(Kubernetes, PendingPastTheUnitsTimeoutMovesOnToTheElasticUnit) {
   EXPECT_EQ(elastic_scales, 1);
 }
 
-// The seed's configuration split: the file keeps the Gateway, the NodePools and the
-// ResourcePolicy; the pool, the service, the plan and the key are cluster objects, and the
-// key's secret is a Kubernetes Secret.
+// The seed's configuration split: the file keeps the Gateway, the ResourcePolicy and the
+// elastic NodePool; the owned NodePool, the InferencePool, the service, the plan and the key are
+// cluster objects, and the key's secret is a Kubernetes Secret.
 std::string fileHalf() {
   return R"(apiVersion: tidegate.io/v1alpha1
 kind: Gateway
 metadata: {name: gw}
 spec: {listen: "127.0.0.1:0", admin: "127.0.0.1:0", controller: {interval: 200ms}, auth: {apiKeys: required}}
 ---
-apiVersion: scheduling.alibabacloud.com/v1alpha1
-kind: ResourcePolicy
-metadata: {name: qwen-chat, namespace: default}
-spec:
-  selector: {app: isvc.qwen-predictor}
-  strategy: prefer
-  units:
-  - {resource: ecs, nodeSelector: {alibabacloud.com/nodepool-id: npxxxxxx}}
-  - {resource: elastic, nodeSelector: {alibabacloud.com/nodepool-id: npxxxxxy}}
----
-apiVersion: tidegate.io/v1alpha1
-kind: NodePool
-metadata: {name: GPU-V100-Elastic, labels: {alibabacloud.com/nodepool-id: npxxxxxy}}
-spec: {kind: elastic, maxNodes: 2, gpusPerNode: 1, pricePerNodeHour: 3.06}
-)";
+)" + std::string(kSeedPolicy) +
+         "---\n" + kElasticPool;
 }
 
 bj::object secret(const std::string& value) {
-  std::string b64;
-  {
-    // base64 by hand (tests only): 3 bytes -> 4 characters.
-    static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::size_t i = 0;
-    for (; i + 2 < value.size(); i += 3) {
-      const unsigned n = (static_cast<unsigned char>(value[i]) << 16) |
-                         (static_cast<unsigned char>(value[i + 1]) << 8) |
-                         static_cast<unsigned char>(value[i + 2]);
-      for (int k = 3; k >= 0; --k) b64 += t[(n >> (6 * k)) & 63];
-    }
-    if (i < value.size()) {
-      unsigned n = static_cast<unsigned char>(value[i]) << 16;
-      if (i + 1 < value.size()) n |= static_cast<unsigned char>(value[i + 1]) << 8;
-      b64 += t[(n >> 18) & 63];
-      b64 += t[(n >> 12) & 63];
-      b64 += i + 1 < value.size() ? t[(n >> 6) & 63] : '=';
-      b64 += '=';
-    }
-  }
   return bj::object{
       {"apiVersion", "v1"},
       {"kind", "Secret"},
       {"metadata",
        bj::object{{"name", "qwen-key"}, {"labels", bj::object{{"tidegate.io/api-key", "true"}}}}},
-      {"data", bj::object{{"key", b64}}}};
+      {"data", bj::object{{"key", crypto::base64Encode(value)}}}};
 }
 
 TEST(Kubernetes, ConfigurationObjectsAndSecretBackedKeysComeFromTheApi) {
