@@ -25,12 +25,17 @@ void Cluster::bootstrap(double now) {
   accrued_until = now;
 }
 
-int Cluster::placed() const {
-  return static_cast<int>(std::count_if(replicas.begin(), replicas.end(),
-                                        [](const Replica& r) { return !r.node.empty(); }));
+int Cluster::placed(std::string_view service) const {
+  return static_cast<int>(std::count_if(replicas.begin(), replicas.end(), [&](const Replica& r) {
+    return !r.node.empty() && (service.empty() || r.service == service);
+  }));
 }
 
-int Cluster::pending() const { return static_cast<int>(replicas.size()) - placed(); }
+int Cluster::pending(std::string_view service) const {
+  return static_cast<int>(std::count_if(replicas.begin(), replicas.end(), [&](const Replica& r) {
+    return r.node.empty() && (service.empty() || r.service == service);
+  }));
+}
 
 int Cluster::freeGpus(const Node& n) const {
   int used = 0;
@@ -45,7 +50,7 @@ const NodePoolSpec* Cluster::pool(const std::string& name) const {
   return nullptr;
 }
 
-std::vector<const NodePoolSpec*> Cluster::unitPools(int unit) const {
+std::vector<const NodePoolSpec*> Cluster::unitPools(const PlacementPolicy& policy, int unit) const {
   std::vector<const NodePoolSpec*> out;
   if (unit < 0 || unit >= static_cast<int>(policy.units.size())) return out;
   for (const auto& p : pools)
@@ -56,8 +61,8 @@ std::vector<const NodePoolSpec*> Cluster::unitPools(int unit) const {
 
 namespace {
 // Whether one of the unit's elastic pools could add a node that fits a replica of `gpus`.
-bool canGrow(const Cluster& c, int unit, int gpus) {
-  for (const auto* pool : c.unitPools(unit)) {
+bool canGrow(const Cluster& c, const PlacementPolicy& policy, int unit, int gpus) {
+  for (const auto* pool : c.unitPools(policy, unit)) {
     const auto nodes = std::count_if(c.nodes.begin(), c.nodes.end(),
                                      [&](const Node& n) { return n.pool == pool->name; });
     if (pool->elastic && pool->gpus_per_node >= gpus && nodes < pool->max_nodes) return true;
@@ -66,93 +71,182 @@ bool canGrow(const Cluster& c, int unit, int gpus) {
 }
 }  // namespace
 
-Plan plan(const Cluster& c, int desired, int gpus, double now) {
+Plan plan(const Cluster& c, std::span<const Demand> demands, double now) {
   Plan p;
-  const int units = static_cast<int>(c.policy.units.size());
+  std::map<std::string, std::size_t> demand_of;  // service -> index in `demands`
+  for (std::size_t i = 0; i < demands.size(); ++i) demand_of[demands[i].service] = i;
+  const auto demandOf = [&](const Replica& r) -> const Demand* {
+    auto it = demand_of.find(r.service);
+    return it == demand_of.end() ? nullptr : &demands[it->second];
+  };
   std::vector<Replica> replicas = c.replicas;  // working copy
-
-  // Scale in: Pending replicas first, then the last unit's newest replicas.
-  int excess = static_cast<int>(replicas.size()) - desired;
-  if (excess > 0) {
-    std::vector<std::size_t> order(replicas.size());
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-      const auto& x = replicas[a];
-      const auto& y = replicas[b];
-      if (x.node.empty() != y.node.empty()) return x.node.empty();  // pending first
-      if (x.unit != y.unit) return x.unit > y.unit;                 // last unit first
-      return x.created > y.created;                                 // newest first
-    });
-    std::set<std::string> gone;
-    for (int i = 0; i < excess; ++i) {
-      const auto& r = replicas[order[static_cast<std::size_t>(i)]];
-      p.remove.push_back(r.id);
-      gone.insert(r.id);
-      p.reasons.push_back("scale in: remove " + r.id +
-                          (r.node.empty() ? " (pending)" : " from " + r.node));
-    }
-    std::erase_if(replicas, [&](const Replica& r) { return gone.contains(r.id); });
-  }
-  // Scale out: new replicas start Pending.
-  for (int i = static_cast<int>(replicas.size()); i < desired; ++i) {
+  const auto create = [&](const Demand& d, bool replaces_preempted) {
     Replica r;
-    r.id = "r" + std::to_string(c.next_id + p.create);
-    r.gpus = gpus;
+    r.id = "r" + std::to_string(c.next_id + static_cast<int>(p.create.size()));
+    r.service = d.service;
+    r.gpus = d.gpus;
     r.created = now;
     r.pending_since = now;
-    replicas.push_back(r);
-    ++p.create;
+    r.replaces_preempted = replaces_preempted;
+    p.create.push_back({r.id, r.service, replaces_preempted});
+    replicas.push_back(std::move(r));
+  };
+
+  for (const auto& d : demands) {
+    std::vector<std::size_t> mine;
+    for (std::size_t i = 0; i < replicas.size(); ++i)
+      if (replicas[i].service == d.service) mine.push_back(i);
+    // Scale in: Pending replicas first, then the last unit's newest replicas.
+    const int excess = static_cast<int>(mine.size()) - d.desired;
+    if (excess > 0) {
+      std::stable_sort(mine.begin(), mine.end(), [&](std::size_t a, std::size_t b) {
+        const auto& x = replicas[a];
+        const auto& y = replicas[b];
+        if (x.node.empty() != y.node.empty()) return x.node.empty();  // pending first
+        if (x.unit != y.unit) return x.unit > y.unit;                 // last unit first
+        return x.created > y.created;                                 // newest first
+      });
+      std::set<std::string> gone;
+      for (int i = 0; i < excess; ++i) {
+        const auto& r = replicas[mine[static_cast<std::size_t>(i)]];
+        p.remove.push_back(r.id);
+        gone.insert(r.id);
+        p.reasons.push_back("scale in: remove " + r.id +
+                            (r.node.empty() ? " (pending)" : " from " + r.node));
+      }
+      std::erase_if(replicas, [&](const Replica& r) { return gone.contains(r.id); });
+    }
+    // Scale out: new replicas start Pending.
+    for (int i = static_cast<int>(mine.size()); i < d.desired; ++i) create(d, false);
   }
 
-  // Place pending replicas, oldest first, units in priority order.
+  // Place pending replicas: by priority, then the order of the demands, then oldest first;
+  // each tries its service's units in priority order.
   std::map<std::string, int> free;
   for (const auto& n : c.nodes) free[n.name] = c.freeGpus(n);
-  std::vector<int> in_unit(static_cast<std::size_t>(std::max(units, 1)), 0);
+  std::map<std::pair<std::string, int>, int> in_unit;  // (service, unit) -> placed replicas
   for (const auto& r : replicas)
-    if (r.unit >= 0 && r.unit < units && !r.node.empty())
-      ++in_unit[static_cast<std::size_t>(r.unit)];
+    if (r.unit >= 0 && !r.node.empty()) ++in_unit[{r.service, r.unit}];
+  // Queue order: a smaller key goes first.
+  const auto key = [&](std::size_t i) {
+    const auto idx = demand_of.at(replicas[i].service);
+    return std::pair{-static_cast<long>(demands[idx].priority), idx};
+  };
+  std::vector<std::size_t> queue;
+  for (std::size_t i = 0; i < replicas.size(); ++i)
+    if (replicas[i].node.empty() && demandOf(replicas[i])) queue.push_back(i);
+  std::stable_sort(queue.begin(), queue.end(),
+                   [&](std::size_t a, std::size_t b) { return key(a) < key(b); });
+  std::set<std::size_t> evicted;            // indices of preempted replicas
   std::map<std::string, int> waiting_gpus;  // elastic pool -> GPUs pending replicas wait for
-  for (auto& r : replicas) {
-    if (!r.node.empty()) continue;
+  const auto bind = [&](std::size_t i, const Node& n, int u) {
+    auto& r = replicas[i];
+    free[n.name] -= r.gpus;
+    ++in_unit[{r.service, u}];
+    r.node = n.name;
+    r.unit = u;
+    p.bind.emplace_back(r.id, n.name);
+    p.unit_of.emplace_back(r.id, u);
+    p.reasons.push_back("place " + r.id + " on " + n.name + " (unit " + std::to_string(u) +
+                        ", pool " + n.pool + ")");
+  };
+  // Replicas of lower priority to evict from one ready node of unit `u` so that replica `i` fits
+  // there, as Kubernetes' scheduler picks them: on each node the lowest priority first, newest
+  // first, until it fits; the node whose most important victim is the least important, then the
+  // one needing the fewest, then the first. No node: {nullptr, {}}.
+  const auto victims = [&](std::size_t i, const PlacementPolicy& policy, int u) {
+    const auto& r = replicas[i];
+    const auto priorityOf = [&](std::size_t j) { return demandOf(replicas[j])->priority; };
+    std::pair<const Node*, std::vector<std::size_t>> best;
+    for (const auto* pool : c.unitPools(policy, u))
+      for (const auto& n : c.nodes) {
+        if (n.pool != pool->name || !n.ready) continue;
+        std::vector<std::size_t> lower;
+        for (std::size_t j = 0; j < replicas.size(); ++j)
+          if (replicas[j].node == n.name && !evicted.contains(j) && demandOf(replicas[j]) &&
+              priorityOf(j) < demandOf(r)->priority)
+            lower.push_back(j);
+        std::stable_sort(lower.begin(), lower.end(), [&](std::size_t a, std::size_t b) {
+          if (priorityOf(a) != priorityOf(b)) return priorityOf(a) < priorityOf(b);
+          return replicas[a].created > replicas[b].created;
+        });
+        int room = free[n.name];
+        std::vector<std::size_t> chosen;
+        for (auto j : lower) {
+          if (room >= r.gpus) break;
+          chosen.push_back(j);
+          room += replicas[j].gpus;
+        }
+        if (room < r.gpus || chosen.empty()) continue;
+        const auto rank = [&](const std::vector<std::size_t>& v) {
+          return std::pair{priorityOf(v.back()), v.size()};
+        };
+        if (!best.first || rank(chosen) < rank(best.second)) best = {&n, std::move(chosen)};
+      }
+    return best;
+  };
+  for (std::size_t q = 0; q < queue.size(); ++q) {
+    const std::size_t i = queue[q];
+    const Demand& d = *demandOf(replicas[i]);
+    const int units = static_cast<int>(d.policy.units.size());
     int wait_unit = -1;
     for (int u = 0; u < units; ++u) {
-      const auto& unit = c.policy.units[static_cast<std::size_t>(u)];
-      if (unit.max && in_unit[static_cast<std::size_t>(u)] >= *unit.max) continue;  // ExceedMax
+      const auto& unit = d.policy.units[static_cast<std::size_t>(u)];
+      if (unit.max && in_unit[{d.service, u}] >= *unit.max) continue;  // ExceedMax
       const Node* fit = nullptr;
-      for (const auto* pool : c.unitPools(u))
+      for (const auto* pool : c.unitPools(d.policy, u))
         for (const auto& n : c.nodes)
-          if (!fit && n.pool == pool->name && n.ready && free[n.name] >= r.gpus) fit = &n;
+          if (!fit && n.pool == pool->name && n.ready && free[n.name] >= replicas[i].gpus) fit = &n;
+      if (!fit && !replicas[i].replaces_preempted) {
+        // Preemption: evict lower-priority replicas from a node of this unit; each victim's
+        // service gets a replacement, queued by its priority (after this replica's).
+        auto [node, evict] = victims(i, d.policy, u);
+        for (auto j : evict) {
+          auto& v = replicas[j];
+          evicted.insert(j);
+          free[v.node] += v.gpus;
+          --in_unit[{v.service, v.unit}];
+          p.remove.push_back(v.id);
+          p.reasons.push_back("remove " + v.id + " from " + v.node + ": preempted by " + d.service +
+                              " (" + replicas[i].id + ")");
+          v.node.clear();
+          create(*demandOf(v), true);
+          const std::size_t k = replicas.size() - 1;
+          queue.insert(
+              std::upper_bound(queue.begin() + static_cast<long>(q) + 1, queue.end(), k,
+                               [&](std::size_t a, std::size_t b) { return key(a) < key(b); }),
+              k);
+        }
+        fit = node;
+      }
       if (fit) {
-        free[fit->name] -= r.gpus;
-        ++in_unit[static_cast<std::size_t>(u)];
-        p.bind.emplace_back(r.id, fit->name);
-        p.unit_of.emplace_back(r.id, u);
-        p.reasons.push_back("place " + r.id + " on " + fit->name + " (unit " + std::to_string(u) +
-                            ", pool " + fit->pool + ")");
+        bind(i, *fit, u);
         wait_unit = -2;
         break;
       }
       // No room in this unit. ExceedMax (and TimeoutOrExceedMax until the timeout) wait here;
       // otherwise move on, remembering the first unit that could grow for it.
-      const bool timed_out = now - r.pending_since >= c.policy.timeout_s;
+      const bool timed_out = now - replicas[i].pending_since >= d.policy.timeout_s;
       const bool may_move_on =
-          c.policy.when == PlacementPolicy::When::kLackResourceOrExceedMax ||
-          (c.policy.when == PlacementPolicy::When::kTimeoutOrExceedMax && timed_out);
+          d.policy.when == PlacementPolicy::When::kLackResourceOrExceedMax ||
+          (d.policy.when == PlacementPolicy::When::kTimeoutOrExceedMax && timed_out);
       if (!may_move_on) {
         wait_unit = u;
         break;
       }
-      if (wait_unit == -1 && canGrow(c, u, r.gpus)) wait_unit = u;
+      if (wait_unit == -1 && canGrow(c, d.policy, u, replicas[i].gpus)) wait_unit = u;
     }
     if (wait_unit >= 0) {
-      p.unit_of.emplace_back(r.id, wait_unit);
-      for (const auto* pool : c.unitPools(wait_unit))
-        if (pool->elastic && pool->gpus_per_node >= r.gpus) {
-          waiting_gpus[pool->name] += r.gpus;
+      p.unit_of.emplace_back(replicas[i].id, wait_unit);
+      for (const auto* pool : c.unitPools(d.policy, wait_unit))
+        if (pool->elastic && pool->gpus_per_node >= replicas[i].gpus) {
+          waiting_gpus[pool->name] += replicas[i].gpus;
           break;
         }
     }
   }
+  std::size_t k = 0;
+  std::erase_if(replicas, [&](const Replica&) { return evicted.contains(k++); });
 
   // Node autoscaling: elastic pools add nodes for the replicas waiting on them, counting the
   // nodes already provisioning; idle elastic nodes past scaleDownUnneededTime are released.
@@ -180,9 +274,7 @@ Plan plan(const Cluster& c, int desired, int gpus, double now) {
       if (removable <= 0) break;
       if (n.pool != pool.name || !n.ready || waiting_gpus[pool.name] > 0) continue;
       const bool used = std::any_of(replicas.begin(), replicas.end(),
-                                    [&](const Replica& r) { return r.node == n.name; }) ||
-                        std::any_of(p.bind.begin(), p.bind.end(),
-                                    [&](const auto& b) { return b.second == n.name; });
+                                    [&](const Replica& r) { return r.node == n.name; });
       if (used || n.idle_since < 0 || now - n.idle_since < pool.scale_down_unneeded_s) continue;
       p.release.push_back(n.name);
       p.reasons.push_back("release idle node " + n.name + " (unneeded for " +
@@ -209,21 +301,25 @@ void advance(Cluster& c, double now) {
     }
 }
 
-void apply(Cluster& c, const Plan& p, int gpus, double now) {
+void apply(Cluster& c, const Plan& p, std::span<const Demand> demands, double now) {
   advance(c, now);
   std::set<std::string> gone(p.remove.begin(), p.remove.end());
   std::set<std::string> emptied;
   for (const auto& r : c.replicas)
     if (gone.contains(r.id) && !r.node.empty()) emptied.insert(r.node);
   std::erase_if(c.replicas, [&](const Replica& r) { return gone.contains(r.id); });
-  for (int i = 0; i < p.create; ++i) {
+  for (const auto& n : p.create) {
     Replica r;
-    r.id = "r" + std::to_string(c.next_id++);
-    r.gpus = gpus;
+    r.id = n.id;
+    r.service = n.service;
+    for (const auto& d : demands)
+      if (d.service == n.service) r.gpus = d.gpus;
     r.created = now;
     r.pending_since = now;
-    c.replicas.push_back(r);
+    r.replaces_preempted = n.replaces_preempted;
+    c.replicas.push_back(std::move(r));
   }
+  c.next_id += static_cast<int>(p.create.size());
   for (const auto& [id, unit] : p.unit_of)
     for (auto& r : c.replicas)
       if (r.id == id) r.unit = unit;
