@@ -583,6 +583,8 @@ void readService(Fields& top, Config& c, Source src) {
   s.max_replicas = static_cast<int>(spec.integer("maxReplicas", s.min_replicas, 1, 10000));
   if (s.max_replicas < s.min_replicas)
     spec.ctx().fail(spec.node(), spec.sub("maxReplicas"), "must be at least minReplicas");
+  // The range of a Kubernetes PriorityClass value a user may give (above 1e9 is the system's).
+  s.priority = static_cast<int>(spec.integer("priority", 0, -2147483648L, 1000000000L));
   for (auto& m : spec.list("metrics")) {
     std::string name = m.str("metric");
     auto prom = m.map("prometheus");

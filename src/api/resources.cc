@@ -113,4 +113,12 @@ control::PlacementPolicy placementPolicy(const Config& c, const InferenceService
   return out;
 }
 
+control::Demand placementDemand(const Config& c, const InferenceService& s, int desired) {
+  return {.service = s.meta.name,
+          .desired = desired,
+          .gpus = s.gpus,
+          .priority = s.priority,
+          .policy = placementPolicy(c, s)};
+}
+
 }  // namespace tidegate::api

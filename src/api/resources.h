@@ -138,6 +138,10 @@ struct InferenceService {
     std::string claim_name, mount_path;
   } model_volume;
   int gpus = 1, min_replicas = 1, max_replicas = 1;
+  // spec.priority, default 0: as a Kubernetes PriorityClass value. Where services share node
+  // pools, the local provider places a higher one first and lets it preempt lower ones
+  // (control/placement.h); on Kubernetes the cluster's PriorityClasses decide.
+  int priority = 0;
   std::string cpu, memory;                       // informational
   std::map<std::string, double> metric_targets;  // engine gauge -> target average per replica
   // PromQL sources (KEDA's prometheus scaler): name -> {url, query}; the name ("prometheus:" +
@@ -293,5 +297,8 @@ const char* authModeName(GatewayConfig::AuthMode m);
 std::vector<control::NodePoolSpec> nodePoolSpecs(const Config& c);
 control::PlacementPolicy placementPolicy(const Config& c, const InferenceService& s,
                                          const ResourcePolicy** policy = nullptr);
+// What `s` asks of control::plan when it wants `desired` replicas: its name, GPUs, priority and
+// placementPolicy().
+control::Demand placementDemand(const Config& c, const InferenceService& s, int desired);
 
 }  // namespace tidegate::api

@@ -163,7 +163,8 @@ std::string describeControl(const api::Config& c) {
   }
   for (const auto& s : c.services) {
     o << "service " << s.meta.name << " (" << s.served_model_name << "): " << s.min_replicas << ".."
-      << s.max_replicas << " replicas of " << s.gpus << " GPU, scaling on";
+      << s.max_replicas << " replicas of " << s.gpus << " GPU, priority " << s.priority
+      << ", scaling on";
     for (const auto& [m, t] : s.metric_targets) o << " " << m << "=" << t;
     o << "\n";
   }

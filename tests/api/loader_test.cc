@@ -249,6 +249,26 @@ TEST(Loader, SeedHybridCloudExampleLoadsAsWritten) {
   EXPECT_DOUBLE_EQ(s.behavior.scale_down.stabilization_s, 300);  // Kubernetes' default
 }
 
+TEST(Loader, ServicePriorityIsAPriorityClassValueDefaultingToZero) {
+  struct Case {
+    std::string field;
+    int priority;
+  } cases[] = {{"", 0},
+               {"  priority: 1000\n", 1000},
+               {"  priority: -5\n", -5},
+               {"  priority: 1000000000\n", 1000000000}};
+  for (const auto& tc : cases) {
+    auto c = parseConfig(
+        "apiVersion: tidegate.io/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n"
+        "  minReplicas: 1\n" +
+            tc.field,
+        "f.yaml");
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    EXPECT_EQ(c->services[0].priority, tc.priority) << tc.field;
+    EXPECT_EQ(placementDemand(*c, c->services[0], 2).priority, tc.priority) << tc.field;
+  }
+}
+
 TEST(Loader, ControlKindsRejectBadFieldsPrecisely) {
   struct Case {
     std::string yaml, error;
@@ -275,6 +295,12 @@ TEST(Loader, ControlKindsRejectBadFieldsPrecisely) {
       {"apiVersion: tidegate.io/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n"
        "  minReplicas: 3\n  maxReplicas: 2\n",
        "spec.maxReplicas: must be at least minReplicas"},
+      {"apiVersion: tidegate.io/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n"
+       "  priority: 2000000000\n",
+       "spec.priority: must be between -2147483648 and 1000000000"},
+      {"apiVersion: tidegate.io/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n"
+       "  priority: high\n",
+       "spec.priority: expected an integer"},
       {"apiVersion: tidegate.io/v1alpha1\nkind: InferenceService\nmetadata: {name: s}\nspec:\n"
        "  metrics: [{prometheus: {url: \"ftp://x\", query: up}, target: 1}]\n",
        "spec.metrics[0].prometheus.url: URL 'ftp://x': expected http://"},
