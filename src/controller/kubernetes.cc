@@ -500,11 +500,14 @@ struct KubernetesController::Impl {
     svc.last = d;
     svc.decided = true;
 
-    const auto plan = control::plan(model, d.desired, s.gpus, now);
+    // One service's demand on its own model: the scheduler arbitrates between services (the
+    // model already leaves out the GPUs of other pods), so no preemption happens here.
+    const auto demand = api::placementDemand(cfg, s, d.desired);
+    const auto plan = control::plan(model, std::span(&demand, 1), now);
     for (const auto& why : plan.reasons)
       if (why.rfind("provision", 0) == 0 || why.rfind("release", 0) == 0)
         spdlog::debug("kubernetes: service={} (cluster autoscaler's part) {}", s.meta.name, why);
-    auto targets = kube::unitTargets(model, plan);
+    auto targets = kube::unitTargets(model, demand, plan);
 
     // Scale-in: the plan's pods leave. Ready ones drain first, holding their replica until
     // drained; the others go at once (their deletion cost marks them for the ReplicaSet).

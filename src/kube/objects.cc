@@ -284,7 +284,6 @@ control::Cluster clusterModel(const api::Config& c, const api::InferenceService&
                               const std::vector<int>& unit_replicas, double now) {
   control::Cluster cluster;
   cluster.pools = api::nodePoolSpecs(c);
-  cluster.policy = api::placementPolicy(c, s);
   // GPUs other workloads hold on each node.
   std::map<std::string, int> others;
   for (const auto& p : pods) {
@@ -313,6 +312,7 @@ control::Cluster clusterModel(const api::Config& c, const api::InferenceService&
       continue;
     control::Replica r;
     r.id = p.name;
+    r.service = s.meta.name;
     r.gpus = s.gpus;
     r.node = p.node;
     r.unit = p.unit;
@@ -329,6 +329,7 @@ control::Cluster clusterModel(const api::Config& c, const api::InferenceService&
     for (int i = static_cast<int>(in_unit.size()); i < want; ++i) {
       control::Replica r;
       r.id = "(" + std::to_string(u) + "-" + std::to_string(i) + ")";  // a pod to come
+      r.service = s.meta.name;
       r.gpus = s.gpus;
       r.unit = u;
       r.created = now;
@@ -362,8 +363,9 @@ control::Cluster clusterModel(const api::Config& c, const api::InferenceService&
   return cluster;
 }
 
-std::vector<int> unitTargets(const control::Cluster& c, const control::Plan& plan) {
-  const int units = static_cast<int>(c.policy.units.size());
+std::vector<int> unitTargets(const control::Cluster& c, const control::Demand& d,
+                             const control::Plan& plan) {
+  const int units = static_cast<int>(d.policy.units.size());
   std::vector<int> target(static_cast<std::size_t>(std::max(units, 1)), 0);
   std::map<std::string, int> moved(plan.unit_of.begin(), plan.unit_of.end());
   std::set<std::string> removed(plan.remove.begin(), plan.remove.end());
@@ -372,7 +374,7 @@ std::vector<int> unitTargets(const control::Cluster& c, const control::Plan& pla
       // Nowhere to go: the first unit under its max keeps it Pending.
       unit = 0;
       for (int u = 0; u < units; ++u) {
-        const auto& max = c.policy.units[static_cast<std::size_t>(u)].max;
+        const auto& max = d.policy.units[static_cast<std::size_t>(u)].max;
         if (!max || target[static_cast<std::size_t>(u)] < *max) {
           unit = u;
           break;
@@ -382,13 +384,13 @@ std::vector<int> unitTargets(const control::Cluster& c, const control::Plan& pla
     ++target[static_cast<std::size_t>(unit)];
   };
   for (const auto& r : c.replicas) {
-    if (removed.contains(r.id)) continue;
+    if (r.service != d.service || removed.contains(r.id)) continue;
     auto it = moved.find(r.id);
     place(it != moved.end() ? it->second : r.unit);
   }
-  // New replicas are named r<next_id + i> by plan().
-  for (int i = 0; i < plan.create; ++i) {
-    auto it = moved.find("r" + std::to_string(c.next_id + i));
+  for (const auto& n : plan.create) {
+    if (n.service != d.service) continue;
+    auto it = moved.find(n.id);
     place(it != moved.end() ? it->second : -1);
   }
   return target;

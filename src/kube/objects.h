@@ -85,7 +85,7 @@ int servicePort(const api::Config& c, const api::InferenceService& s);
 // The Deployment of unit `unit` (replicas 0: the provider scales it through /scale).
 bj::object deploymentFor(const api::Config& c, const api::InferenceService& s, int unit);
 
-// The placement model of one service now: the NodePools, the service's policy, the Ready nodes
+// The placement model of one service now: the NodePools, the Ready nodes
 // of the pools with the GPUs that pods of other workloads leave free, and the service's pods
 // (not terminating) as replicas in the unit of their Deployment. `pods` are every pod the
 // provider sees (the service's and others on the same nodes).
@@ -99,11 +99,12 @@ control::Cluster clusterModel(const api::Config& c, const api::InferenceService&
                               const std::vector<NodeInfo>& nodes, const std::vector<PodInfo>& pods,
                               const std::vector<int>& unit_replicas, double now);
 
-// How many replicas each unit's Deployment should have after `plan` on `c`: the replicas the
-// plan keeps, in the unit each is (re)assigned to, plus the new ones in the units the plan
-// chose (new replicas no unit can take go to the first unit under its max — they wait there,
-// Pending, for the cluster to change).
-std::vector<int> unitTargets(const control::Cluster& c, const control::Plan& plan);
+// How many replicas each unit's Deployment should have after `plan` on `c` for `d`'s service:
+// the replicas the plan keeps, in the unit each is (re)assigned to, plus the new ones in the
+// units the plan chose (new replicas no unit can take go to the first unit under its max — they
+// wait there, Pending, for the cluster to change).
+std::vector<int> unitTargets(const control::Cluster& c, const control::Demand& d,
+                             const control::Plan& plan);
 
 // A label selector as text: "k1=v1,k2=v2".
 std::string selectorString(const api::Labels& labels);

@@ -170,15 +170,17 @@ TEST(KubeObjects, UnitTargetsCountWhatThePlanKeepsMovesAndAdds) {
   std::vector<PodInfo> pods = {podInfo(pod("a", "edge-1", 0, true))};
   auto m = clusterModel(c, s, nodes, pods, {1, 0}, 1795392100);
   // 4 replicas: the owned unit fits one more (max 2), the rest go to the elastic unit.
-  auto p = control::plan(m, 4, 1, 1795392100);
-  EXPECT_EQ(unitTargets(m, p), (std::vector<int>{2, 2}));
+  const auto four = api::placementDemand(c, s, 4);
+  auto p = control::plan(m, std::span(&four, 1), 1795392100);
+  EXPECT_EQ(unitTargets(m, four, p), (std::vector<int>{2, 2}));
   // Back to 1: the elastic ones go first.
   std::vector<PodInfo> more = {podInfo(pod("a", "edge-1", 0, true)),
                                podInfo(pod("b", "edge-1", 0, true)),
                                podInfo(pod("c", "cloud-1", 1, true))};
   auto m2 = clusterModel(c, s, nodes, more, {2, 1}, 1795392100);
-  auto down = control::plan(m2, 1, 1, 1795392100);
-  EXPECT_EQ(unitTargets(m2, down), (std::vector<int>{1, 0}));
+  const auto one = api::placementDemand(c, s, 1);
+  auto down = control::plan(m2, std::span(&one, 1), 1795392100);
+  EXPECT_EQ(unitTargets(m2, one, down), (std::vector<int>{1, 0}));
   ASSERT_EQ(down.remove.size(), 2u);
   EXPECT_EQ(down.remove[0], "c");
 }
