@@ -66,7 +66,7 @@ struct Controller::Impl {
     api::InferenceService spec;
     control::AutoscalerSpec autoscaler;
     control::AutoscalerState autoscaler_state;
-    control::Cluster cluster;
+    control::Demand demand;             // its placement (policy, GPUs, priority); desired per tick
     std::map<std::string, Proc> procs;  // by replica id; includes draining ones
     control::Decision last;
     int crashes = 0;
@@ -76,6 +76,7 @@ struct Controller::Impl {
   gateway::Gateway& gw;
   providers::LocalProvider provider;
   std::vector<std::unique_ptr<Service>> services;
+  control::Cluster cluster;  // the node pools and every service's replicas (ids unique across)
   double interval = 1;
   bool stopping = false;
   prom::Family<prom::Counter>* events = nullptr;
@@ -86,17 +87,17 @@ struct Controller::Impl {
   void setup() {
     const auto cfg = gw.config();
     interval = cfg->gateway.controller_interval_s;
+    cluster.pools = api::nodePoolSpecs(*cfg);
+    cluster.bootstrap(now());
     for (const auto& s : cfg->services) {
       auto svc = std::make_unique<Service>();
       svc->spec = s;
       svc->autoscaler = autoscalerSpec(s);
-      auto& c = svc->cluster;
-      c.pools = api::nodePoolSpecs(*cfg);
+      svc->demand = api::placementDemand(*cfg, s, 0);
       const api::ResourcePolicy* policy = nullptr;
-      c.policy = api::placementPolicy(*cfg, s, &policy);
-      c.bootstrap(now());
-      spdlog::info("controller: service={} replicas={}..{} pools={} policy={}", s.meta.name,
-                   s.min_replicas, s.max_replicas, c.pools.size(),
+      api::placementPolicy(*cfg, s, &policy);
+      spdlog::info("controller: service={} replicas={}..{} priority={} pools={} policy={}",
+                   s.meta.name, s.min_replicas, s.max_replicas, s.priority, cluster.pools.size(),
                    policy ? policy->meta.name : "(pool order)");
       services.push_back(std::move(svc));
     }
@@ -111,7 +112,7 @@ struct Controller::Impl {
   asio::awaitable<void> loop() {
     asio::steady_timer timer(gw.controlContext());
     while (!stopping) {
-      for (auto& s : services) co_await tick(*s);
+      co_await tick();
       publish();
       publishCosts();
       timer.expires_after(std::chrono::milliseconds(static_cast<long>(interval * 1000)));
@@ -123,11 +124,24 @@ struct Controller::Impl {
     return {"127.0.0.1", static_cast<std::uint16_t>(p.port)};
   }
 
-  asio::awaitable<void> tick(Service& s) {
+  // One reconcile: each service's processes and decision, then one plan for every service over
+  // the shared model, then the plan's actions.
+  asio::awaitable<void> tick() {
     const double t = now();
-    auto& c = s.cluster;
-    control::advance(c, t);
-    // Processes: exits, health, drains.
+    control::advance(cluster, t);
+    std::vector<control::Demand> demands;
+    for (auto& s : services) {
+      co_await watch(*s, t);
+      const int desired = co_await decide(*s, t);
+      s->demand.desired = desired;
+      demands.push_back(s->demand);
+    }
+    const auto plan = control::plan(cluster, demands, t);
+    act(plan, demands, t);
+  }
+
+  // Processes: exits, health, drains.
+  asio::awaitable<void> watch(Service& s, double t) {
     for (auto it = s.procs.begin(); it != s.procs.end();) {
       Proc& p = it->second;
       if (p.pid > 0) {
@@ -137,7 +151,8 @@ struct Controller::Impl {
             s.backoff_until = t + std::min(30.0, double(1 << std::min(s.crashes, 5)));
             spdlog::warn("controller: service={} replica={} crashed status={} restart_backoff_s={}",
                          s.spec.meta.name, p.id, *status, s.backoff_until - t);
-            std::erase_if(c.replicas, [&](const control::Replica& r) { return r.id == p.id; });
+            std::erase_if(cluster.replicas,
+                          [&](const control::Replica& r) { return r.id == p.id; });
           } else {
             spdlog::info("controller: service={} replica={} stopped", s.spec.meta.name, p.id);
           }
@@ -168,14 +183,17 @@ struct Controller::Impl {
       }
       ++it;
     }
+  }
 
-    // Observe and decide.
+  // Observes the service's Ready replicas and returns the autoscaler's desired count.
+  asio::awaitable<int> decide(Service& s, double t) {
     const auto prom_totals = co_await prometheusTotals(gw.controlContext().get_executor(), s.spec);
     int ready_count = 0;
     for (const auto& [id, p] : s.procs) ready_count += p.state == State::kReady;
     control::Observation obs;
-    obs.current = static_cast<int>(c.replicas.size());
-    for (const auto& r : c.replicas) {
+    for (const auto& r : cluster.replicas) {
+      if (r.service != s.demand.service) continue;
+      ++obs.current;
       auto it = s.procs.find(r.id);
       if (it != s.procs.end() && it->second.state == State::kReady) {
         obs.replicas.push_back(
@@ -195,13 +213,33 @@ struct Controller::Impl {
                    d.desired, d.reason);
     }
     s.last = d;
+    co_return d.desired;
+  }
 
-    // Place and act.
-    const auto plan = control::plan(c, d.desired, s.spec.gpus, t);
+  // The service a replica of the model (or one `plan` creates) belongs to.
+  Service* serviceOf(const std::string& replica, const control::Plan& plan) const {
+    std::string name;
+    for (const auto& r : cluster.replicas)
+      if (r.id == replica) name = r.service;
+    for (const auto& n : plan.create)
+      if (n.id == replica) name = n.service;
+    for (const auto& s : services)
+      if (s->demand.service == name) return s.get();
+    return nullptr;
+  }
+
+  // Carries `plan` out: drains what it removes, starts what it binds, keeps the rest Pending.
+  void act(const control::Plan& plan, const std::vector<control::Demand>& demands, double t) {
+    for (const auto& why : plan.reasons)
+      if (why.find(": preempted by ") != std::string::npos) spdlog::info("controller: {}", why);
     for (const auto& id : plan.remove) {
-      auto it = s.procs.find(id);
-      if (it == s.procs.end()) continue;
+      Service* s = serviceOf(id, plan);
+      if (!s) continue;
+      auto it = s->procs.find(id);
+      if (it == s->procs.end()) continue;
       Proc& p = it->second;
+      spdlog::info("controller: service={} replica={} remove pool={} node={}", s->spec.meta.name,
+                   id, p.pool, p.node);
       if (p.state == State::kReady) {
         p.state = State::kDraining;  // leaves the picker at the next publish
         p.deadline = t + kDrainGraceS;
@@ -210,10 +248,8 @@ struct Controller::Impl {
         p.state = State::kTerminating;
         p.deadline = t + kTermGraceS;
       } else {
-        s.procs.erase(it);
+        s->procs.erase(it);
       }
-      spdlog::info("controller: service={} replica={} remove pool={} node={}", s.spec.meta.name, id,
-                   p.pool, p.node);
     }
     for (const auto& [pool, n] : plan.provision)
       spdlog::info(
@@ -221,58 +257,73 @@ struct Controller::Impl {
           "provisioning delay)",
           pool, n);
     for (const auto& node : plan.release) spdlog::info("controller: release node={} (idle)", node);
-    // Crash backoff: hold new starts back, keep them Pending.
-    control::Plan act = plan;
-    if (t < s.backoff_until) act.bind.clear();
-    control::apply(c, act, s.spec.gpus, t);
-    for (const auto& [id, node] : act.bind) {
-      const control::Node* n = nullptr;
-      for (const auto& x : c.nodes)
-        if (x.name == node) n = &x;
-      // The GPU slots on the node: the first free ones (no other live replica of the node).
-      std::set<int> used;
-      for (const auto& [oid, op] : s.procs)
-        if (op.node == node && oid != id && op.pid > 0)
-          for (int g = 0; g < s.spec.gpus; ++g) used.insert(op.slot + g);
-      int slot = 0;
-      while (used.contains(slot)) ++slot;
-      Proc p;
-      p.id = id;
-      p.node = node;
-      p.pool = n ? n->pool : "";
-      p.port = tidegate::freePort();
-      p.slot = slot;
-      std::string gpu_ids;
-      for (int g = 0; g < s.spec.gpus; ++g) gpu_ids += (g ? "," : "") + std::to_string(slot + g);
-      auto pid = provider.start(s.spec.meta.name + "-" + id, s.spec.command, p.port,
-                                s.spec.served_model_name, gpu_ids);
-      if (!pid) {
-        spdlog::error("controller: service={} replica={} start failed: {}", s.spec.meta.name, id,
-                      pid.error().message);
-        continue;
-      }
-      p.pid = *pid;
-      p.state = State::kStarting;
-      spdlog::info("controller: service={} replica={} start pool={} node={} port={} pid={}",
-                   s.spec.meta.name, id, p.pool, node, p.port, p.pid);
-      s.procs[id] = p;
+    // Crash backoff: hold the service's new starts back, keep them Pending. (Had one preempted
+    // a lower-priority replica, that one still goes; the held replica takes the freed GPUs at
+    // the next plan, before the replacement, without preempting again.)
+    control::Plan held = plan;
+    std::erase_if(held.bind, [&](const auto& b) {
+      const Service* s = serviceOf(b.first, plan);
+      return s && t < s->backoff_until;
+    });
+    control::apply(cluster, held, demands, t);
+    for (const auto& [id, node] : held.bind) {
+      Service* s = serviceOf(id, held);
+      if (!s) continue;
+      start(*s, id, node);
     }
     // Replicas still waiting for a node.
-    for (const auto& r : c.replicas) {
-      if (!r.node.empty() || s.procs.contains(r.id)) continue;
-      s.procs[r.id] = Proc{.id = r.id};
+    const bool provisioning = std::any_of(cluster.nodes.begin(), cluster.nodes.end(),
+                                          [](const control::Node& n) { return !n.ready; });
+    for (auto& s : services) {
+      for (const auto& r : cluster.replicas) {
+        if (r.service != s->demand.service || !r.node.empty() || s->procs.contains(r.id)) continue;
+        s->procs[r.id] = Proc{.id = r.id};
+      }
+      for (auto& [id, p] : s->procs) {
+        if (p.state != State::kPending && p.state != State::kProvisioning) continue;
+        p.state = provisioning ? State::kProvisioning : State::kPending;
+      }
+      std::erase_if(s->procs, [&](const auto& kv) {
+        const auto& p = kv.second;
+        return p.pid < 0 && std::none_of(cluster.replicas.begin(), cluster.replicas.end(),
+                                         [&](const control::Replica& r) { return r.id == p.id; });
+      });
     }
-    for (auto& [id, p] : s.procs) {
-      if (p.state != State::kPending && p.state != State::kProvisioning) continue;
-      const bool provisioning = std::any_of(c.nodes.begin(), c.nodes.end(),
-                                            [](const control::Node& n) { return !n.ready; });
-      p.state = provisioning ? State::kProvisioning : State::kPending;
+  }
+
+  // Starts replica `id` of `s` on `node`, on the node's first free GPU slots (those no live
+  // replica of any service holds).
+  void start(Service& s, const std::string& id, const std::string& node) {
+    const control::Node* n = nullptr;
+    for (const auto& x : cluster.nodes)
+      if (x.name == node) n = &x;
+    std::set<int> used;
+    for (const auto& other : services)
+      for (const auto& [oid, op] : other->procs)
+        if (op.node == node && oid != id && op.pid > 0)
+          for (int g = 0; g < other->spec.gpus; ++g) used.insert(op.slot + g);
+    int slot = 0;
+    while (used.contains(slot)) ++slot;
+    Proc p;
+    p.id = id;
+    p.node = node;
+    p.pool = n ? n->pool : "";
+    p.port = tidegate::freePort();
+    p.slot = slot;
+    std::string gpu_ids;
+    for (int g = 0; g < s.spec.gpus; ++g) gpu_ids += (g ? "," : "") + std::to_string(slot + g);
+    auto pid = provider.start(s.spec.meta.name + "-" + id, s.spec.command, p.port,
+                              s.spec.served_model_name, gpu_ids);
+    if (!pid) {
+      spdlog::error("controller: service={} replica={} start failed: {}", s.spec.meta.name, id,
+                    pid.error().message);
+      return;
     }
-    std::erase_if(s.procs, [&](const auto& kv) {
-      const auto& p = kv.second;
-      return p.pid < 0 && std::none_of(c.replicas.begin(), c.replicas.end(),
-                                       [&](const control::Replica& r) { return r.id == p.id; });
-    });
+    p.pid = *pid;
+    p.state = State::kStarting;
+    spdlog::info("controller: service={} replica={} start pool={} node={} port={} pid={}",
+                 s.spec.meta.name, id, p.pool, node, p.port, p.pid);
+    s.procs[id] = p;
   }
 
   // Publishes every Ready replica as an endpoint with its service's labels.
@@ -295,20 +346,36 @@ struct Controller::Impl {
     gw.setDynamicEndpoints(std::move(eps));
   }
 
-  // Tells the gateway what each InferencePool's nodes cost now ($/hour): the nodes of the
-  // services whose replicas the pool selects. The gateway allocates it to requests by tokens.
+  // Tells the gateway what each InferencePool's nodes cost now ($/hour); the gateway allocates
+  // it to requests by tokens. The rule, so that a node shared by services is counted once: a
+  // NodePool costs the price of all its nodes (provisioning and idle ones too), shared among the
+  // services by the GPUs their replicas hold on its nodes; an InferencePool's rate is the sum of
+  // the shares of the services it selects. A NodePool on which no replica holds a GPU is charged
+  // to no InferencePool (its cost still accrues in tidegate_pool_cost_total).
   void publishCosts() {
+    std::map<std::string, double> rate;                      // service -> $/hour
+    std::map<std::string, std::map<std::string, int>> held;  // pool -> service -> GPUs
+    for (const auto& r : cluster.replicas)
+      for (const auto& n : cluster.nodes)
+        if (r.node == n.name) held[n.pool][r.service] += r.gpus;
+    for (const auto& pool : cluster.pools) {
+      double price = 0;
+      for (const auto& n : cluster.nodes)
+        if (n.pool == pool.name) price += pool.price_per_node_hour;
+      int gpus = 0;
+      for (const auto& [service, g] : held[pool.name]) gpus += g;
+      for (const auto& [service, g] : held[pool.name]) rate[service] += price * g / gpus;
+    }
     const auto config = gw.config();
     for (const auto& pool : config->pools) {
-      double rate = 0;
+      double sum = 0;
       bool selects = false;
       for (const auto& s : services) {
         if (!api::selectorMatches(pool.selector, s->spec.meta.labels)) continue;
         selects = true;
-        for (const auto& n : s->cluster.nodes)
-          if (const auto* np = s->cluster.pool(n.pool)) rate += np->price_per_node_hour;
+        sum += rate[s->demand.service];
       }
-      if (selects) gw.setPoolCostRate(pool.meta.name, rate);
+      if (selects) gw.setPoolCostRate(pool.meta.name, sum);
     }
   }
 
@@ -328,6 +395,7 @@ struct Controller::Impl {
       }
       out.push_back(bj::object{{"name", s->spec.meta.name},
                                {"model", s->spec.served_model_name},
+                               {"priority", s->spec.priority},
                                {"desired", s->last.desired},
                                {"current", current},
                                {"last_decision", s->last.reason},
@@ -338,8 +406,7 @@ struct Controller::Impl {
 
   bj::value poolsJson() const {
     bj::array out;
-    if (services.empty()) return out;
-    const auto& c = services.front()->cluster;  // pools are shared in the model of the first
+    const auto& c = cluster;
     for (const auto& pool : c.pools) {
       int nodes = 0, gpus = 0, free = 0, provisioning = 0;
       for (const auto& n : c.nodes) {
@@ -375,8 +442,7 @@ struct Controller::Impl {
     w.family("tidegate_desired_replicas", "gauge", "The autoscaler's last desired replica count.");
     for (const auto& s : services)
       w.sample("tidegate_desired_replicas", {{"service", s->spec.meta.name}}, s->last.desired);
-    if (services.empty()) return;
-    const auto& c = services.front()->cluster;
+    const auto& c = cluster;
     w.family("tidegate_nodes", "gauge", "Nodes by pool (including provisioning ones).");
     for (const auto& pool : c.pools)
       w.sample("tidegate_nodes", {{"pool", pool.name}},

@@ -2,8 +2,10 @@
 // Controller: the reconcile loop of `tidegate serve` — observe, decide, act — for every
 // InferenceService in the configuration.
 //   observe  the gateway's scrapes of each Ready replica (any gauge the service scales on);
-//   decide   control::decide (autoscaler) and control::plan (placement over node pools) — the
-//            same pure functions the simulator runs;
+//   decide   control::decide (autoscaler) per service, then one control::plan (placement over
+//            node pools) for every service at once over ONE model of the node pools, so services
+//            that share a pool share its GPUs (by priority; a higher one may preempt a lower
+//            one) — the same pure functions the simulator runs;
 //   act      the local provider starts replicas as child processes on free ports with
 //            CUDA_VISIBLE_DEVICES from their node slot, waits for /health, then publishes them to
 //            the gateway as endpoints carrying the service's labels (so InferencePools select

@@ -286,3 +286,89 @@ TEST(Controller, ScalesOnAPromQlQueryToARealPrometheus) {
 
 }  // namespace
 }  // namespace tidegate::testing
+
+namespace tidegate::testing {
+namespace {
+
+// Seed 002's shape: two models on one owned GPU pool, an elastic pool for overflow. The 1B
+// service comes first in the file, but the 8B one has the higher priority.
+const char* kTwoServices = R"(apiVersion: tidegate.io/v1alpha1
+kind: Gateway
+metadata: {name: gw}
+spec: {listen: "127.0.0.1:0", admin: "127.0.0.1:0", controller: {interval: 200ms}}
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata: {name: small-pool}
+spec: {targetPortNumber: 8000, selector: {app: llama-1b}}
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata: {name: large-pool}
+spec: {targetPortNumber: 8000, selector: {app: llama-8b}}
+---
+apiVersion: tidegate.io/v1alpha1
+kind: NodePool
+metadata: {name: edge, labels: {pool: edge}}
+spec: {kind: fixed, nodes: 1, gpusPerNode: 1, pricePerNodeHour: 0.9}
+---
+apiVersion: tidegate.io/v1alpha1
+kind: NodePool
+metadata: {name: cloud, labels: {pool: cloud}}
+spec: {kind: elastic, maxNodes: 2, gpusPerNode: 1, provisioningDelay: 1s, pricePerNodeHour: 3.06}
+---
+apiVersion: tidegate.io/v1alpha1
+kind: InferenceService
+metadata: {name: llama-1b, labels: {app: llama-1b}}
+spec:
+  servedModelName: llama-3.2-1b
+  command: [tidegate, engine, --port, "{port}", --served-model-name, "{model}", --log-level, warn]
+  minReplicas: 1
+  metrics: [{metric: "vllm:num_requests_waiting", target: 2}]
+---
+apiVersion: tidegate.io/v1alpha1
+kind: InferenceService
+metadata: {name: llama-8b, labels: {app: llama-8b}}
+spec:
+  servedModelName: llama-3.1-8b
+  command: [tidegate, engine, --port, "{port}", --served-model-name, "{model}", --log-level, warn]
+  minReplicas: 1
+  priority: 100
+  metrics: [{metric: "vllm:num_requests_waiting", target: 2}]
+)";
+
+// The pools of `service`'s Ready replicas.
+std::vector<std::string> readyPools(const bj::value& state, const std::string& service) {
+  std::vector<std::string> out;
+  for (const auto& s : state.at("services").as_array())
+    if (s.at("name") == service.c_str())
+      for (const auto& r : s.at("replicas").as_array())
+        if (r.at("state") == "Ready") out.emplace_back(r.at("pool").as_string());
+  return out;
+}
+
+TEST(Controller, TwoServicesShareTheOwnedGpuByPriority) {
+  Serve gw(kTwoServices);
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto st = bj::parse(gw.admin("/admin/state").body);
+        return readyPools(st, "llama-8b") == std::vector<std::string>{"edge"} &&
+               readyPools(st, "llama-1b") == std::vector<std::string>{"cloud"};
+      },
+      30s))
+      << gw.admin("/admin/state").body;
+  // One model of the pools for both: the owned GPU is used once, the cloud pool has one node.
+  auto pools = bj::parse(gw.admin("/admin/state").body).at("node_pools").as_array();
+  ASSERT_EQ(pools.size(), 2u);
+  EXPECT_EQ(pools[0].at("gpus_used"), 1);
+  EXPECT_EQ(pools[0].at("gpus_free"), 0);
+  EXPECT_EQ(pools[1].at("nodes"), 1);
+  EXPECT_EQ(pools[1].at("gpus_used"), 1);
+  // Both serve.
+  const std::string body =
+      R"({"model":"llama-3.2-1b","messages":[{"role":"user","content":"hi"}],"max_tokens":4})";
+  EXPECT_TRUE(eventually([&] { return gw.post("/v1/chat/completions", body).status == 200u; }));
+}
+
+}  // namespace
+}  // namespace tidegate::testing
