@@ -21,6 +21,38 @@
 namespace tidegate::api {
 namespace {
 
+// A command line's words, as a POSIX shell splits them (without expansions).
+Result<std::vector<std::string>> splitWords(const std::string& line) {
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (c == ' ' || c == '\t' || c == '\n') {
+      if (in_word) words.push_back(std::move(word));
+      word.clear();
+      in_word = false;
+      continue;
+    }
+    in_word = true;
+    if (c == '\\') {
+      if (++i == line.size()) return Error{"a backslash ends the command"};
+      word += line[i];
+    } else if (c == '\'' || c == '"') {
+      const auto end = line.find(c, i + 1);
+      if (end == std::string::npos)
+        return Error{std::string("unterminated ") + (c == '"' ? "double" : "single") + " quote"};
+      word += line.substr(i + 1, end - i - 1);
+      i = end;
+    } else {
+      word += c;
+    }
+  }
+  if (in_word) words.push_back(std::move(word));
+  if (words.empty()) return Error{"the command is empty"};
+  return words;
+}
+
 // Thrown inside the loader only, turned into a Result at its boundary.
 struct ConfigError {
   std::string message;
@@ -281,11 +313,17 @@ class Fields {
     if (auto* s = typed(key, SchemaType::kArray)) s->itemSchema().setType(SchemaType::kString);
     return readStrings(get(key), key);
   }
-  // One string (a whole command line) or a list of strings (argv).
+  // One string (a whole command line, split into words as a shell would: blanks separate,
+  // single and double quotes and backslashes keep them; no variables, globs or operators) or a
+  // list of strings (argv).
   std::vector<std::string> stringOrStrings(const std::string& key, const std::string& what) {
     if (auto* s = typed(key, SchemaType::kAny)) s->description = what;
     auto n = get(key);
-    if (!absent(n) && n.IsScalar()) return {n.Scalar()};
+    if (!absent(n) && n.IsScalar()) {
+      auto words = splitWords(n.Scalar());
+      if (!words) ctx_.fail(n, sub(key), words.error().message);
+      return std::move(words).value();
+    }
     if (!absent(n) && !n.IsSequence())
       ctx_.fail(n, sub(key), "expected a string or a list of strings, got " + describe(n));
     return readStrings(n, key);
@@ -563,8 +601,9 @@ void readService(Fields& top, Config& c, Source src) {
   auto s = startResource<InferenceService>(top, src);
   auto spec = top.map("spec", true);
   s.served_model_name = spec.str("servedModelName", s.meta.name);
-  s.command = spec.stringOrStrings(
-      "command", "The engine's command: one string (split by a shell) or a list of strings.");
+  s.command = spec.stringOrStrings("command",
+                                   "The engine's command: one string (split into words as a shell "
+                                   "would, without expansions) or a list of strings.");
   // On Kubernetes: the image of the replicas' container and the port {port} stands for.
   s.image = spec.str("image");
   s.port = static_cast<int>(spec.integer("port", 0, 1, 65535));

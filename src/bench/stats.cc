@@ -147,9 +147,11 @@ std::string renderTable(const Summary& s) {
     for (const auto& [k, v] : s.models) out += " " + k + "=" + std::to_string(v);
     out += '\n';
   }
-  std::snprintf(line, sizeof line, "client: %.2f CPU-s, %.1f us CPU per request\n", s.client_cpu_s,
-                s.client_cpu_us_per_request);
-  out += line;
+  if (s.client_cpu_s > 0) {  // not measured by a simulation
+    std::snprintf(line, sizeof line, "client: %.2f CPU-s, %.1f us CPU per request\n",
+                  s.client_cpu_s, s.client_cpu_us_per_request);
+    out += line;
+  }
   for (const auto& v : s.slo) {
     std::snprintf(line, sizeof line, "SLO %-24s %s (measured %s)\n", v.text.c_str(),
                   v.met ? "met" : "MISSED",

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <functional>
 
 #include "common/json_util.h"
 
@@ -28,15 +29,19 @@ const std::array<std::string, 256>& vocabulary() {
 }  // namespace
 
 Workload::Workload(WorkloadConfig config) : c_(std::move(config)), rng_(c_.seed) {
+  c_.rate *= c_.rate_scale;
+  for (auto& seg : c_.profile) seg.rate *= c_.rate_scale;
   if (c_.shape == Shape::kTrace && c_.trace) {
     while (row_ < c_.trace->rows.size() && c_.trace->rows[row_].offset_s < c_.start_s) ++row_;
   }
 }
 
-void Workload::appendWords(std::string& out, int tokens, std::uint64_t seed) {
-  // SplitMix64: seeding is free (an mt19937_64 fills 312 words of state per prompt, which was
-  // the load generator's largest cost) and eight words come out of each draw.
-  const auto& vocab = vocabulary();
+namespace {
+// Calls word(index) for `tokens` vocabulary indices drawn from `seed`. SplitMix64: seeding is
+// free (an mt19937_64 fills 312 words of state per prompt, which was the load generator's
+// largest cost) and eight words come out of each draw.
+template <class Word>
+void drawWords(int tokens, std::uint64_t seed, Word word) {
   std::uint64_t state = seed, bits = 0;
   for (int i = 0; i < tokens; ++i) {
     if (i % 8 == 0) {
@@ -45,10 +50,22 @@ void Workload::appendWords(std::string& out, int tokens, std::uint64_t seed) {
       z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
       bits = z ^ (z >> 31);
     }
-    out += ' ';
-    out += vocab[bits & 255];
+    word(static_cast<std::uint32_t>(bits & 255));
     bits >>= 8;
   }
+}
+}  // namespace
+
+void Workload::appendWords(std::string& out, int tokens, std::uint64_t seed) {
+  const auto& vocab = vocabulary();
+  drawWords(tokens, seed, [&](std::uint32_t w) {
+    out += ' ';
+    out += vocab[w];
+  });
+}
+
+void Workload::appendTokens(std::vector<std::uint32_t>& out, int tokens, std::uint64_t seed) {
+  drawWords(tokens, seed, [&](std::uint32_t w) { out.push_back(w); });
 }
 
 int Workload::draw(const Dist& d) {
@@ -95,9 +112,30 @@ std::optional<double> Workload::nextArrival() {
       }
       return std::nullopt;
     }
-    case Shape::kTrace:
-      if (!c_.trace || row_ >= c_.trace->rows.size()) return std::nullopt;
-      return (c_.trace->rows[row_].offset_s - c_.start_s) / c_.time_scale;
+    case Shape::kTrace: {
+      if (!c_.trace) return std::nullopt;
+      const auto& rows = c_.trace->rows;
+      if (c_.rate_scale == 1) {
+        if (row_ >= rows.size()) return std::nullopt;
+        return (rows[row_].offset_s - c_.start_s) / c_.time_scale;
+      }
+      // Scaled: the current row's copies, drawn when the row is reached (row_ then points past
+      // it; next() reads rows[row_ - 1]).
+      while (copies_.empty()) {
+        if (row_ >= rows.size()) return std::nullopt;
+        const double whole = std::floor(c_.rate_scale);
+        int k = static_cast<int>(whole);
+        if (std::uniform_real_distribution<double>(0, 1)(rng_) < c_.rate_scale - whole) ++k;
+        const double at = rows[row_].offset_s;
+        const double gap = row_ + 1 < rows.size() ? rows[row_ + 1].offset_s - at : 0;
+        for (int i = 0; i < k; ++i)
+          copies_.push_back(i == 0 ? at
+                                   : at + gap * std::uniform_real_distribution<double>(0, 1)(rng_));
+        std::sort(copies_.begin(), copies_.end(), std::greater<>());  // next one at the back
+        ++row_;
+      }
+      return (copies_.back() - c_.start_s) / c_.time_scale;
+    }
   }
   return std::nullopt;
 }
@@ -112,21 +150,30 @@ std::optional<Planned> Workload::next() {
   p.at = *at;
   const TraceRow* row = nullptr;
   if (c_.shape == Shape::kTrace) {
-    row = &c_.trace->rows[row_++];
+    if (c_.rate_scale == 1) {
+      row = &c_.trace->rows[row_++];
+    } else {
+      row = &c_.trace->rows[row_ - 1];
+      copies_.pop_back();
+    }
     p.prompt_tokens = std::max(1, row->input_tokens);
     p.max_tokens = std::max(1, row->output_tokens);
   } else {
     p.prompt_tokens = draw(c_.prompt_tokens);
     p.max_tokens = draw(c_.max_tokens);
   }
-  p.body = body(p, row);
+  if (c_.output == WorkloadConfig::Output::kBody) {
+    p.body = body(p, row);
+  } else {
+    p.tokens.reserve(static_cast<std::size_t>(p.prompt_tokens));
+    promptRuns(p, row, [&](int n, std::uint64_t seed) { appendTokens(p.tokens, n, seed); });
+  }
   ++count_;
   return p;
 }
 
-std::string Workload::body(const Planned& p, const TraceRow* row) {
-  std::string text;
-  text.reserve(static_cast<std::size_t>(p.prompt_tokens) * 6);
+template <class Add>
+void Workload::promptRuns(const Planned& p, const TraceRow* row, Add add) {
   if (row && !row->hash_ids.empty() && c_.trace->block_tokens > 0) {
     const int block = c_.trace->block_tokens;
     int left = p.prompt_tokens;
@@ -134,13 +181,19 @@ std::string Workload::body(const Planned& p, const TraceRow* row) {
       if (left <= 0) break;
       const int n = std::min(left, block);
       // The block's words depend on its id only; a shorter last block is a prefix of the same.
-      appendWords(text, n, id * 0x9E3779B97F4A7C15ull + 1);
+      add(n, id * 0x9E3779B97F4A7C15ull + 1);
       left -= n;
     }
-    if (left > 0) appendWords(text, left, rng_());
+    if (left > 0) add(left, rng_());
   } else {
-    appendWords(text, p.prompt_tokens, rng_());
+    add(p.prompt_tokens, rng_());
   }
+}
+
+std::string Workload::body(const Planned& p, const TraceRow* row) {
+  std::string text;
+  text.reserve(static_cast<std::size_t>(p.prompt_tokens) * 6);
+  promptRuns(p, row, [&](int n, std::uint64_t seed) { appendWords(text, n, seed); });
   std::string b = "{\"model\":";
   json::appendQuoted(b, c_.model);
   if (c_.chat) {

@@ -42,6 +42,13 @@ struct WorkloadConfig {
   std::string model = "default";
   bool stream = true;      // with stream_options.include_usage
   bool ignore_eos = true;  // vLLM extension: generate exactly max_tokens
+  // Multiplies the arrival rate ("what if traffic doubles"): open-loop rates and profiles are
+  // multiplied; a trace keeps each row floor(x) times plus once more with probability frac(x),
+  // the extra copies spread evenly at random up to the next row's arrival. 1: unchanged.
+  double rate_scale = 1;
+  // What each request carries: the HTTP body (`tidegate bench`) or the prompt's token ids
+  // (`tidegate simulate`, which sends nothing). Both come from the same words.
+  enum class Output { kBody, kTokens } output = Output::kBody;
 };
 
 struct Planned {
@@ -49,7 +56,8 @@ struct Planned {
   double at = -1;  // scheduled offset from the start of the run, seconds; -1 in closed loop
   int prompt_tokens = 0;
   int max_tokens = 0;
-  std::string body;
+  std::string body;                   // Output::kBody
+  std::vector<std::uint32_t> tokens;  // Output::kTokens: the prompt's token ids
 };
 
 class Workload {
@@ -58,13 +66,18 @@ class Workload {
   // The next request, or nullopt when the workload is exhausted.
   std::optional<Planned> next();
   const WorkloadConfig& config() const { return c_; }
-  // Appends `tokens` words of prompt text: seeded words, or block texts for `hash_ids`.
+  // Appends `tokens` words of prompt text drawn from `seed` (each word one token).
   static void appendWords(std::string& out, int tokens, std::uint64_t seed);
+  // Appends the token ids of the same words (their index in the vocabulary).
+  static void appendTokens(std::vector<std::uint32_t>& out, int tokens, std::uint64_t seed);
 
  private:
   std::optional<double> nextArrival();
   int draw(const Dist& d);
   std::string body(const Planned& p, const TraceRow* row);
+  // Calls add(tokens, seed) for each run of prompt words: block by block for hash_ids.
+  template <class Add>
+  void promptRuns(const Planned& p, const TraceRow* row, Add add);
 
   WorkloadConfig c_;
   std::mt19937_64 rng_;
@@ -74,6 +87,7 @@ class Workload {
   double segment_start_ = 0;
   std::uint64_t in_segment_ = 0;  // arrivals so far in the current segment
   std::size_t row_ = 0;           // kTrace
+  std::vector<double> copies_;    // kTrace with rate_scale: arrivals left of the current row
 };
 
 }  // namespace tidegate::bench

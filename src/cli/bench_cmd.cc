@@ -12,6 +12,7 @@
 #include "bench/spec.h"
 #include "bench/stats.h"
 #include "bench/workload.h"
+#include "cli/workload_flags.h"
 #include "common/duration.h"
 #include "common/trace.h"
 
@@ -27,23 +28,11 @@ struct BenchFlags {
   std::string api_key;
   bool stream = true;
   int concurrency = 0;
-  std::string duration;
-  std::uint64_t requests = 0;
-  double rate = 0;
-  std::string arrival = "poisson";
-  std::string profile;
-  std::string trace;
-  double time_scale = 1;
-  std::string start = "0s";
-  std::uint64_t limit = 0;
-  std::string prompt_tokens = "128";
-  std::string max_tokens = "128";
+  WorkloadFlags workload;
   bool ignore_eos = true;
   std::string timeout = "120s";
   std::string json_path;
   std::string csv_path;
-  std::string slo;
-  std::uint64_t seed = 0;
   std::string progress = "auto";
   bool quiet = false;
 };
@@ -67,8 +56,10 @@ T orUsageError(Result<T> r) {
   return std::move(r).value();
 }
 
-int runBench(const BenchFlags& f) {
-  bench::WorkloadConfig w;
+int runBench(BenchFlags& f, const CLI::App& cmd) {
+  f.workload.closed_loop = f.concurrency > 0;
+  auto setup = orUsageError(buildWorkload(f.workload, cmd));
+  bench::WorkloadConfig& w = setup.config;
   bench::RunnerConfig rc;
   rc.target = orUsageError(bench::parseUrl(f.url));
   if (f.endpoint != "chat" && f.endpoint != "completions")
@@ -78,9 +69,6 @@ int runBench(const BenchFlags& f) {
   w.model = f.model;
   w.stream = rc.stream = f.stream;
   w.ignore_eos = f.ignore_eos;
-  w.seed = f.seed;
-  w.prompt_tokens = orUsageError(bench::parseDist(f.prompt_tokens, "--prompt-tokens"));
-  w.max_tokens = orUsageError(bench::parseDist(f.max_tokens, "--max-tokens"));
   rc.timeout_s = orUsageError(parseDuration(f.timeout));
   if (rc.timeout_s <= 0) usageError("--timeout must be positive");
 
@@ -95,49 +83,11 @@ int runBench(const BenchFlags& f) {
     rc.headers.emplace_back(h.substr(0, colon), value);
   }
 
-  double duration = 0;
-  if (!f.duration.empty()) {
-    duration = orUsageError(parseDuration(f.duration));
-    if (duration <= 0) usageError("--duration must be positive");
-  }
-  const int shapes = (f.concurrency > 0) + (f.rate > 0) + !f.profile.empty() + !f.trace.empty();
-  if (shapes > 1) usageError("choose one load shape: --concurrency, --rate, --profile or --trace");
-  std::optional<Trace> trace;
-  if (!f.trace.empty()) {
-    trace = orUsageError(loadTrace(f.trace));
-    w.shape = bench::Shape::kTrace;
-    w.trace = &*trace;
-    if (!(f.time_scale > 0)) usageError("--time-scale must be positive");
-    w.time_scale = f.time_scale;
-    w.start_s = orUsageError(parseDuration(f.start));
-    if (f.limit > 0) w.max_requests = f.limit;
-  } else if (!f.profile.empty()) {
-    w.shape = bench::Shape::kProfile;
-    w.profile = orUsageError(bench::parseProfile(f.profile));
-  } else if (f.rate > 0) {
-    w.shape = bench::Shape::kRate;
-    w.rate = f.rate;
-  } else {
-    w.shape = bench::Shape::kClosed;
+  if (w.shape == bench::Shape::kClosed) {
     rc.concurrency = f.concurrency > 0 ? f.concurrency : 1;
+    rc.duration_s = setup.closed_duration_s;
   }
-  if (f.arrival != "poisson" && f.arrival != "constant")
-    usageError("--arrival must be poisson or constant, got '" + f.arrival + "'");
-  w.poisson = f.arrival == "poisson";
-  if (f.requests > 0) w.max_requests = f.requests;
-  if (w.shape == bench::Shape::kClosed || w.shape == bench::Shape::kRate) {
-    if (f.requests == 0 && duration == 0)
-      usageError("say how long: --duration (e.g. 2m) or --requests N");
-    if (w.shape == bench::Shape::kClosed) {
-      rc.duration_s = duration;
-    } else {
-      w.duration_s = duration;
-    }
-  } else if (duration > 0) {
-    w.duration_s = duration;  // cuts a profile or trace short
-  }
-  std::vector<bench::SloCheck> slo;
-  if (!f.slo.empty()) slo = orUsageError(bench::parseSlo(f.slo));
+  const auto& slo = setup.slo;
   std::unique_ptr<std::ofstream> json_out, csv_out;
   if (!f.json_path.empty()) {
     json_out = std::make_unique<std::ofstream>(f.json_path);
@@ -182,44 +132,18 @@ void addBenchCommand(CLI::App& app) {
                 "(default: on)");
   cmd->add_option("--concurrency,-c", f->concurrency,
                   "Closed loop: this many requests in flight, each sent when one ends (default 1)");
-  cmd->add_option("--duration,-z", f->duration,
-                  "How long to send (e.g. 30s, 2m); cuts a profile or trace short");
-  cmd->add_option("--requests,-n", f->requests,
-                  "Send this many requests in all (default: no limit)");
-  cmd->add_option("--rate", f->rate, "Open loop: requests per second");
-  cmd->add_option("--arrival", f->arrival, "Open-loop arrivals: poisson or constant")
-      ->capture_default_str();
-  cmd->add_option("--profile", f->profile,
-                  "Open loop, piecewise rates: DURATION@RATE,... e.g. 30s@2,60s@20,30s@2");
-  cmd->add_option("--trace", f->trace,
-                  "Replay a trace: Azure CSV or Mooncake JSONL (format detected)");
-  cmd->add_option("--time-scale", f->time_scale, "Replay the trace this many times faster")
-      ->capture_default_str();
-  cmd->add_option("--start", f->start, "Skip the trace before this offset")->capture_default_str();
-  cmd->add_option("--limit", f->limit, "Replay at most this many trace requests (0: all)")
-      ->capture_default_str();
-  cmd->add_option("--prompt-tokens", f->prompt_tokens,
-                  "Prompt length MEAN[:STDDEV] in tokens (not with --trace)")
-      ->capture_default_str();
-  cmd->add_option("--max-tokens", f->max_tokens,
-                  "Output length MEAN[:STDDEV] in tokens (not with --trace)")
-      ->capture_default_str();
+  addWorkloadFlags(*cmd, f->workload);
   cmd->add_flag("--ignore-eos,!--no-ignore-eos", f->ignore_eos,
                 "Send vLLM's ignore_eos so outputs are exactly max_tokens long (default: on)");
   cmd->add_option("--timeout", f->timeout, "Deadline of each request")->capture_default_str();
   cmd->add_option("--json", f->json_path, "Write the summary as JSON to this file");
   cmd->add_option("--csv", f->csv_path, "Write one row per request to this file");
-  cmd->add_option("--slo", f->slo,
-                  "Check e.g. 'ttft_p90<2s,itl_p90<100ms,error_rate<1%'; exit 3 if missed");
-  cmd->add_option("--seed", f->seed, "Seed of prompts and arrivals")->capture_default_str();
   cmd->add_option("--progress", f->progress, "Live line on stderr: auto (if a terminal), on, off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
   cmd->add_flag("--quiet,-q", f->quiet, "Do not print the summary table");
   cmd->callback([cmd, f] {
-    if (cmd->count("--prompt-tokens") + cmd->count("--max-tokens") > 0 && !f->trace.empty())
-      usageError("--prompt-tokens and --max-tokens come from the trace with --trace");
-    int rc = runBench(*f);
+    int rc = runBench(*f, *cmd);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });
 }

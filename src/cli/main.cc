@@ -8,6 +8,7 @@
 #include "cli/demo_cmd.h"
 #include "cli/engine_cmd.h"
 #include "cli/serve_cmd.h"
+#include "cli/simulate_cmd.h"
 
 namespace {
 // Every subcommand holds thousands of sockets (streams, load generation): lift the soft limit on
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   tidegate::cli::addServeCommands(app);
   tidegate::cli::addDemoCommand(app);
   tidegate::cli::addCrdsCommand(app);
+  tidegate::cli::addSimulateCommand(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

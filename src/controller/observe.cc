@@ -63,24 +63,31 @@ asio::awaitable<std::map<std::string, double>> prometheusTotals(asio::any_io_exe
   co_return totals;
 }
 
-control::ReplicaObservation observeReplica(gateway::Gateway& gw, const api::HostPort& address,
+control::ReplicaObservation observeMetrics(const gateway::EndpointMetrics* m, int inflight,
                                            const control::AutoscalerSpec& spec,
                                            const std::map<std::string, double>& prom_totals,
                                            int ready) {
   control::ReplicaObservation ro;
   ro.ready = true;
-  if (auto ep = gw.endpoint(address)) {
-    auto m = ep->metrics();
-    for (const auto& [metric, target] : spec.targets) {
-      if (metric == kGatewayInflight) {
-        ro.values[metric] = ep->inflight.load();  // the gateway's own count, always fresh
-      } else if (m->up) {
-        if (auto g = m->gauges.find(metric); g != m->gauges.end()) ro.values[metric] = g->second;
-      }
+  for (const auto& [metric, target] : spec.targets) {
+    if (metric == kGatewayInflight) {
+      ro.values[metric] = inflight;  // the gateway's own count, always fresh
+    } else if (m) {
+      if (auto g = m->gauges.find(metric); g != m->gauges.end()) ro.values[metric] = g->second;
     }
   }
   for (const auto& [metric, total] : prom_totals) ro.values[metric] = total / std::max(1, ready);
   return ro;
+}
+
+control::ReplicaObservation observeReplica(gateway::Gateway& gw, const api::HostPort& address,
+                                           const control::AutoscalerSpec& spec,
+                                           const std::map<std::string, double>& prom_totals,
+                                           int ready) {
+  auto ep = gw.endpoint(address);
+  if (!ep) return observeMetrics(nullptr, 0, spec, prom_totals, ready);
+  auto m = ep->metrics();
+  return observeMetrics(m->up ? m.get() : nullptr, ep->inflight.load(), spec, prom_totals, ready);
 }
 
 control::AutoscalerSpec autoscalerSpec(const api::InferenceService& s) {

@@ -15,7 +15,8 @@
 
 namespace tidegate::gateway {
 class Gateway;
-}
+struct EndpointMetrics;
+}  // namespace tidegate::gateway
 
 namespace tidegate::controller {
 
@@ -35,6 +36,13 @@ boost::asio::awaitable<std::map<std::string, double>> prometheusTotals(
 // gateway's last scrape (when the endpoint is up), the gateway's own in-flight count for
 // tidegate:inflight, and PromQL totals spread evenly over the `ready` replicas (so the HPA
 // formula gives ceil(total / target), as KEDA's AverageValue does).
+// The same from plain values (the pure part, which `tidegate simulate` calls with its simulated
+// scrapes): `m` is the replica's last scrape (null if it never succeeded or the last one
+// failed), `inflight` the gateway's requests there.
+control::ReplicaObservation observeMetrics(const gateway::EndpointMetrics* m, int inflight,
+                                           const control::AutoscalerSpec& spec,
+                                           const std::map<std::string, double>& prom_totals,
+                                           int ready);
 control::ReplicaObservation observeReplica(gateway::Gateway& gw, const api::HostPort& address,
                                            const control::AutoscalerSpec& spec,
                                            const std::map<std::string, double>& prom_totals,

@@ -457,12 +457,7 @@ asio::awaitable<void> EngineServer::stepLoop() {
     }
     if (stopped_) break;
     const double t1 = now();
-    if (!busy_.empty() && t0 - busy_.back().second < 1e-4) {
-      busy_.back().second = t1;
-    } else {
-      busy_.emplace_back(t0, t1);
-    }
-    while (!busy_.empty() && busy_.front().second < t1 - 1.0) busy_.pop_front();
+    busy_.add(t0, t1);
     events_.clear();
     scheduler_.complete(events_);
     onTokens(t1);
@@ -490,16 +485,6 @@ void EngineServer::onTokens(double t) {
     }
     a.wake.cancel();
   }
-}
-
-double EngineServer::busyShare(double t) const {
-  double busy = 0;
-  for (const auto& [s, e] : busy_) {
-    const double lo = std::max(s, t - 1.0);
-    const double hi = std::min(e, t);
-    if (hi > lo) busy += hi - lo;
-  }
-  return std::min(1.0, busy);
 }
 
 void EngineServer::collect(prom::TextWriter& w) const {
@@ -550,7 +535,7 @@ void EngineServer::collect(prom::TextWriter& w) const {
   w.family("DCGM_CUSTOM_PROCESS_SM_UTIL", "gauge",
            "Share of the last second the simulated GPU was busy, in percent (0-100).");
   w.sample("DCGM_CUSTOM_PROCESS_SM_UTIL", {{"gpu", "0"}, {"model_name", opts_.servedName()}},
-           std::round(busyShare(now()) * 1000) / 10);
+           std::round(busy_.share(now()) * 1000) / 10);
 }
 
 std::variant<std::string, ApiError> EngineServer::embed(const std::string& request_body) {

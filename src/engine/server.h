@@ -19,6 +19,7 @@
 
 #include "common/http_server.h"
 #include "common/prometheus.h"
+#include "engine/model/busy_window.h"
 #include "engine/model/scheduler.h"
 #include "engine/openai_api.h"
 #include "engine/options.h"
@@ -70,7 +71,6 @@ class EngineServer {
   void abortRequest(SeqId id);
   double now() const;
   void collect(prom::TextWriter& w) const;
-  double busyShare(double now) const;
 
   asio::io_context& ioc_;
   EngineOptions opts_;
@@ -83,7 +83,7 @@ class EngineServer {
   std::unordered_map<SeqId, Active*> active_;
   std::unordered_map<std::string, std::string> adapters_;  // registered LoRA name -> path
   std::vector<TokenEvent> events_;
-  std::deque<std::pair<double, double>> busy_;  // recent busy intervals, for GPU utilisation
+  BusyWindow busy_;  // for GPU utilisation
   double start_time_;
   long long created_;
   SeqId next_id_ = 1;

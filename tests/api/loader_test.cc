@@ -32,6 +32,29 @@ TEST(Loader, SeedLoraExampleLoadsAsWritten) {
   EXPECT_EQ(c->endpoints[0].addresses[1].port, 8002);
 }
 
+TEST(Loader, AOneStringCommandIsSplitIntoWordsAsAShellWould) {
+  auto service = [](const std::string& command) {
+    return parseConfig(R"(
+apiVersion: tidegate.io/v1alpha1
+kind: InferenceService
+metadata: {name: s}
+spec:
+  command: )" + command + "\n",
+                       "cmd.yaml");
+  };
+  auto c = service(R"('tidegate engine --port {port}  --model "/mnt/my models/q" --x a\ b')");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->services[0].command,
+            (std::vector<std::string>{"tidegate", "engine", "--port", "{port}", "--model",
+                                      "/mnt/my models/q", "--x", "a b"}));
+  for (const char* bad : {"'vllm serve \"model'", "'  '"}) {
+    auto e = service(bad);
+    ASSERT_FALSE(e.ok()) << bad;
+    EXPECT_NE(e.error().message.find("line 6"), std::string::npos) << e.error().message;
+    EXPECT_NE(e.error().message.find("spec.command"), std::string::npos) << e.error().message;
+  }
+}
+
 TEST(Loader, ReadsV1PoolsAndTheGatewayKind) {
   auto c = parseConfig(R"(
 apiVersion: inference.networking.k8s.io/v1

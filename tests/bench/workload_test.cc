@@ -121,5 +121,70 @@ TEST(Workload, TraceReplayUsesTimesTokensAndSharedBlocks) {
   EXPECT_NE(c0.substr(p0[512].offset, 40), c1.substr(p1[512].offset, 40));
 }
 
+TEST(Workload, TokenOutputIsTheTokenizationOfTheSameWords) {
+  Trace t;
+  t.format = "mooncake-jsonl";
+  t.block_tokens = 512;
+  t.rows = {{0.0, 700, 5, {1, 2}}, {1.0, 600, 7, {1, 3}}};
+  WorkloadConfig c;
+  c.shape = Shape::kTrace;
+  c.trace = &t;
+  c.chat = false;
+  WorkloadConfig tc = c;
+  tc.output = WorkloadConfig::Output::kTokens;
+  Workload text(c), tokens(tc);
+  for (int i = 0; i < 2; ++i) {
+    auto a = text.next(), b = tokens.next();
+    ASSERT_TRUE(a && b);
+    EXPECT_TRUE(b->body.empty());
+    ASSERT_EQ(b->tokens.size(), static_cast<std::size_t>(b->prompt_tokens));
+    std::vector<std::uint32_t> ids;
+    tokenizer::encode(content(*a), ids);
+    ASSERT_EQ(ids.size(), b->tokens.size());
+    // The same words: equal token ids (under the tokenizer) where the word ids are equal.
+    for (std::size_t k = 1; k < ids.size(); ++k)
+      EXPECT_EQ(ids[k] == ids[k - 1], b->tokens[k] == b->tokens[k - 1]) << k;
+  }
+  Workload again(tc);
+  auto r0 = again.next(), r1 = again.next();
+  // Shared hash id 1: the first block's ids are equal, the second's differ.
+  EXPECT_TRUE(std::equal(r0->tokens.begin(), r0->tokens.begin() + 512, r1->tokens.begin()));
+  EXPECT_FALSE(
+      std::equal(r0->tokens.begin() + 512, r0->tokens.begin() + 600, r1->tokens.begin() + 512));
+}
+
+TEST(Workload, RateScaleMultipliesRatesAndTraceRows) {
+  WorkloadConfig c;
+  c.shape = Shape::kRate;
+  c.rate = 10;
+  c.duration_s = 100;
+  c.rate_scale = 2.5;
+  Workload w(c);
+  int n = 0;
+  while (w.next()) ++n;
+  EXPECT_NEAR(n, 2500, 150);  // Poisson at 25/s for 100 s
+
+  Trace t;
+  t.format = "azure-csv";
+  for (int i = 0; i < 1000; ++i) t.rows.push_back({i * 1.0, 10, 2, {}});
+  for (double scale : {0.5, 1.0, 2.0, 3.3}) {
+    WorkloadConfig tc;
+    tc.shape = Shape::kTrace;
+    tc.trace = &t;
+    tc.rate_scale = scale;
+    tc.output = WorkloadConfig::Output::kTokens;
+    Workload tw(tc);
+    int rows = 0;
+    double last = -1;
+    while (auto p = tw.next()) {
+      ++rows;
+      EXPECT_GE(p->at, last);  // arrivals stay in order
+      EXPECT_LE(p->at, 999.0);
+      last = p->at;
+    }
+    EXPECT_NEAR(rows, 1000 * scale, 1000 * scale * 0.06 + 1) << scale;
+  }
+}
+
 }  // namespace
 }  // namespace tidegate::bench
