@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "engine/model/profiles.h"
 #include "engine/server.h"
 
 namespace tidegate::cli {
@@ -19,7 +20,9 @@ namespace tidegate::cli {
 namespace {
 
 struct EngineFlags {
+  const CLI::App* cmd = nullptr;  // to ask which flags the command line gave
   engine::EngineOptions opts;
+  std::string gpu{engine::kDefaultProfile};
   std::vector<std::string> lora_modules;
   std::string mode = "random";
   std::string time_scale = "1";
@@ -29,6 +32,8 @@ struct EngineFlags {
   // Performance-model costs in the units the flags use; defaults from engine::PerfParams.
   double step_ms = engine::PerfParams{}.step_s * 1e3;
   double prefill_us = engine::PerfParams{}.prefill_token_s * 1e6;
+  double prefill_pair_ns = engine::PerfParams{}.prefill_pair_s * 1e9;
+  double prefill_floor_ms = engine::PerfParams{}.prefill_floor_s * 1e3;
   double decode_us = engine::PerfParams{}.decode_seq_s * 1e6;
   double attention_ns = engine::PerfParams{}.attention_token_s * 1e9;
   double lora_load_ms = engine::PerfParams{}.lora_load_s * 1e3;
@@ -60,12 +65,46 @@ int runEngine(EngineFlags& f) {
   auto& perf = o.scheduler.perf;
   perf.step_s = f.step_ms / 1e3;
   perf.prefill_token_s = f.prefill_us / 1e6;
+  perf.prefill_pair_s = f.prefill_pair_ns / 1e9;
+  perf.prefill_floor_s = f.prefill_floor_ms / 1e3;
   perf.decode_seq_s = f.decode_us / 1e6;
   perf.attention_token_s = f.attention_ns / 1e9;
   perf.lora_load_s = f.lora_load_ms / 1e3;
-  if (perf.step_s < 0 || perf.prefill_token_s < 0 || perf.decode_seq_s < 0 ||
-      perf.attention_token_s < 0 || perf.noise < 0 || perf.lora_load_s < 0 || o.startup_ms < 0) {
+  // --gpu sets the performance model and the GPU-bound sizes; each of their flags that the
+  // command line gives overrides the profile, wherever it stands relative to --gpu.
+  auto profile = engine::findProfile(f.gpu);
+  if (!profile) {
+    std::cerr << "error: --gpu: " << profile.error().message << "\n";
+    return 2;
+  }
+  engine::SchedulerConfig profiled = o.scheduler;
+  engine::applyProfile(**profile, profiled);
+  auto fromProfile = [&](const char* flag, auto engine::SchedulerConfig::*field) {
+    if (f.cmd->count(flag) == 0) o.scheduler.*field = profiled.*field;
+  };
+  auto perfFromProfile = [&](const char* flag, double engine::PerfParams::*field) {
+    if (f.cmd->count(flag) == 0) perf.*field = profiled.perf.*field;
+  };
+  fromProfile("--kv-blocks", &engine::SchedulerConfig::kv_blocks);
+  fromProfile("--max-num-seqs", &engine::SchedulerConfig::max_num_seqs);
+  fromProfile("--max-num-batched-tokens", &engine::SchedulerConfig::max_num_batched_tokens);
+  perfFromProfile("--step-ms", &engine::PerfParams::step_s);
+  perfFromProfile("--prefill-us-per-token", &engine::PerfParams::prefill_token_s);
+  perfFromProfile("--prefill-ns-per-pair", &engine::PerfParams::prefill_pair_s);
+  perfFromProfile("--weights-overlap", &engine::PerfParams::weights_overlap);
+  perfFromProfile("--prefill-floor-ms", &engine::PerfParams::prefill_floor_s);
+  perfFromProfile("--decode-us-per-seq", &engine::PerfParams::decode_seq_s);
+  perfFromProfile("--attention-ns-per-token", &engine::PerfParams::attention_token_s);
+  perfFromProfile("--lora-load-ms", &engine::PerfParams::lora_load_s);
+  perfFromProfile("--step-noise", &engine::PerfParams::noise);
+  if (perf.step_s < 0 || perf.prefill_token_s < 0 || perf.prefill_pair_s < 0 ||
+      perf.prefill_floor_s < 0 || perf.decode_seq_s < 0 || perf.attention_token_s < 0 ||
+      perf.noise < 0 || perf.lora_load_s < 0 || o.startup_ms < 0) {
     std::cerr << "error: costs, --step-noise, --lora-load-ms and --startup-ms must be >= 0\n";
+    return 2;
+  }
+  if (!(perf.weights_overlap >= 0 && perf.weights_overlap <= 1)) {
+    std::cerr << "error: --weights-overlap must be between 0 and 1\n";
     return 2;
   }
   if (o.scheduler.kv_blocks < 1 || o.scheduler.block_size < 1 || o.scheduler.max_num_seqs < 1 ||
@@ -163,6 +202,14 @@ void addEngineCommand(CLI::App& app) {
   auto& s = o.scheduler;
   auto* cmd = app.add_subcommand(
       "engine", "Run an OpenAI-compatible engine simulator that behaves like vLLM");
+  f->cmd = cmd;
+  std::string gpu_help =
+      "GPU profile: the performance model, --kv-blocks, --max-num-seqs and "
+      "--max-num-batched-tokens of one model on one GPU; flags given override it (defaults "
+      "shown are the default profile's). One of:";
+  for (const auto& p : engine::profiles()) gpu_help += fmt::format(" {},", p.name);
+  gpu_help.back() = '.';
+  cmd->add_option("--gpu", f->gpu, gpu_help)->capture_default_str();
   cmd->add_option("--host", o.host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", o.port, "Port to listen on (0: any free port)")->capture_default_str();
   cmd->add_option("--model", o.model, "Model name or path (what vLLM's --model takes)")
@@ -194,6 +241,16 @@ void addEngineCommand(CLI::App& app) {
   cmd->add_option("--step-ms", f->step_ms, "Fixed cost of one step (weights read)")
       ->capture_default_str();
   cmd->add_option("--prefill-us-per-token", f->prefill_us, "Cost of one prompt token in a step")
+      ->capture_default_str();
+  cmd->add_option("--prefill-ns-per-pair", f->prefill_pair_ns,
+                  "Cost of one (query, key) pair of a prompt's causal attention")
+      ->capture_default_str();
+  cmd->add_option("--weights-overlap", s.perf.weights_overlap,
+                  "Share (0-1) of the shorter of weights read and prompt compute hidden under "
+                  "the longer")
+      ->capture_default_str();
+  cmd->add_option("--prefill-floor-ms", f->prefill_floor_ms,
+                  "Least duration of a step with prompt tokens (eager kernel launches)")
       ->capture_default_str();
   cmd->add_option("--decode-us-per-seq", f->decode_us, "Cost of one decoding sequence in a step")
       ->capture_default_str();
