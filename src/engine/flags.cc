@@ -5,6 +5,14 @@ namespace tidegate::engine {
 void addEngineFlags(CLI::App& cmd, EngineFlags& f) {
   auto& o = f.opts;
   auto& s = o.scheduler;
+  f.cmd = &cmd;
+  std::string gpu_help =
+      "GPU profile: the performance model, --kv-blocks, --max-num-seqs and "
+      "--max-num-batched-tokens of one model on one GPU; flags given override it (defaults "
+      "shown are the default profile's). One of:";
+  for (const auto& p : profiles()) gpu_help += " " + std::string(p.name) + ",";
+  gpu_help.back() = '.';
+  cmd.add_option("--gpu", f.gpu, gpu_help)->capture_default_str();
   cmd.add_option("--host", o.host, "Address to listen on")->capture_default_str();
   cmd.add_option("--port", o.port, "Port to listen on (0: any free port)")->capture_default_str();
   cmd.add_option("--model", o.model, "Model name or path (what vLLM's --model takes)")
@@ -35,6 +43,16 @@ void addEngineFlags(CLI::App& cmd, EngineFlags& f) {
   cmd.add_option("--step-ms", f.step_ms, "Fixed cost of one step (weights read)")
       ->capture_default_str();
   cmd.add_option("--prefill-us-per-token", f.prefill_us, "Cost of one prompt token in a step")
+      ->capture_default_str();
+  cmd.add_option("--prefill-ns-per-pair", f.prefill_pair_ns,
+                 "Cost of one (query, key) pair of a prompt's causal attention")
+      ->capture_default_str();
+  cmd.add_option("--weights-overlap", s.perf.weights_overlap,
+                 "Share (0-1) of the shorter of weights read and prompt compute hidden under "
+                 "the longer")
+      ->capture_default_str();
+  cmd.add_option("--prefill-floor-ms", f.prefill_floor_ms,
+                 "Least duration of a step with prompt tokens (eager kernel launches)")
       ->capture_default_str();
   cmd.add_option("--decode-us-per-seq", f.decode_us, "Cost of one decoding sequence in a step")
       ->capture_default_str();
@@ -99,12 +117,42 @@ Status finishEngineFlags(EngineFlags& f) {
   auto& perf = o.scheduler.perf;
   perf.step_s = f.step_ms / 1e3;
   perf.prefill_token_s = f.prefill_us / 1e6;
+  perf.prefill_pair_s = f.prefill_pair_ns / 1e9;
+  perf.prefill_floor_s = f.prefill_floor_ms / 1e3;
   perf.decode_seq_s = f.decode_us / 1e6;
   perf.attention_token_s = f.attention_ns / 1e9;
   perf.lora_load_s = f.lora_load_ms / 1e3;
-  if (perf.step_s < 0 || perf.prefill_token_s < 0 || perf.decode_seq_s < 0 ||
-      perf.attention_token_s < 0 || perf.noise < 0 || perf.lora_load_s < 0 || o.startup_ms < 0)
+  // --gpu sets the performance model and the GPU-bound sizes; each of their flags that the
+  // command line gives overrides the profile, wherever it stands relative to --gpu.
+  auto profile = findProfile(f.gpu);
+  if (!profile) return Error{"--gpu: " + profile.error().message};
+  SchedulerConfig profiled = o.scheduler;
+  applyProfile(**profile, profiled);
+  auto given = [&](const char* flag) { return f.cmd && f.cmd->count(flag) > 0; };
+  auto fromProfile = [&](const char* flag, auto SchedulerConfig::*field) {
+    if (!given(flag)) o.scheduler.*field = profiled.*field;
+  };
+  auto perfFromProfile = [&](const char* flag, double PerfParams::*field) {
+    if (!given(flag)) perf.*field = profiled.perf.*field;
+  };
+  fromProfile("--kv-blocks", &SchedulerConfig::kv_blocks);
+  fromProfile("--max-num-seqs", &SchedulerConfig::max_num_seqs);
+  fromProfile("--max-num-batched-tokens", &SchedulerConfig::max_num_batched_tokens);
+  perfFromProfile("--step-ms", &PerfParams::step_s);
+  perfFromProfile("--prefill-us-per-token", &PerfParams::prefill_token_s);
+  perfFromProfile("--prefill-ns-per-pair", &PerfParams::prefill_pair_s);
+  perfFromProfile("--weights-overlap", &PerfParams::weights_overlap);
+  perfFromProfile("--prefill-floor-ms", &PerfParams::prefill_floor_s);
+  perfFromProfile("--decode-us-per-seq", &PerfParams::decode_seq_s);
+  perfFromProfile("--attention-ns-per-token", &PerfParams::attention_token_s);
+  perfFromProfile("--lora-load-ms", &PerfParams::lora_load_s);
+  perfFromProfile("--step-noise", &PerfParams::noise);
+  if (perf.step_s < 0 || perf.prefill_token_s < 0 || perf.prefill_pair_s < 0 ||
+      perf.prefill_floor_s < 0 || perf.decode_seq_s < 0 || perf.attention_token_s < 0 ||
+      perf.noise < 0 || perf.lora_load_s < 0 || o.startup_ms < 0)
     return Error{"costs, --step-noise, --lora-load-ms and --startup-ms must be >= 0"};
+  if (!(perf.weights_overlap >= 0 && perf.weights_overlap <= 1))
+    return Error{"--weights-overlap must be between 0 and 1"};
   if (o.scheduler.kv_blocks < 1 || o.scheduler.block_size < 1 || o.scheduler.max_num_seqs < 1 ||
       o.scheduler.max_num_batched_tokens < 1 || o.scheduler.max_model_len < 1 ||
       o.scheduler.max_waiting < 0 || o.scheduler.max_loras < 0)

@@ -12,6 +12,7 @@
 #include "controller/observe.h"
 #include "engine/flags.h"
 #include "engine/model/busy_window.h"
+#include "engine/model/profiles.h"
 #include "gateway/endpoint.h"
 #include "gateway/picker/picker.h"
 #include "gateway/routing.h"
@@ -715,20 +716,35 @@ class Simulation {
 }  // namespace
 
 Result<EngineSpec> engineSpec(const api::InferenceService& s, const std::string& gpu) {
-  engine::EngineOptions o;
   const auto argv = api::expandCommand(s.command, 8000, s.served_model_name, "0");
   const auto program = argv.empty() ? std::string() : argv[0].substr(argv[0].rfind('/') + 1);
-  if (program == "tidegate" && argv.size() >= 2 && argv[1] == "engine") {
-    auto parsed = engine::parseEngineArgs({argv.begin() + 2, argv.end()});
-    if (!parsed)
-      return Error{where(s) + "spec.command: " + parsed.error().message};
-    o = std::move(parsed).value();
-  }
-  (void)gpu;
+  const bool ours = program == "tidegate" && argv.size() >= 2 && argv[1] == "engine";
+  // The command's flags as the live replica reads them; --gpu comes first so that the flags
+  // the command gives override the profile, as they do live. Another engine (vLLM, llama.cpp)
+  // is modelled by the profile alone.
+  std::vector<std::string> args;
+  if (!gpu.empty()) args = {"--gpu", gpu};
+  bool startup_given = false;
+  if (ours)
+    for (auto it = argv.begin() + 2; it != argv.end(); ++it) {
+      args.push_back(*it);
+      startup_given |= it->rfind("--startup-ms", 0) == 0;
+    }
+  auto parsed = engine::parseEngineArgs(args);
+  if (!parsed) return Error{where(s) + "spec.command: " + parsed.error().message};
+  const auto& o = parsed.value();
   EngineSpec e;
   e.scheduler = o.scheduler;
   e.scheduler.perf = o.scheduler.perf.scaled(o.time_scale);
-  e.startup_s = std::isinf(o.time_scale) ? 0 : o.startup_ms / 1000.0 / o.time_scale;
+  // Cold start: the engine's --startup-ms when the command says it (or is ours and gets no
+  // profile: tidegate engine starts at once); else the profile's load time.
+  double startup = o.startup_ms / 1000.0;
+  if (!startup_given && (!ours || !gpu.empty())) {
+    auto profile = engine::findProfile(gpu.empty() ? engine::kDefaultProfile : gpu);
+    if (profile) startup = (*profile)->load_s;
+    e.profile = gpu.empty() ? std::string(engine::kDefaultProfile) : gpu;
+  }
+  e.startup_s = std::isinf(o.time_scale) ? 0 : startup / o.time_scale;
   for (const auto& m : o.lora_modules) e.adapters.push_back(m.name);
   return e;
 }
@@ -743,7 +759,8 @@ Status validate(const api::Config& config, const Options& options) {
     if (!e) return e.error();
     for (const auto& [metric, q] : s.prometheus)
       if (summedGauge(q.query).empty())
-        return Error{where(s) + "the simulation can evaluate PromQL sources of the form sum(GAUGE) or "
+        return Error{where(s) +
+                     "the simulation can evaluate PromQL sources of the form sum(GAUGE) or "
                      "sum(GAUGE{...}) over its replicas, not '" +
                      q.query + "'"};
     for (const auto& [metric, target] : s.metric_targets)

@@ -291,6 +291,31 @@ TEST(Engine, NonResidentAdapterWaitsForASlot) {
   EXPECT_EQ(tweet.get().status, 200u);
 }
 
+TEST(Engine, GpuProfileSizesTheCacheAndGivenFlagsOverrideIt) {
+  auto blocks = [](const Engine& e) {
+    auto scrape = prom::parse(e.get("/metrics").body);
+    EXPECT_TRUE(scrape.ok());
+    const auto* info = scrape.ok() ? scrape->find("vllm:cache_config_info") : nullptr;
+    return info ? std::string(info->label("num_gpu_blocks")) : std::string();
+  };
+  Engine a10(kFast);
+  EXPECT_EQ(blocks(a10), "2048");
+  // An H100 holds many more 8B blocks (profiles.cc derives 28,019).
+  std::vector<std::string> h100 = kFast;
+  h100.insert(h100.end(), {"--gpu", "h100-llama-3.1-8b"});
+  EXPECT_EQ(blocks(Engine(h100)), "28019");
+  // A flag given wins over the profile, before or after --gpu.
+  std::vector<std::string> given = {"--kv-blocks", "100"};
+  given.insert(given.end(), h100.begin(), h100.end());
+  EXPECT_EQ(blocks(Engine(given)), "100");
+
+  auto bad = runCommand({TIDEGATE_BINARY, "engine", "--port", "0", "--gpu", "h100"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.output.find("unknown GPU profile 'h100' (known: a10-llama-3.1-8b, "),
+            std::string::npos)
+      << bad.output;
+}
+
 TEST(Engine, ClientDisconnectMidStreamFreesItsSequence) {
   Engine e({"--served-model-name", "m", "--step-ms", "10"});
   int events = 0;

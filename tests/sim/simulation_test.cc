@@ -255,6 +255,23 @@ TEST(Simulation, BadInputIsRefusedBeforeAnythingRuns) {
   EXPECT_NE(st.message().find("InferenceService"), std::string::npos) << st.message();
 }
 
+TEST(Simulation, AGpuProfileModelsTheReplicasAndTheirColdStart) {
+  const auto svc = load(hybridConfig()).services.at(0);
+  auto a10 = engineSpec(svc, "");
+  auto h100 = engineSpec(svc, "h100-llama-3.1-8b");
+  ASSERT_TRUE(a10 && h100);
+  EXPECT_EQ(a10->startup_s, 0);    // tidegate engine without --startup-ms starts at once
+  EXPECT_GT(h100->startup_s, 10);  // the profile's load time
+  EXPECT_EQ(h100->scheduler.max_num_seqs, 8);  // the command's flag overrides the profile
+  EXPECT_GT(h100->scheduler.kv_blocks, a10->scheduler.kv_blocks);
+  const engine::StepShape prefill{.prefill_tokens = 2048, .prefill_pairs = 2048L * 2049 / 2};
+  EXPECT_LT(engine::stepDuration(h100->scheduler.perf, prefill),
+            engine::stepDuration(a10->scheduler.perf, prefill) / 3);
+  auto bad = engineSpec(svc, "tpu-v9");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("h100-llama-3.1-8b"), std::string::npos);
+}
+
 TEST(Simulation, RequestsTooLongForTheModelFailAsTheEngineWould) {
   const auto c = load(hybridConfig("--step-noise 0 --max-model-len 512"));
   Options o;

@@ -84,6 +84,7 @@ bool Scheduler::admit(SeqId id, Seq& s, long& budget) {
   running_.push_back(id);
   step_.seqs.push_back({id, static_cast<int>(num_new)});
   step_.shape.prefill_tokens += num_new;
+  step_.shape.prefill_pairs += prefillPairs(computed, num_new);
   budget -= num_new;
   return true;
 }
@@ -113,6 +114,7 @@ const Step& Scheduler::schedule() {
       step_.shape.context_tokens += s.computed;
     } else {
       step_.shape.prefill_tokens += num_new;
+      step_.shape.prefill_pairs += prefillPairs(s.computed, num_new);
     }
     budget -= num_new;
     ++i;

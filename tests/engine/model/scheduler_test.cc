@@ -75,6 +75,18 @@ TEST(Scheduler, ChunkedPrefillDelaysTheFirstToken) {
   Scheduler s(c);
   ASSERT_EQ(s.add(1, req(100, 3)), Scheduler::Admit::kOk);
   Runner r(s);
+  // Each chunk attends to itself and to the chunks before it: the pairs of the four chunks add
+  // up to those of the whole prompt, so chunking costs no more attention than one prefill.
+  long cached = 0, pairs = 0;
+  for (long chunk : {32, 32, 32, 4}) {
+    const Step& step = r.schedule();
+    EXPECT_EQ(step.shape.prefill_tokens, chunk);
+    EXPECT_EQ(step.shape.prefill_pairs, chunk * cached + chunk * (chunk + 1) / 2);
+    cached += chunk;
+    pairs += step.shape.prefill_pairs;
+    r.complete();
+  }
+  EXPECT_EQ(pairs, 100 * 101 / 2);
   r.runToCompletion();
   EXPECT_EQ(r.first_token_step[1], 4);  // 32 + 32 + 32 + 4 prompt tokens
   EXPECT_EQ(r.tokens[1], 3);
@@ -88,6 +100,7 @@ TEST(Scheduler, StepDurationFollowsThePerformanceModel) {
   for (SeqId id = 1; id <= 10; ++id) ASSERT_EQ(s.add(id, req(16, 4)), Scheduler::Admit::kOk);
   const Step& prefill = s.schedule();
   EXPECT_EQ(prefill.shape.prefill_tokens, 160);
+  EXPECT_EQ(prefill.shape.prefill_pairs, 10 * (16 * 17 / 2));
   EXPECT_DOUBLE_EQ(prefill.duration, c.perf.step_s + 160 * c.perf.prefill_token_s);
   std::vector<TokenEvent> ev;
   s.complete(ev);
@@ -144,6 +157,7 @@ TEST(Scheduler, PrefixCacheHitsSkipCachedPrompt) {
   const Step& step = r.schedule();
   // Three of four prompt blocks are cached; the last is recomputed to produce logits.
   EXPECT_EQ(step.shape.prefill_tokens, 16);
+  EXPECT_EQ(step.shape.prefill_pairs, 16 * 48 + 16 * 17 / 2);  // the chunk attends to the cache
   EXPECT_EQ(s.stats().prefix_hits, 48u);
   EXPECT_EQ(s.stats().prefix_queries, 128u);
   ASSERT_EQ(r.complete().size(), 1u);  // first token right after the short prefill
@@ -210,16 +224,6 @@ TEST(Scheduler, SeededNoiseIsReproducible) {
   };
   EXPECT_EQ(run(7), run(7));
   EXPECT_NE(run(7), run(8));
-}
-
-TEST(PerfModel, ScalingDividesEveryCost) {
-  PerfParams p;
-  auto half = p.scaled(2);
-  EXPECT_DOUBLE_EQ(half.step_s, p.step_s / 2);
-  EXPECT_DOUBLE_EQ(half.lora_load_s, p.lora_load_s / 2);
-  auto zero = p.scaled(HUGE_VAL);
-  EXPECT_EQ(stepDuration(zero, {.prefill_tokens = 1000, .decode_seqs = 10}), 0);
-  EXPECT_EQ(stepDuration(p, {}), 0);  // an empty step costs nothing
 }
 
 }  // namespace
