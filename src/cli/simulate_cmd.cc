@@ -11,6 +11,7 @@
 #include "api/loader.h"
 #include "cli/workload_flags.h"
 #include "sim/output.h"
+#include "sim/report.h"
 #include "sim/simulation.h"
 #include "sim/variants.h"
 
@@ -25,7 +26,7 @@ struct SimulateFlags {
   std::string gpu;
   std::string compare;
   std::string sweep;
-  std::string json_path, csv_path, report_path;
+  std::string json_path, csv_path, report_path, svg_dir;
   std::string progress = "auto";
   bool quiet = false;
 };
@@ -98,9 +99,9 @@ std::string pointName(const std::map<std::string, double>& params) {
 
 int runSimulate(SimulateFlags& f, const CLI::App& cmd) {
   const auto config = orUsageError(api::loadConfig(f.config));
-  auto setup = orUsageError(buildWorkload(f.workload, cmd));
-  if (setup.config.shape == bench::Shape::kClosed)
+  if (f.workload.trace.empty() && f.workload.profile.empty() && !(f.workload.rate > 0))
     usageError("say what arrives: --trace FILE, --rate R with --duration, or --profile");
+  auto setup = orUsageError(buildWorkload(f.workload, cmd));
   sim::Options opts;
   opts.workload = setup.config;
   opts.slo = setup.slo;
@@ -190,7 +191,20 @@ int runSimulate(SimulateFlags& f, const CLI::App& cmd) {
     *json_out << boost::json::serialize(doc) << "\n";
   }
   if (csv_out) bench::writeCsv(*csv_out, configured.result.records);
-  (void)report_out;
+  sim::ReportInput report;
+  report.title = "tidegate simulate: " + f.config;
+  report.configured = &configured;
+  for (std::size_t i = 1; i < variants.size(); ++i) report.compared.push_back(&variants[i]);
+  for (const auto& v : swept) report.swept.push_back(&v);
+  report.best = best;
+  report.slo = opts.slo;
+  if (report_out) *report_out << sim::renderReport(report);
+  if (!f.svg_dir.empty())
+    for (const auto& [name, svg] : sim::charts(report)) {
+      std::ofstream out(f.svg_dir + "/" + name + ".svg");
+      out << svg;
+      if (!out) usageError("cannot write " + f.svg_dir + "/" + name + ".svg");
+    }
   if (!opts.slo.empty() && !configured.slo_met) return 3;
   return 0;
 }
@@ -218,6 +232,9 @@ void addSimulateCommand(CLI::App& app) {
   cmd->add_option("--json", f->json_path, "Write the results as JSON to this file");
   cmd->add_option("--csv", f->csv_path, "Write one row per request (configured policy)");
   cmd->add_option("--report", f->report_path, "Write a self-contained HTML report");
+  cmd->add_option("--svg-dir", f->svg_dir,
+                  "Also write each chart of the report as DIR/NAME.svg (for documents)")
+      ->check(CLI::ExistingDirectory);
   cmd->add_option("--progress", f->progress, "Progress on stderr: auto (if a terminal), on, off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
