@@ -2,8 +2,8 @@
 // its outputs, a fixed seed replaying exactly, and bad input refused before anything runs.
 #include <gtest/gtest.h>
 
-#include <boost/json.hpp>
 #include <algorithm>
+#include <boost/json.hpp>
 #include <fstream>
 #include <sstream>
 
