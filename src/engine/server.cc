@@ -1,5 +1,7 @@
 #include "engine/server.h"
 
+#include "engine/model/load_gauges.h"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -498,13 +500,12 @@ void EngineServer::collect(prom::TextWriter& w) const {
     w.sample(name, model, v);
   };
   const auto& st = scheduler_.stats();
-  gauge("vllm:num_requests_running", "Number of requests in model execution batches.",
+  gauge(kRunningGauge, "Number of requests in model execution batches.",
         static_cast<double>(scheduler_.numRunning()));
-  gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.",
+  gauge(kWaitingGauge, "Number of requests waiting to be processed.",
         static_cast<double>(scheduler_.numWaiting()));
-  gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
-        scheduler_.kv().usage());
-  gauge("vllm:gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage.",
+  gauge(kKvUsageGauge, "KV-cache usage. 1 means 100 percent usage.", scheduler_.kv().usage());
+  gauge(kGpuCacheUsageGauge, "GPU KV-cache usage. 1 means 100 percent usage.",
         scheduler_.kv().usage());
   counter("vllm:prefix_cache_queries_total",
           "Prefix cache queries, in terms of number of queried tokens.",
@@ -532,9 +533,9 @@ void EngineServer::collect(prom::TextWriter& w) const {
             {"enable_prefix_caching", opts_.scheduler.prefix_caching ? "True" : "False"},
             {"num_gpu_blocks", std::to_string(opts_.scheduler.kv_blocks)}},
            1);
-  w.family("DCGM_CUSTOM_PROCESS_SM_UTIL", "gauge",
+  w.family(kSmUtilGauge, "gauge",
            "Share of the last second the simulated GPU was busy, in percent (0-100).");
-  w.sample("DCGM_CUSTOM_PROCESS_SM_UTIL", {{"gpu", "0"}, {"model_name", opts_.servedName()}},
+  w.sample(kSmUtilGauge, {{"gpu", "0"}, {"model_name", opts_.servedName()}},
            std::round(busy_.share(now()) * 1000) / 10);
 }
 

@@ -12,6 +12,7 @@
 #include "controller/observe.h"
 #include "engine/flags.h"
 #include "engine/model/busy_window.h"
+#include "engine/model/load_gauges.h"
 #include "engine/model/profiles.h"
 #include "gateway/endpoint.h"
 #include "gateway/picker/picker.h"
@@ -60,9 +61,7 @@ struct Replica {
 // A request in an engine, by slot (its engine sequence id).
 struct Live {
   std::size_t record = 0;  // index into records
-  std::uint32_t replica = 0;
   double arrival = 0, last = -1, itl_sum = 0;
-  bool active = false;
 };
 
 struct ServiceRun {
@@ -269,7 +268,7 @@ class Simulation {
     std::vector<gateway::Candidate> cands(eps.size());
     for (std::size_t i = 0; i < eps.size(); ++i) {
       auto& r = *replicas_[eps[i]];
-      scrape(r);
+      scrape(r);  // before the request changes the engine: the grid saw it without
       cands[i].metrics = &r.scraped;
       cands[i].inflight = r.inflight;
       cands[i].prefix_match =
@@ -302,7 +301,6 @@ class Simulation {
       const auto& svc = services_[static_cast<std::size_t>(r.service)];
       seq.lora = route.target_model == svc.spec->served_model_name ? "" : route.target_model;
       const auto slot = allocSlot();
-      scrape(r);  // the scrape grid sees the engine as it was before this request
       const auto admit = r.engine->add(slot, seq);
       if (admit == engine::Scheduler::Admit::kQueueFull) {
         free_slots_.push_back(slot);
@@ -316,7 +314,7 @@ class Simulation {
       }
       records_[rec].status = 200;
       record_service_[rec] = r.service;
-      live_[slot] = Live{rec, idx, p.at, -1, 0, true};
+      live_[slot] = Live{rec, p.at, -1, 0};
       ++r.inflight;
       ++active_;
       if (!r.stepping) startStep(idx);
@@ -359,11 +357,11 @@ class Simulation {
       m.adapters = svc.engine.adapters;
     }
     // The gauges `tidegate engine` exposes under these names (engine/server.cc).
-    m.gauges["vllm:num_requests_running"] = m.running;
-    m.gauges["vllm:num_requests_waiting"] = m.waiting;
-    m.gauges["vllm:kv_cache_usage_perc"] = m.kv;
-    m.gauges["vllm:gpu_cache_usage_perc"] = m.kv;
-    m.gauges["DCGM_CUSTOM_PROCESS_SM_UTIL"] = std::round(r.busy.share(g) * 1000) / 10;
+    m.gauges[std::string(engine::kRunningGauge)] = m.running;
+    m.gauges[std::string(engine::kWaitingGauge)] = m.waiting;
+    m.gauges[std::string(engine::kKvUsageGauge)] = m.kv;
+    m.gauges[std::string(engine::kGpuCacheUsageGauge)] = m.kv;
+    m.gauges[std::string(engine::kSmUtilGauge)] = std::round(r.busy.share(g) * 1000) / 10;
   }
 
   // --- Engines --------------------------------------------------------------------------------
@@ -402,7 +400,6 @@ class Simulation {
         rec.output_tokens = tok.index + 1;
         rec.e2e = now_ - l.arrival;
         if (tok.index > 0) rec.itl_mean = l.itl_sum / tok.index;
-        l.active = false;
         free_slots_.push_back(tok.id);
         --r.inflight;
         --active_;
@@ -458,7 +455,7 @@ class Simulation {
   }
 
   // Carries out a plan: replicas bound to nodes start; removed ones drain or go.
-  void act(const control::Plan& plan) {
+  void act(const control::Plan& plan, const std::vector<control::Demand>& demands) {
     for (const auto& id : plan.remove) {
       auto it = by_id_.find(id);
       if (it == by_id_.end()) continue;  // still Pending: nothing ran
@@ -471,7 +468,7 @@ class Simulation {
         gone(idx);
       }
     }
-    control::apply(cluster_, plan, demandsCache_, now_);
+    control::apply(cluster_, plan, demands, now_);
     for (const auto& [id, node_name] : plan.bind) {
       const control::Replica* placed = nullptr;
       for (const auto& x : cluster_.replicas)
@@ -499,9 +496,9 @@ class Simulation {
   // nodes they need already provisioned) and Ready at time 0.
   void warmStart() {
     for (auto& s : services_) s.desired = s.autoscaler.min_replicas;
-    demandsCache_ = demands();
+    const auto want = demands();
     for (int round = 0; round < 8; ++round) {
-      act(control::plan(cluster_, demandsCache_, 0));
+      act(control::plan(cluster_, want, 0), want);
       bool provisioning = false;
       for (auto& n : cluster_.nodes)
         if (!n.ready) {
@@ -566,8 +563,8 @@ class Simulation {
       }
       s.desired = d.desired;
     }
-    demandsCache_ = demands();
-    act(control::plan(cluster_, demandsCache_, now_));
+    const auto want = demands();
+    act(control::plan(cluster_, want, now_), want);
     sample();
   }
 
@@ -684,7 +681,6 @@ class Simulation {
 
   control::Cluster cluster_;
   std::vector<ServiceRun> services_;
-  std::vector<control::Demand> demandsCache_;
   std::vector<std::unique_ptr<Replica>> replicas_;     // every replica ever bound, by index
   std::map<std::string, std::uint32_t> by_id_;         // live replicas by placement id
   std::vector<std::uint32_t> alive_;                   // replicas not gone, by index
@@ -742,7 +738,6 @@ Result<EngineSpec> engineSpec(const api::InferenceService& s, const std::string&
   if (!startup_given && (!ours || !gpu.empty())) {
     auto profile = engine::findProfile(gpu.empty() ? engine::kDefaultProfile : gpu);
     if (profile) startup = (*profile)->load_s;
-    e.profile = gpu.empty() ? std::string(engine::kDefaultProfile) : gpu;
   }
   e.startup_s = std::isinf(o.time_scale) ? 0 : startup / o.time_scale;
   for (const auto& m : o.lora_modules) e.adapters.push_back(m.name);
@@ -763,16 +758,17 @@ Status validate(const api::Config& config, const Options& options) {
                      "the simulation can evaluate PromQL sources of the form sum(GAUGE) or "
                      "sum(GAUGE{...}) over its replicas, not '" +
                      q.query + "'"};
-    for (const auto& [metric, target] : s.metric_targets)
-      if (metric.rfind("prometheus:", 0) != 0 && metric != controller::kGatewayInflight &&
-          metric != "vllm:num_requests_running" && metric != "vllm:num_requests_waiting" &&
-          metric != "vllm:kv_cache_usage_perc" && metric != "vllm:gpu_cache_usage_perc" &&
-          metric != "DCGM_CUSTOM_PROCESS_SM_UTIL")
-        return Error{where(s) + "spec.metrics: " + metric +
-                     " is not one a simulated engine exposes (vllm:num_requests_running, "
-                     "vllm:num_requests_waiting, vllm:kv_cache_usage_perc, "
-                     "vllm:gpu_cache_usage_perc, DCGM_CUSTOM_PROCESS_SM_UTIL, " +
-                     controller::kGatewayInflight + ")"};
+    for (const auto& [metric, target] : s.metric_targets) {
+      const bool gauge = std::find(engine::kLoadGauges.begin(), engine::kLoadGauges.end(),
+                                   metric) != engine::kLoadGauges.end();
+      if (gauge || metric.rfind("prometheus:", 0) == 0 || metric == controller::kGatewayInflight)
+        continue;
+      std::string known;
+      for (auto g : engine::kLoadGauges) known += std::string(g) + ", ";
+      return Error{where(s) + "spec.metrics: " + metric +
+                   " is not one a simulated engine exposes (" + known +
+                   controller::kGatewayInflight + ")"};
+    }
   }
   const auto models = modelsOf(config, options);
   if (models.empty()) return Error{"no model to send requests for (--model)"};

@@ -41,7 +41,6 @@ struct EngineSpec {
   engine::SchedulerConfig scheduler;  // performance model already divided by the time scale
   double startup_s = 0;               // from placement on a node to answering /health
   std::vector<std::string> adapters;  // LoRA adapters every replica serves
-  std::string profile;                // GPU profile name, for reports ("" = the flags')
 };
 
 struct ModelShare {
