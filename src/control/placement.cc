@@ -27,13 +27,19 @@ void Cluster::bootstrap(double now) {
 
 int Cluster::placed(std::string_view service) const {
   return static_cast<int>(std::count_if(replicas.begin(), replicas.end(), [&](const Replica& r) {
-    return !r.node.empty() && (service.empty() || r.service == service);
+    return !r.node.empty() && !r.terminating && (service.empty() || r.service == service);
   }));
 }
 
 int Cluster::pending(std::string_view service) const {
   return static_cast<int>(std::count_if(replicas.begin(), replicas.end(), [&](const Replica& r) {
     return r.node.empty() && (service.empty() || r.service == service);
+  }));
+}
+
+int Cluster::terminating(std::string_view service) const {
+  return static_cast<int>(std::count_if(replicas.begin(), replicas.end(), [&](const Replica& r) {
+    return r.terminating && (service.empty() || r.service == service);
   }));
 }
 
@@ -95,7 +101,7 @@ Plan plan(const Cluster& c, std::span<const Demand> demands, double now) {
   for (const auto& d : demands) {
     std::vector<std::size_t> mine;
     for (std::size_t i = 0; i < replicas.size(); ++i)
-      if (replicas[i].service == d.service) mine.push_back(i);
+      if (replicas[i].service == d.service && !replicas[i].terminating) mine.push_back(i);
     // Scale in: Pending replicas first, then the last unit's newest replicas.
     const int excess = static_cast<int>(mine.size()) - d.desired;
     if (excess > 0) {
@@ -106,13 +112,17 @@ Plan plan(const Cluster& c, std::span<const Demand> demands, double now) {
         if (x.unit != y.unit) return x.unit > y.unit;                 // last unit first
         return x.created > y.created;                                 // newest first
       });
-      std::set<std::string> gone;
+      std::set<std::string> gone;  // Pending ones; placed ones keep their GPUs, terminating
       for (int i = 0; i < excess; ++i) {
-        const auto& r = replicas[mine[static_cast<std::size_t>(i)]];
+        auto& r = replicas[mine[static_cast<std::size_t>(i)]];
         p.remove.push_back(r.id);
-        gone.insert(r.id);
         p.reasons.push_back("scale in: remove " + r.id +
                             (r.node.empty() ? " (pending)" : " from " + r.node));
+        if (r.node.empty()) {
+          gone.insert(r.id);
+        } else {
+          r.terminating = true;
+        }
       }
       std::erase_if(replicas, [&](const Replica& r) { return gone.contains(r.id); });
     }
@@ -122,11 +132,16 @@ Plan plan(const Cluster& c, std::span<const Demand> demands, double now) {
 
   // Place pending replicas: by priority, then the order of the demands, then oldest first;
   // each tries its service's units in priority order.
+  // Free GPUs per node: terminating replicas still hold theirs, and a nominated replica's claim
+  // counts as held.
   std::map<std::string, int> free;
   for (const auto& n : c.nodes) free[n.name] = c.freeGpus(n);
+  for (const auto& r : replicas)
+    if (r.node.empty() && free.contains(r.nominated)) free[r.nominated] -= r.gpus;
   std::map<std::pair<std::string, int>, int> in_unit;  // (service, unit) -> placed replicas
   for (const auto& r : replicas)
-    if (r.unit >= 0 && !r.node.empty()) ++in_unit[{r.service, r.unit}];
+    if (r.unit >= 0 && (!r.node.empty() || free.contains(r.nominated)) && !r.terminating)
+      ++in_unit[{r.service, r.unit}];
   // Queue order: a smaller key goes first.
   const auto key = [&](std::size_t i) {
     const auto idx = demand_of.at(replicas[i].service);
@@ -137,8 +152,12 @@ Plan plan(const Cluster& c, std::span<const Demand> demands, double now) {
     if (replicas[i].node.empty() && demandOf(replicas[i])) queue.push_back(i);
   std::stable_sort(queue.begin(), queue.end(),
                    [&](std::size_t a, std::size_t b) { return key(a) < key(b); });
-  std::set<std::size_t> evicted;            // indices of preempted replicas
   std::map<std::string, int> waiting_gpus;  // elastic pool -> GPUs pending replicas wait for
+  const auto nodeNamed = [&](const std::string& name) -> const Node* {
+    for (const auto& n : c.nodes)
+      if (n.name == name) return &n;
+    return nullptr;
+  };
   const auto bind = [&](std::size_t i, const Node& n, int u) {
     auto& r = replicas[i];
     free[n.name] -= r.gpus;
@@ -163,14 +182,18 @@ Plan plan(const Cluster& c, std::span<const Demand> demands, double now) {
         if (n.pool != pool->name || !n.ready) continue;
         std::vector<std::size_t> lower;
         for (std::size_t j = 0; j < replicas.size(); ++j)
-          if (replicas[j].node == n.name && !evicted.contains(j) && demandOf(replicas[j]) &&
+          if (replicas[j].node == n.name && !replicas[j].terminating && demandOf(replicas[j]) &&
               priorityOf(j) < demandOf(r)->priority)
             lower.push_back(j);
         std::stable_sort(lower.begin(), lower.end(), [&](std::size_t a, std::size_t b) {
           if (priorityOf(a) != priorityOf(b)) return priorityOf(a) < priorityOf(b);
           return replicas[a].created > replicas[b].created;
         });
+        // Room: the free GPUs and those that replicas already terminating there (this plan's
+        // victims too) will free.
         int room = free[n.name];
+        for (const auto& x : replicas)
+          if (x.node == n.name && x.terminating) room += x.gpus;
         std::vector<std::size_t> chosen;
         for (auto j : lower) {
           if (room >= r.gpus) break;
@@ -188,6 +211,17 @@ Plan plan(const Cluster& c, std::span<const Demand> demands, double now) {
   for (std::size_t q = 0; q < queue.size(); ++q) {
     const std::size_t i = queue[q];
     const Demand& d = *demandOf(replicas[i]);
+    // Nominated: it waits for the node its preemption is clearing, and binds there once the
+    // victims have finished.
+    if (const Node* n = nodeNamed(replicas[i].nominated)) {
+      free[n->name] += replicas[i].gpus;  // its own claim
+      if (free[n->name] >= replicas[i].gpus) {
+        bind(i, *n, replicas[i].unit);
+      } else {
+        free[n->name] -= replicas[i].gpus;
+      }
+      continue;
+    }
     const int units = static_cast<int>(d.policy.units.size());
     int wait_unit = -1;
     for (int u = 0; u < units; ++u) {
@@ -198,26 +232,38 @@ Plan plan(const Cluster& c, std::span<const Demand> demands, double now) {
         for (const auto& n : c.nodes)
           if (!fit && n.pool == pool->name && n.ready && free[n.name] >= replicas[i].gpus) fit = &n;
       if (!fit && !replicas[i].replaces_preempted) {
-        // Preemption: evict lower-priority replicas from a node of this unit; each victim's
-        // service gets a replacement, queued by its priority (after this replica's).
+        // Preemption: evict lower-priority replicas from a node of this unit (they terminate,
+        // holding their GPUs until finished) and nominate this replica to the node; each
+        // victim's service gets a replacement, queued by its priority (after this replica's).
         auto [node, evict] = victims(i, d.policy, u);
-        for (auto j : evict) {
-          auto& v = replicas[j];
-          evicted.insert(j);
-          free[v.node] += v.gpus;
-          --in_unit[{v.service, v.unit}];
-          p.remove.push_back(v.id);
-          p.reasons.push_back("remove " + v.id + " from " + v.node + ": preempted by " + d.service +
-                              " (" + replicas[i].id + ")");
-          v.node.clear();
-          create(*demandOf(v), true);
-          const std::size_t k = replicas.size() - 1;
-          queue.insert(
-              std::upper_bound(queue.begin() + static_cast<long>(q) + 1, queue.end(), k,
-                               [&](std::size_t a, std::size_t b) { return key(a) < key(b); }),
-              k);
+        if (node) {
+          for (auto j : evict) {
+            // `create` may reallocate `replicas`: no reference outlives it.
+            replicas[j].terminating = true;
+            --in_unit[{replicas[j].service, replicas[j].unit}];
+            p.remove.push_back(replicas[j].id);
+            p.reasons.push_back("remove " + replicas[j].id + " from " + replicas[j].node +
+                                ": preempted by " + d.service + " (" + replicas[i].id + ")");
+            create(*demandOf(replicas[j]), true);
+            const std::size_t k = replicas.size() - 1;
+            queue.insert(
+                std::upper_bound(queue.begin() + static_cast<long>(q) + 1, queue.end(), k,
+                                 [&](std::size_t a, std::size_t b) { return key(a) < key(b); }),
+                k);
+          }
+          auto& r = replicas[i];
+          r.nominated = node->name;
+          r.unit = u;
+          free[node->name] -= r.gpus;
+          ++in_unit[{r.service, u}];
+          p.nominate.emplace_back(r.id, node->name);
+          p.unit_of.emplace_back(r.id, u);
+          p.reasons.push_back("nominate " + r.id + " to " + node->name + " (unit " +
+                              std::to_string(u) + ", pool " + node->pool +
+                              "): it binds there once the preempted replicas have stopped");
+          wait_unit = -2;
+          break;
         }
-        fit = node;
       }
       if (fit) {
         bind(i, *fit, u);
@@ -245,8 +291,6 @@ Plan plan(const Cluster& c, std::span<const Demand> demands, double now) {
         }
     }
   }
-  std::size_t k = 0;
-  std::erase_if(replicas, [&](const Replica&) { return evicted.contains(k++); });
 
   // Node autoscaling: elastic pools add nodes for the replicas waiting on them, counting the
   // nodes already provisioning; idle elastic nodes past scaleDownUnneededTime are released.
@@ -273,8 +317,9 @@ Plan plan(const Cluster& c, std::span<const Demand> demands, double now) {
     for (const auto& n : c.nodes) {
       if (removable <= 0) break;
       if (n.pool != pool.name || !n.ready || waiting_gpus[pool.name] > 0) continue;
-      const bool used = std::any_of(replicas.begin(), replicas.end(),
-                                    [&](const Replica& r) { return r.node == n.name; });
+      const bool used = std::any_of(replicas.begin(), replicas.end(), [&](const Replica& r) {
+        return r.node == n.name || r.nominated == n.name;
+      });
       if (used || n.idle_since < 0 || now - n.idle_since < pool.scale_down_unneeded_s) continue;
       p.release.push_back(n.name);
       p.reasons.push_back("release idle node " + n.name + " (unneeded for " +
@@ -301,13 +346,34 @@ void advance(Cluster& c, double now) {
     }
 }
 
+namespace {
+// Nodes that hold or are claimed by a replica are in use; one that just stopped being so is idle
+// from `now`.
+void markIdle(Cluster& c, double now) {
+  for (auto& n : c.nodes) {
+    const bool used = std::any_of(c.replicas.begin(), c.replicas.end(), [&](const Replica& r) {
+      return r.node == n.name || r.nominated == n.name;
+    });
+    if (used) {
+      n.idle_since = -1;
+    } else if (n.idle_since < 0) {
+      n.idle_since = now;
+    }
+  }
+}
+}  // namespace
+
+void finished(Cluster& c, std::string_view id, double now) {
+  std::erase_if(c.replicas, [&](const Replica& r) { return r.id == id; });
+  markIdle(c, now);
+}
+
 void apply(Cluster& c, const Plan& p, std::span<const Demand> demands, double now) {
   advance(c, now);
-  std::set<std::string> gone(p.remove.begin(), p.remove.end());
-  std::set<std::string> emptied;
-  for (const auto& r : c.replicas)
-    if (gone.contains(r.id) && !r.node.empty()) emptied.insert(r.node);
-  std::erase_if(c.replicas, [&](const Replica& r) { return gone.contains(r.id); });
+  const std::set<std::string> gone(p.remove.begin(), p.remove.end());
+  for (auto& r : c.replicas)
+    if (gone.contains(r.id)) r.terminating = true;
+  std::erase_if(c.replicas, [&](const Replica& r) { return r.terminating && r.node.empty(); });
   for (const auto& n : p.create) {
     Replica r;
     r.id = n.id;
@@ -323,18 +389,16 @@ void apply(Cluster& c, const Plan& p, std::span<const Demand> demands, double no
   for (const auto& [id, unit] : p.unit_of)
     for (auto& r : c.replicas)
       if (r.id == id) r.unit = unit;
+  for (const auto& [id, node] : p.nominate)
+    for (auto& r : c.replicas)
+      if (r.id == id) r.nominated = node;
   for (const auto& [id, node] : p.bind)
     for (auto& r : c.replicas)
-      if (r.id == id) r.node = node;
-  for (auto& n : c.nodes) {
-    const bool used = std::any_of(c.replicas.begin(), c.replicas.end(),
-                                  [&](const Replica& r) { return r.node == n.name; });
-    if (used) {
-      n.idle_since = -1;
-    } else if (n.idle_since < 0 || emptied.contains(n.name)) {
-      n.idle_since = now;
-    }
-  }
+      if (r.id == id) {
+        r.node = node;
+        r.nominated.clear();
+      }
+  markIdle(c, now);
   for (const auto& [pool_name, count] : p.provision) {
     const auto* pool = c.pool(pool_name);
     for (int i = 0; i < count; ++i) {

@@ -43,6 +43,15 @@
 // Replicas of a service that has no Demand in a plan are left alone: they keep their nodes and
 // GPUs, are neither scaled, placed nor preempted.
 //
+// A removed replica is not gone at once: it drains its requests and its process stops, and until
+// then its GPUs are not free (a new replica there would double-book them). apply() marks a placed
+// replica it removes `terminating`; it keeps its node and GPUs, no longer counts towards its
+// service's replicas, is never removed or preempted again, and keeps its node from being
+// released. The caller reports it gone with finished(). So a preempting replica does not take the
+// victims' GPUs at once either: as with Kubernetes' nominatedNodeName, the plan `nominate`s it to
+// the node it clears; it stays Pending there, holding the claim (no other replica is placed on
+// those GPUs), and a later plan binds it once the victims have finished.
+//
 // plan() decides; apply() carries a plan out on the model (the simulator and tests use it; the
 // live controller carries plans out with a provider). Neither reads a clock.
 
@@ -103,6 +112,8 @@ struct Replica {
   double created = 0;
   double pending_since = 0;
   bool replaces_preempted = false;  // created for a preempted replica: never preempts in turn
+  bool terminating = false;         // removed: holds its node's GPUs until finished() (see above)
+  std::string nominated;            // Pending: the node its preemption is clearing for it
 };
 
 struct Cluster {
@@ -115,9 +126,12 @@ struct Cluster {
 
   // Creates the fixed pools' nodes and elastic pools' minimum nodes, ready at `now`.
   void bootstrap(double now);
-  // Replicas on a node / waiting for one: of `service`, or of every service when it is empty.
+  // Replicas on a node (not terminating) / waiting for one / removed but still holding GPUs: of
+  // `service`, or of every service when it is empty.
   int placed(std::string_view service = {}) const;
   int pending(std::string_view service = {}) const;
+  int terminating(std::string_view service = {}) const;
+  // GPUs of `n` that no replica holds, terminating ones included.
   int freeGpus(const Node& n) const;
   const NodePoolSpec* pool(const std::string& name) const;
   // Pools unit `unit` of `policy` selects, in declaration order.
@@ -141,21 +155,25 @@ struct Plan {
     bool replaces_preempted = false;
   };
   std::vector<New> create;
-  std::vector<std::pair<std::string, std::string>> bind;  // replica id -> node
-  std::vector<std::pair<std::string, int>> unit_of;       // replica id -> unit it waits for
-  std::vector<std::string> remove;                        // replicas to drain and delete
-  std::vector<std::pair<std::string, int>> provision;     // pool -> nodes to add
-  std::vector<std::string> release;                       // nodes to release
-  std::vector<std::string> reasons;                       // one line per action
+  std::vector<std::pair<std::string, std::string>> bind;      // replica id -> node
+  std::vector<std::pair<std::string, int>> unit_of;           // replica id -> unit it waits for
+  std::vector<std::string> remove;                            // replicas to drain and delete
+  std::vector<std::pair<std::string, std::string>> nominate;  // replica id -> node it waits on
+  std::vector<std::pair<std::string, int>> provision;         // pool -> nodes to add
+  std::vector<std::string> release;                           // nodes to release
+  std::vector<std::string> reasons;                           // one line per action
 };
 
 // Decides how to move `c` towards every service's demand at time `now`.
 // REQUIRES: at most one Demand per service.
 Plan plan(const Cluster& c, std::span<const Demand> demands, double now);
-// Carries a plan out on the model: creates/binds/removes replicas (new ones take their GPUs from
-// their service's Demand), adds provisioning nodes, releases nodes; accrues cost up to `now`
-// first. `demands` are those the plan was made with.
+// Carries a plan out on the model: creates/binds/nominates replicas (new ones take their GPUs from
+// their service's Demand), removes them (Pending ones at once, placed ones become terminating),
+// adds provisioning nodes, releases nodes; accrues cost up to `now` first. `demands` are those the
+// plan was made with.
 void apply(Cluster& c, const Plan& p, std::span<const Demand> demands, double now);
+// A terminating replica has stopped: its GPUs are free from `now`. Unknown ids are ignored.
+void finished(Cluster& c, std::string_view id, double now);
 // Marks provisioning nodes ready whose time has come and accrues cost up to `now`.
 void advance(Cluster& c, double now);
 

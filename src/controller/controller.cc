@@ -151,11 +151,10 @@ struct Controller::Impl {
             s.backoff_until = t + std::min(30.0, double(1 << std::min(s.crashes, 5)));
             spdlog::warn("controller: service={} replica={} crashed status={} restart_backoff_s={}",
                          s.spec.meta.name, p.id, *status, s.backoff_until - t);
-            std::erase_if(cluster.replicas,
-                          [&](const control::Replica& r) { return r.id == p.id; });
           } else {
             spdlog::info("controller: service={} replica={} stopped", s.spec.meta.name, p.id);
           }
+          control::finished(cluster, p.id, t);  // its GPUs are free now
           it = s.procs.erase(it);
           continue;
         }
@@ -192,7 +191,7 @@ struct Controller::Impl {
     for (const auto& [id, p] : s.procs) ready_count += p.state == State::kReady;
     control::Observation obs;
     for (const auto& r : cluster.replicas) {
-      if (r.service != s.demand.service) continue;
+      if (r.service != s.demand.service || r.terminating) continue;
       ++obs.current;
       auto it = s.procs.find(r.id);
       if (it != s.procs.end() && it->second.state == State::kReady) {
@@ -232,10 +231,12 @@ struct Controller::Impl {
   void act(const control::Plan& plan, const std::vector<control::Demand>& demands, double t) {
     for (const auto& why : plan.reasons)
       if (why.find(": preempted by ") != std::string::npos) spdlog::info("controller: {}", why);
+    std::vector<std::string> stopped;  // removed with no process running: nothing to wait for
     for (const auto& id : plan.remove) {
       Service* s = serviceOf(id, plan);
       if (!s) continue;
       auto it = s->procs.find(id);
+      if (it == s->procs.end() || it->second.pid <= 0) stopped.push_back(id);
       if (it == s->procs.end()) continue;
       Proc& p = it->second;
       spdlog::info("controller: service={} replica={} remove pool={} node={}", s->spec.meta.name,
@@ -266,6 +267,7 @@ struct Controller::Impl {
       return s && t < s->backoff_until;
     });
     control::apply(cluster, held, demands, t);
+    for (const auto& id : stopped) control::finished(cluster, id, t);
     for (const auto& [id, node] : held.bind) {
       Service* s = serviceOf(id, held);
       if (!s) continue;

@@ -454,8 +454,10 @@ class Simulation {
     return -1;
   }
 
-  // Carries out a plan: replicas bound to nodes start; removed ones drain or go.
+  // Carries out a plan: replicas bound to nodes start; removed ones drain or go. A removed
+  // replica holds its GPUs in the model until it is gone.
   void act(const control::Plan& plan, const std::vector<control::Demand>& demands) {
+    control::apply(cluster_, plan, demands, now_);
     for (const auto& id : plan.remove) {
       auto it = by_id_.find(id);
       if (it == by_id_.end()) continue;  // still Pending: nothing ran
@@ -468,7 +470,6 @@ class Simulation {
         gone(idx);
       }
     }
-    control::apply(cluster_, plan, demands, now_);
     for (const auto& [id, node_name] : plan.bind) {
       const control::Replica* placed = nullptr;
       for (const auto& x : cluster_.replicas)
@@ -487,6 +488,7 @@ class Simulation {
     replica_seconds_[{r.service, r.pool}] += now_ - r.bound_at;
     ++r.gen;  // a step in flight is void
     by_id_.erase(r.id);
+    control::finished(cluster_, r.id, now_);
     std::erase(alive_, idx);
     endpoints_dirty_ = true;
     r.engine.reset();  // its memory: a day's run binds thousands of replicas
@@ -544,7 +546,7 @@ class Simulation {
       }
       control::Observation obs;
       for (const auto& placed : cluster_.replicas) {
-        if (placed.service != s.spec->meta.name) continue;
+        if (placed.service != s.spec->meta.name || placed.terminating) continue;
         ++obs.current;
         auto it = by_id_.find(placed.id);
         if (it != by_id_.end() && replicas_[it->second]->state == State::kReady) {

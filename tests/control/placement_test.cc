@@ -49,17 +49,29 @@ std::vector<Demand> one(int desired, const PlacementPolicy& policy = seedPolicy(
   return {{.service = "llm", .desired = desired, .gpus = 1, .policy = policy}};
 }
 
+// Replicas on `pool`, terminating ones left out.
 int onPool(const Cluster& c, const std::string& pool) {
   int n = 0;
   for (const auto& r : c.replicas)
     for (const auto& node : c.nodes)
-      if (r.node == node.name && node.pool == pool) ++n;
+      if (r.node == node.name && node.pool == pool && !r.terminating) ++n;
   return n;
 }
 
+// Every terminating replica stops at `now`.
+void stopAll(Cluster& c, double now) {
+  std::vector<std::string> ids;
+  for (const auto& r : c.replicas)
+    if (r.terminating) ids.push_back(r.id);
+  for (const auto& id : ids) finished(c, id, now);
+}
+
+// One reconcile in which the replicas it removes stop at once (the tests of terminating replicas
+// call plan and apply themselves).
 void step(Cluster& c, const std::vector<Demand>& demands, double now) {
   advance(c, now);
   apply(c, plan(c, demands, now), demands, now);
+  stopAll(c, now);
 }
 
 void step(Cluster& c, int desired, double now, const PlacementPolicy& policy = seedPolicy()) {
@@ -92,6 +104,8 @@ TEST(Placement, SeedScenarioOwnedFirstCloudOnOverflowCloudFirstToGo) {
   apply(c, in, one(1), 200);
   EXPECT_EQ(onPool(c, "GPU-V100-Edge"), 1);
   EXPECT_EQ(onPool(c, "GPU-V100-Elastic"), 0);
+  EXPECT_EQ(c.terminating(), 2);  // draining: their GPUs are not free yet
+  stopAll(c, 200);
   step(c, 1, 700);
   EXPECT_EQ(c.nodes.size(), 3u);  // idle for 500 s only
   step(c, 1, 801);
@@ -155,7 +169,7 @@ int onPool(const Cluster& c, const std::string& pool, const std::string& service
   int n = 0;
   for (const auto& r : c.replicas)
     for (const auto& node : c.nodes)
-      if (r.service == service && r.node == node.name && node.pool == pool) ++n;
+      if (r.service == service && r.node == node.name && node.pool == pool && !r.terminating) ++n;
   return n;
 }
 
@@ -231,13 +245,28 @@ TEST(Placement, HigherPriorityPreemptsALowerOneWhoseReplacementGoesElastic) {
   EXPECT_FALSE(p.create[0].replaces_preempted);
   EXPECT_EQ(p.create[1].service, "batch");
   EXPECT_TRUE(p.create[1].replaces_preempted);
-  ASSERT_EQ(p.bind.size(), 1u);
-  EXPECT_EQ(p.bind[0], (std::pair<std::string, std::string>{p.create[0].id, "GPU-V100-Edge-1"}));
+  // chat's replica does not take the GPU while the victim drains: it is nominated to the node.
+  EXPECT_TRUE(p.bind.empty());
+  ASSERT_EQ(p.nominate.size(), 1u);
+  EXPECT_EQ(p.nominate[0],
+            (std::pair<std::string, std::string>{p.create[0].id, "GPU-V100-Edge-1"}));
   ASSERT_EQ(p.provision.size(), 1u);  // for the replacement, in the same plan
   EXPECT_EQ(p.provision[0], (std::pair<std::string, int>{"GPU-V100-Elastic", 1}));
   apply(c, p, both, 10);
-  EXPECT_EQ(onPool(c, "GPU-V100-Edge", "chat"), 1);
+  EXPECT_EQ(c.terminating("batch"), 1);
+  EXPECT_EQ(c.freeGpus(c.nodes[0]), 0);  // the victim still holds it
+  EXPECT_EQ(c.pending("chat"), 1);
   EXPECT_EQ(c.pending("batch"), 1);
+  // While the victim drains nothing else happens: no second preemption, no bind, no provision.
+  Plan waiting = plan(c, both, 20);
+  EXPECT_TRUE(waiting.remove.empty() && waiting.bind.empty() && waiting.nominate.empty() &&
+              waiting.provision.empty() && waiting.create.empty());
+  finished(c, victim, 25);
+  Plan bound = plan(c, both, 30);
+  ASSERT_EQ(bound.bind.size(), 1u);
+  EXPECT_EQ(bound.bind[0].second, "GPU-V100-Edge-1");
+  apply(c, bound, both, 30);
+  EXPECT_EQ(onPool(c, "GPU-V100-Edge", "chat"), 1);
   step(c, both, 70);
   EXPECT_EQ(onPool(c, "GPU-V100-Elastic", "batch"), 1);
   // Settled: no flapping back and forth.
@@ -288,6 +317,7 @@ TEST(Placement, APreemptedServicesReplacementDoesNotPreemptInTurn) {
           EXPECT_EQ(r.service, "mid") << "t=" << t;
         }
     apply(c, p, all, t);
+    stopAll(c, t);  // the victim stops at once: high binds at the next plan
   }
   EXPECT_EQ(onPool(c, "GPU-V100-Edge", "high"), 1);
   EXPECT_EQ(onPool(c, "GPU-V100-Edge2", "low"), 1);
@@ -305,7 +335,7 @@ TEST(Placement, PreemptionTakesTheLowestPriorityThenTheNewest) {
   const std::vector<Demand> more = {demand("a", 2, 1), demand("b", 1, 0), demand("c", 2, 9)};
   Plan p = plan(c, more, 10);
   EXPECT_EQ(p.remove, (std::vector<std::string>{"r2", "r3"}));  // b's, then a's newest
-  EXPECT_EQ(p.bind.size(), 2u);
+  EXPECT_EQ(p.nominate.size(), 2u);
 }
 
 TEST(Placement, ScaleInIsPerServiceAndNodesGoOnlyWhenNoServiceUsesThem) {
@@ -320,6 +350,7 @@ TEST(Placement, ScaleInIsPerServiceAndNodesGoOnlyWhenNoServiceUsesThem) {
   Plan in = plan(c, std::vector<Demand>{demand("a", 2), demand("b", 0)}, 100);
   ASSERT_EQ(in.remove.size(), 1u);
   apply(c, in, std::vector<Demand>{demand("a", 2), demand("b", 0)}, 100);
+  stopAll(c, 100);
   EXPECT_EQ(c.placed("a"), 2);
   EXPECT_EQ(c.placed("b"), 0);
   step(c, {demand("a", 2), demand("b", 0)}, 800);
@@ -329,6 +360,51 @@ TEST(Placement, ScaleInIsPerServiceAndNodesGoOnlyWhenNoServiceUsesThem) {
   step(c, {demand("a", 1), demand("b", 0)}, 1400);
   EXPECT_EQ(c.nodes.size(), 2u);  // idle for 599 s only
   step(c, {demand("a", 1), demand("b", 0)}, 1401);
+  EXPECT_EQ(c.nodes.size(), 1u);
+}
+
+TEST(Placement, ATerminatingReplicaHoldsItsGpusUntilItHasStopped) {
+  // Scale in to 1 and at once back out to 2: the drained cloud replica still holds the only
+  // cloud GPU (max 1 node), so the new replica must wait for it rather than double-book it.
+  Cluster c = seed();
+  c.pools[1].max_nodes = 1;
+  step(c, 2, 0);
+  step(c, 2, 60);
+  ASSERT_EQ(onPool(c, "GPU-V100-Elastic"), 1);
+  Plan in = plan(c, one(1), 100);
+  ASSERT_EQ(in.remove.size(), 1u);
+  apply(c, in, one(1), 100);
+  EXPECT_EQ(c.placed(), 1);
+  EXPECT_EQ(c.terminating(), 1);
+  Plan out = plan(c, one(2), 101);
+  EXPECT_TRUE(out.remove.empty());  // a terminating replica is not removed twice
+  ASSERT_EQ(out.create.size(), 1u);
+  EXPECT_TRUE(out.bind.empty());
+  EXPECT_TRUE(out.provision.empty());  // the pool is at its maximum
+  apply(c, out, one(2), 101);
+  EXPECT_EQ(c.pending(), 1);
+  // The node is never released under a terminating replica, however long it drains.
+  advance(c, 2000);
+  EXPECT_TRUE(plan(c, one(2), 2000).release.empty());
+  finished(c, in.remove[0], 2001);
+  EXPECT_EQ(c.terminating(), 0);
+  step(c, 2, 2002);
+  EXPECT_EQ(onPool(c, "GPU-V100-Elastic"), 1);
+  EXPECT_EQ(c.pending(), 0);
+  // No GPU is ever held twice.
+  for (const auto& n : c.nodes) EXPECT_GE(c.freeGpus(n), 0) << n.name;
+}
+
+TEST(Placement, ANodeIsIdleFromWhenItsLastTerminatingReplicaStopped) {
+  Cluster c = seed();
+  step(c, 2, 0);
+  step(c, 2, 60);
+  Plan in = plan(c, one(1), 100);
+  apply(c, in, one(1), 100);
+  finished(c, in.remove[0], 400);  // drained for five minutes
+  step(c, 1, 999);
+  EXPECT_EQ(c.nodes.size(), 2u);  // idle for 599 s
+  step(c, 1, 1000);
   EXPECT_EQ(c.nodes.size(), 1u);
 }
 

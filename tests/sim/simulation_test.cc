@@ -167,6 +167,26 @@ TEST(Simulation, AWaveScalesIntoTheElasticPoolAndBackOut) {
   EXPECT_GE(first_ready - r.events.front().t, 10);
 }
 
+TEST(Simulation, ADrainingReplicaKeepsItsGpuUntilItsRequestsFinish) {
+  // Waves that come back while the last one's replicas still drain long requests: the scale-out
+  // must wait for the drained GPUs instead of placing a second replica on them.
+  const auto c = load(hybridConfig("--step-noise 0 --max-model-len 8192"));
+  Options o = waveOptions();
+  o.workload.profile = {{15, 3}, {40, 0.1}, {15, 3}, {40, 0.1}, {15, 3}, {60, 0.1}};
+  o.workload.max_tokens = {400, 50};
+  const auto r = run(c, o);
+  std::string events;
+  for (const auto& e : r.events)
+    events += std::to_string(e.t) + ": " + std::to_string(e.from) + "->" + std::to_string(e.to) +
+              " (" + e.reason + ")\n";
+  ASSERT_GE(r.events.size(), 4u) << events;  // it scaled in and out again
+  for (const auto& [pool, placed] : r.series.replicas) {
+    const auto& nodes = r.series.nodes.at(pool);
+    for (std::size_t i = 0; i < placed.size(); ++i)
+      EXPECT_LE(placed[i], nodes[i]) << pool << " at t=" << r.series.t[i];  // 1 GPU per node
+  }
+}
+
 TEST(Simulation, ColdStartDelaysReadiness) {
   const auto fast = run(load(hybridConfig()), waveOptions());
   const auto slow = run(load(hybridConfig("--step-noise 0 --startup-ms 30000")), waveOptions());
