@@ -61,6 +61,7 @@ struct Controller::Impl {
     pid_t pid = -1;
     State state = State::kPending;
     double deadline = 0;
+    double started = 0;  // when its process started on its node
   };
   struct Service {
     api::InferenceService spec;
@@ -69,6 +70,7 @@ struct Controller::Impl {
     control::Demand demand;             // its placement (policy, GPUs, priority); desired per tick
     std::map<std::string, Proc> procs;  // by replica id; includes draining ones
     control::Decision last;
+    std::map<std::string, double> replica_seconds;  // pool -> seconds of replicas that stopped
     int crashes = 0;
     double backoff_until = 0;
   };
@@ -155,6 +157,7 @@ struct Controller::Impl {
             spdlog::info("controller: service={} replica={} stopped", s.spec.meta.name, p.id);
           }
           control::finished(cluster, p.id, t);  // its GPUs are free now
+          s.replica_seconds[p.pool] += t - p.started;
           it = s.procs.erase(it);
           continue;
         }
@@ -322,6 +325,7 @@ struct Controller::Impl {
       return;
     }
     p.pid = *pid;
+    p.started = now();
     p.state = State::kStarting;
     spdlog::info("controller: service={} replica={} start pool={} node={} port={} pid={}",
                  s.spec.meta.name, id, p.pool, node, p.port, p.pid);
@@ -440,6 +444,18 @@ struct Controller::Impl {
       for (const auto& [k, v] : n)
         w.sample("tidegate_replicas",
                  {{"service", s->spec.meta.name}, {"pool", k.first}, {"state", k.second}}, v);
+    }
+    // As `tidegate simulate` counts them: from a replica's start on its node until it stopped.
+    w.family("tidegate_replica_seconds_total", "counter",
+             "Seconds replicas ran on a pool's nodes (start to stop, draining included).");
+    const double t = now();
+    for (const auto& s : services) {
+      auto seconds = s->replica_seconds;
+      for (const auto& [id, p] : s->procs)
+        if (p.pid > 0) seconds[p.pool] += t - p.started;
+      for (const auto& [pool, v] : seconds)
+        w.sample("tidegate_replica_seconds_total", {{"service", s->spec.meta.name}, {"pool", pool}},
+                 v);
     }
     w.family("tidegate_desired_replicas", "gauge", "The autoscaler's last desired replica count.");
     for (const auto& s : services)
