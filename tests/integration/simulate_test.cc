@@ -96,5 +96,23 @@ TEST(Simulate, BadInputIsRefusedBeforeAnythingRuns) {
   }
 }
 
+// `make demo`'s wave must show the point of the system (issue 13): the owned replica alone
+// misses ttft_p90<2s, scaled out into the cloud pool the service meets it. `tidegate demo
+// --simulate` checks the demo's own default wave on the quick start, as the demo will run it.
+TEST(Simulate, TheDemoWaveNeedsTheCloudPoolToMeetItsSlo) {
+  auto r =
+      runCommand({binaryPath(), "demo", "--simulate", "-c", source("examples/quickstart.yaml")});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("scaled out: TTFT p90"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("alone: TTFT p90"), std::string::npos) << r.output;
+  // A wave the owned replica serves on its own does not show it, and says so.
+  auto calm = runCommand({binaryPath(), "demo", "--simulate", "-c",
+                          source("examples/quickstart.yaml"), "--profile", "20s@2,60s@3,30s@2"});
+  EXPECT_EQ(calm.exit_code, 3) << calm.output;
+  auto bad = runCommand({binaryPath(), "demo", "--simulate", "--profile", "20s@x"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("'x' is not a number"), std::string::npos) << bad.output;
+}
+
 }  // namespace
 }  // namespace tidegate::testing
