@@ -144,6 +144,7 @@ std::string AdminApi::state() const {
           {"inflight", e->inflight.load()},
           {"scrape_age_s", m->scraped_at < 0 ? bj::value(nullptr) : bj::value(t - m->scraped_at)},
           {"error", m->error},
+          {"scrape_failures", m->failures},
           {"engine", m->engine},
           {"metrics", bj::object{{"waiting", m->waiting},
                                  {"running", m->running},

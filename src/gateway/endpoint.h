@@ -21,7 +21,8 @@ namespace tidegate::gateway {
 
 struct EndpointMetrics {
   double scraped_at = -1;  // clock time of the last successful scrape; -1: never
-  bool up = false;         // the last scrape succeeded
+  bool up = false;         // scrapes succeed (see kScrapeFailuresToDown)
+  int failures = 0;        // consecutive failed scrapes
   double waiting = 0;      // queued requests (vLLM waiting / llama.cpp deferred)
   double running = 0;
   double kv = 0;  // KV-cache use, 0..1

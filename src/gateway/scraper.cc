@@ -18,6 +18,13 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 double now() { return monotonicSeconds(); }
+
+// A replica goes down after this many failed scrapes in a row (Kubernetes' readiness probe
+// failureThreshold default), or at once when nothing listens on its port. A busy engine can
+// answer /metrics past the scrape timeout (vLLM serves it from the event loop that also streams
+// tokens); one late answer must not take a replica that is serving out of rotation. Until then
+// its last metrics age, and the picker treats metrics older than staleAfter as saturated.
+constexpr int kScrapeFailuresToDown = 3;
 }  // namespace
 
 Scraper::Scraper(asio::io_context& control,
@@ -80,21 +87,27 @@ asio::awaitable<void> Scraper::scrapeLoop(std::shared_ptr<Endpoint> ep,
     http::ClientRequest req{.method = "GET", .target = "/metrics", .timeout_s = timeout};
     if (ep->address().tls && !client->reusable()) client = connect();
     auto r = co_await client->send(req);
+    std::string failure;
     if (r && r->status == 200) {
       if (auto scrape = prom::parse(r->body)) {
         readEngineMetrics(*scrape, *next);
         next->up = true;
+        next->failures = 0;
         next->scraped_at = now();
         next->error.clear();
       } else {
-        next->up = false;
-        next->error = "metrics: " + scrape.error().message;
+        failure = "metrics: " + scrape.error().message;
       }
     } else {
-      next->up = false;
-      next->error = r ? "metrics: HTTP " + std::to_string(r->status) : r.error().message;
+      failure = r ? "metrics: HTTP " + std::to_string(r->status) : r.error().message;
     }
-    if (next->up && (last_models < 0 || now() - last_models >= 1.0)) {
+    if (!failure.empty()) {
+      next->failures = prev->failures + 1;
+      const bool refused = !r && r.error().kind == http::Failure::kConnect;
+      next->up = prev->up && !refused && next->failures < kScrapeFailuresToDown;
+      next->error = std::move(failure);
+    }
+    if (failure.empty() && (last_models < 0 || now() - last_models >= 1.0)) {
       http::ClientRequest mreq{.method = "GET", .target = "/v1/models", .timeout_s = timeout};
       auto m = co_await client->send(mreq);
       if (m && m->status == 200 && readModelList(m->body, *next)) last_models = now();

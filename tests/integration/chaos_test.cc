@@ -419,6 +419,52 @@ TEST(Chaos, EngineThatAnswersGarbageIsNeverRelayedAsAnAnswer) {
                 {&good});
 }
 
+// A busy engine can answer /metrics late. One late scrape must not take a replica that serves
+// out of rotation; three in a row do, as a readiness probe's failureThreshold does, and it comes
+// back when it answers again.
+TEST(Chaos, EngineSlowToAnswerItsMetricsStaysInRotationUntilThreeScrapesFail) {
+  std::atomic<bool> slow{false};
+  ScriptedServer engine(
+      [](int, int) { return ScriptedServer::Action::kRaw; },
+      [&](const std::string& target) {
+        if (target == "/metrics")
+          for (int i = 0; slow && i < 2000; ++i) std::this_thread::sleep_for(10ms);
+        if (target == "/v1/completions")
+          return http200("application/json",
+                         R"({"id":"cmpl-1","object":"text_completion","created":1,"model":"m",)"
+                         R"("choices":[{"index":0,"text":"hi","finish_reason":"stop"}],)"
+                         R"("usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}})");
+        std::atomic<int> unused{0};
+        return garbageEngine(target, unused, unused);  // metrics and the model list
+      });
+  TempLedger db;
+  // staleAfter 4s: each scrape may take 1 s, so three failures take at least 3 s.
+  std::string yaml = config(db.path, {engine.port()});
+  yaml.replace(yaml.find("staleAfter: 1s"), 14, "staleAfter: 4s");
+  Serve gw(yaml);
+  ASSERT_TRUE(waitUp(gw, 1));
+  const auto endpoint = [&] {
+    return boost::json::parse(gw.admin("/admin/state").body)
+        .at("pools")
+        .at(0)
+        .at("endpoints")
+        .at(0)
+        .as_object();
+  };
+  const std::string request = R"({"model":"m","prompt":"hi","max_tokens":1})";
+  slow = true;
+  ASSERT_TRUE(eventually([&] { return endpoint().at("scrape_failures").as_int64() >= 1; }));
+  EXPECT_TRUE(endpoint().at("ready").as_bool());
+  EXPECT_EQ(gw.post("/v1/completions", request).status, 200u);
+  // Still late: down after the third failure, and requests are refused for want of a replica.
+  EXPECT_TRUE(eventually([&] { return total(gw, "tidegate_endpoint_up") == 0; }));
+  EXPECT_GE(endpoint().at("scrape_failures").as_int64(), 3);
+  EXPECT_EQ(gw.post("/v1/completions", request).status, 503u);
+  slow = false;
+  EXPECT_TRUE(waitUp(gw, 1));
+  EXPECT_EQ(gw.post("/v1/completions", request).status, 200u);
+}
+
 // --- Clients that misbehave -------------------------------------------------------------------
 
 int connectTo(std::uint16_t port, int rcvbuf = 0) {
