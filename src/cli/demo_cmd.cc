@@ -78,8 +78,10 @@ int simulateDemo(const std::string& path, const std::vector<bench::Segment>& wav
   return *scaled < kTtftP90SloS && *alone >= kTtftP90SloS ? 0 : 3;
 }
 
-// One line of the timeline, read through the admin API like any operator would.
-std::string timelineLine(double t, std::uint16_t admin, std::vector<double>& last_ttft_buckets) {
+// One line of the timeline, read through the admin API like any operator would; raises
+// `peak_nodes` (pool -> the most nodes it had at once) to what the pools hold now.
+std::string timelineLine(double t, std::uint16_t admin, std::vector<double>& last_ttft_buckets,
+                         std::map<std::string, std::int64_t>& peak_nodes) {
   auto st = http::fetch("127.0.0.1", admin, {.method = "GET", .target = "/admin/state"});
   auto me = http::fetch("127.0.0.1", admin, {.method = "GET", .target = "/metrics"});
   if (!st || !me) return "(admin API unavailable)";
@@ -96,6 +98,7 @@ std::string timelineLine(double t, std::uint16_t admin, std::vector<double>& las
   for (const auto& p : state.at("node_pools").as_array()) {
     const std::string name(p.at("name").as_string());
     cost += p.at("cost").to_number<double>();
+    peak_nodes[name] = std::max(peak_nodes[name], p.at("nodes").as_int64());
     int ready = by_pool[name]["Ready"], other = 0;
     for (const auto& [k, v] : by_pool[name])
       if (k != "Ready") other += v;
@@ -183,15 +186,7 @@ int runDemo(const std::string& config, const std::string& profile, bool simulate
   const double tail_s = 45;                        // after the wave: watch the scale-in
   for (double t = 0;; t += 5) {
     std::this_thread::sleep_until(start + std::chrono::seconds(static_cast<long>(t)));
-    std::cout << timelineLine(t, gw.adminPort(), buckets) << std::endl;
-    if (auto st =
-            http::fetch("127.0.0.1", gw.adminPort(), {.method = "GET", .target = "/admin/state"})) {
-      const auto parsed = bj::parse(st->body);
-      for (const auto& p : parsed.at("node_pools").as_array()) {
-        auto& n = peak_nodes[std::string(p.at("name").as_string())];
-        n = std::max(n, p.at("nodes").as_int64());
-      }
-    }
+    std::cout << timelineLine(t, gw.adminPort(), buckets, peak_nodes) << std::endl;
     if (t >= total_s + tail_s) break;
   }
   load.join();

@@ -14,8 +14,6 @@
 #include <boost/json.hpp>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "common/prometheus.h"
 #include "support/process.h"
@@ -89,13 +87,6 @@ spec:
 )";
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 double number(const bj::value& v) { return v.is_double() ? v.as_double() : double(v.as_int64()); }
 
 struct Row {
@@ -155,10 +146,10 @@ TEST(Fidelity, LiveAndSimulatedRunsAgree) {
   const auto sim_run = runCommand(sim, 10min);
   ASSERT_EQ(sim_run.exit_code, 0) << sim_run.output;
 
-  const auto live = bj::parse(slurp(live_json)).as_object();
-  const auto simulated = bj::parse(slurp(sim_json)).as_object();
+  const auto live = bj::parse(readFile(live_json)).as_object();
+  const auto simulated = bj::parse(readFile(sim_json)).as_object();
   const auto& sum = simulated.at("summary").as_object();
-  ASSERT_EQ(live.at("requests").at("failed").as_int64(), 0) << slurp(live_json);
+  ASSERT_EQ(live.at("requests").at("failed").as_int64(), 0) << readFile(live_json);
   ASSERT_EQ(live.at("requests").at("sent"), sum.at("requests").at("sent"));
   const auto pct = [](const bj::object& s, const char* metric, const char* q) {
     return number(s.at(metric).at(q));

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <fstream>
-#include <sstream>
 
 #include "support/process.h"
 
@@ -14,13 +13,6 @@ namespace {
 
 std::string source(const std::string& path) {
   return std::string(TIDEGATE_SOURCE_DIR) + "/" + path;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::vector<std::string> simulate(std::vector<std::string> extra) {
@@ -41,21 +33,21 @@ TEST(Simulate, QuickstartOverTheAzureTraceWithBaselinesAndReport) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("GPU-V100-Elastic"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("static-peak"), std::string::npos) << r.output;
-  auto doc = boost::json::parse(slurp(json)).as_object();
+  auto doc = boost::json::parse(readFile(json)).as_object();
   EXPECT_EQ(doc.at("summary").at("requests").at("sent").as_int64(), 2000);
   EXPECT_EQ(doc.at("compare").as_array().size(), 2u);
   EXPECT_GT(doc.at("cost").as_double(), 0);
   // One CSV row per request, and a report.
-  const auto rows = slurp(csv);
+  const auto rows = readFile(csv);
   EXPECT_EQ(std::count(rows.begin(), rows.end(), '\n'), 2001);
-  EXPECT_NE(slurp(html).find("<svg"), std::string::npos);
+  EXPECT_NE(readFile(html).find("<svg"), std::string::npos);
 
   // The same seed: the same results, byte for byte.
   const auto json2 = dir + "/sim2.json";
   auto again = runCommand(simulate({"--slo", "ttft_p90<60s", "--compare", "owned-only,static-peak",
                                     "--json", json2, "--seed", "5"}));
   ASSERT_EQ(again.exit_code, 0) << again.output;
-  EXPECT_EQ(slurp(json), slurp(json2));
+  EXPECT_EQ(readFile(json), readFile(json2));
 }
 
 TEST(Simulate, AMissedSloExitsThree) {
@@ -72,7 +64,7 @@ TEST(Simulate, BadInputIsRefusedBeforeAnythingRuns) {
   const std::string bad_config = dir + "/bad.yaml";
   {
     std::ofstream out(bad_config);
-    out << slurp(source("examples/quickstart.yaml"))
+    out << readFile(source("examples/quickstart.yaml"))
         << "---\napiVersion: tidegate.io/v1alpha1\nkind: NodePool\nmetadata: {name: x}\n"
            "spec: {kind: elastic, maxNodes: -1}\n";
   }

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include "common/net.h"
@@ -20,6 +21,13 @@
 namespace tidegate::testing {
 
 std::string binaryPath() { return TIDEGATE_BINARY; }
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 ChildProcess::ChildProcess(std::vector<std::string> argv, bool capture_stderr) {
   int fds[2];

@@ -129,6 +129,9 @@ bool eventually(Cond cond, std::chrono::milliseconds timeout = std::chrono::seco
 
 std::string binaryPath();
 
+// The whole of a file a command wrote (e.g. its --json or --csv output); "" if it cannot be read.
+std::string readFile(const std::string& path);
+
 }  // namespace tidegate::testing
 
 #include "support/process_inl.h"
