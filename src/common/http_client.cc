@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -14,12 +15,16 @@
 #include <limits>
 
 #include "common/clock.h"
+#include "common/http_wire.h"
 
 namespace tidegate::http {
 
 namespace bhttp = beast::http;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr double kNever = -std::numeric_limits<double>::infinity();
+// The most a read of a response asks for (Beast's read_size: 512 bytes at first, more as the
+// connection's buffer grows).
+constexpr std::size_t kReadSize = 16384;
 
 std::string_view failureName(Failure f) {
   switch (f) {
@@ -112,7 +117,11 @@ std::string_view Response::header(std::string_view name) const {
 
 Client::Client(asio::any_io_executor ex, std::string host, std::uint16_t port,
                ClientOptions options)
-    : ex_(std::move(ex)), host_(std::move(host)), port_(port), options_(options) {}
+    : ex_(std::move(ex)),
+      host_(std::move(host)),
+      port_(port),
+      host_header_(host_ + ":" + std::to_string(port)),
+      options_(options) {}
 
 Client::~Client() = default;
 
@@ -184,10 +193,6 @@ asio::awaitable<ClientResult<bool>> Client::connect(double timeout_s) {
   co_return true;
 }
 
-struct Client::Parser {
-  bhttp::response_parser<bhttp::buffer_body> p;
-};
-
 asio::awaitable<ClientResult<Response>> Client::start(const ClientRequest& req) {
   resent_ = false;
   bool may_resend = false;
@@ -217,67 +222,80 @@ asio::awaitable<ClientResult<Response>> Client::exchange(const ClientRequest& re
     auto c = co_await connect(req.connect_timeout_s > 0 ? req.connect_timeout_s : req.timeout_s);
     if (!c) co_return c.error();
   }
-  // The body is sent from the caller's string, not copied (a retry sends it again).
-  bhttp::request<bhttp::span_body<const char>> r{bhttp::string_to_verb(req.method), req.target, 11};
-  r.set(bhttp::field::host, host_ + ":" + std::to_string(port_));
-  for (const auto& [k, v] : req.headers) r.set(k, v);
-  r.body() = {req.body.data(), req.body.size()};
-  r.prepare_payload();
+  // The head and the body (from the caller's string, not copied: a retry sends it again) go
+  // out in one gathered write.
+  std::string head;
+  appendRequestHead(head, req.method, req.target, host_header_, req.headers, req.body.size());
+  const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(req.body)};
   stream_->tcp().expires_after(millis(req.timeout_s));
   auto [wec, wn] =
-      co_await stream_->io([&](auto& st) { return bhttp::async_write(st, r, kTuple); });
+      co_await stream_->io([&](auto& st) { return asio::async_write(st, bufs, kTuple); });
   if (wec) {
     auto e = describe(Failure::kWrite, wec, "write");
     may_resend = reused && e.kind == Failure::kReset;
     close();
     co_return e;
   }
-  parser_ = std::make_unique<Parser>();
-  parser_->p.body_limit(boost::none);
-  auto [hec, hn] = co_await stream_->io(
-      [&](auto& st) { return bhttp::async_read_header(st, buffer_, parser_->p, kTuple); });
+  parser_.emplace(req.keep_headers);
+  parser_->body_limit(boost::none);
+  const auto hec = co_await readMessage(*stream_, buffer_, *parser_, true);
   if (hec) {
     auto e = describe(Failure::kRead, hec, "read");
     // Nothing of a response arrived before the close: the server never took the request.
-    may_resend = reused && e.kind == Failure::kReset && hn == 0 && buffer_.size() == 0 &&
-                 hec != bhttp::error::partial_message;
+    may_resend = reused && e.kind == Failure::kReset && !parser_->got_some() &&
+                 buffer_.size() == 0 && hec != bhttp::error::partial_message;
     close();
     co_return e;
   }
   Response resp;
-  const auto& msg = parser_->p.get();
-  resp.status = msg.result_int();
-  const auto ct = msg[bhttp::field::content_type];
-  resp.content_type.assign(ct.data(), ct.size());
-  if (req.keep_headers) resp.headers = msg.base();
-  resp.keep_alive = msg.keep_alive();
-  last_chunked_ = msg.chunked();
-  keep_alive_ = KeepAlive::parse(resp.keep_alive, msg[bhttp::field::keep_alive]);
+  auto& p = *parser_;
+  resp.status = p.status();
+  resp.content_type = p.contentType();
+  if (req.keep_headers) resp.headers = std::move(p.fields());
+  resp.keep_alive = p.keep_alive();
+  last_chunked_ = p.chunked();
+  keep_alive_ = KeepAlive::parse(resp.keep_alive, p.keepAliveHeader());
   co_return resp;
 }
 
 asio::awaitable<ClientResult<std::string_view>> Client::next(double idle_timeout_s) {
   if (!parser_) co_return ClientError{Failure::kProtocol, "next() without start()"};
-  auto& p = parser_->p;
+  auto& p = *parser_;
   while (!p.is_done()) {
-    p.get().body().data = chunk_;
-    p.get().body().size = sizeof chunk_;
+    if (buffer_.size() > 0) {
+      // The parser stops after each piece of body; the piece stays in buffer_ until the next
+      // read, so it is handed out without a copy.
+      p.clearBody();
+      beast::error_code ec;
+      buffer_.consume(p.put(buffer_.data(), ec));
+      if (ec && ec != bhttp::error::need_more) {
+        auto e = describe(Failure::kRead, ec, "read");
+        close();
+        co_return e;
+      }
+      if (!p.body().empty()) co_return p.body();
+      if (!ec) continue;
+    }
     stream_->tcp().expires_after(millis(idle_timeout_s));
-    auto [ec, n] = co_await stream_->io(
-        [&](auto& st) { return bhttp::async_read_some(st, buffer_, p, kTuple); });
-    if (ec == bhttp::error::need_buffer) ec = {};
-    const std::size_t got = sizeof chunk_ - p.get().body().size;
+    const auto space = buffer_.prepare(beast::read_size(buffer_, kReadSize));
+    auto [ec, n] =
+        co_await stream_->io([&](auto& st) { return st.async_read_some(space, kTuple); });
+    buffer_.commit(n);
+    if (ec == asio::error::eof && p.got_some()) {
+      ec = {};
+      p.put_eof(ec);  // the end of a body that runs to the close, or a cut message
+    }
     if (ec) {
       auto e = describe(Failure::kRead, ec, "read");
       close();
       co_return e;
     }
-    if (got > 0) co_return std::string_view(chunk_, got);
   }
   parser_.reset();
   idle_since_ = now();
   reuse_until_ = cancelled_ ? kNever : keep_alive_.reuseUntil(idle_since_, options_.max_idle_s);
-  if (reuse_until_ == kNever) close();
+  // Bytes after the response (the server spoke out of turn): the connection is not reusable.
+  if (reuse_until_ == kNever || buffer_.size() > 0) close();
   co_return std::string_view{};
 }
 
@@ -285,6 +303,8 @@ asio::awaitable<ClientResult<std::string>> Client::readAll(std::size_t limit, do
                                                            double total_s) {
   const auto deadline = std::chrono::steady_clock::now() + millis(total_s);
   std::string body;
+  if (parser_)
+    if (const auto n = parser_->content_length(); n && *n <= limit) body.reserve(*n);
   while (true) {
     const double left =
         std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();

@@ -29,6 +29,7 @@
 #include <string_view>
 
 #include "common/http_server.h"
+#include "common/http_wire.h"
 #include "common/result.h"
 
 namespace tidegate {
@@ -123,8 +124,9 @@ class Client {
 
   // Pull-style streaming: start() sends `req` and reads the response headers (Response::body
   // stays empty); then next() returns body bytes as they arrive, each call waiting at most
-  // `idle_timeout_s`, and an empty view once the body is complete. The view is valid until the
-  // next call. The caller controls the pace: nothing is read while it does not call next().
+  // `idle_timeout_s`, and an empty view once the body is complete. The view (into the client's
+  // read buffer) is valid until the next call. The caller controls the pace: nothing is read while
+  // it does not call next().
   asio::awaitable<ClientResult<Response>> start(const ClientRequest& req);
   asio::awaitable<ClientResult<std::string_view>> next(double idle_timeout_s);
   // After start(): the rest of the body, at most `limit` bytes (kTooLarge past it), each read
@@ -159,20 +161,17 @@ class Client {
   asio::any_io_executor ex_;
   std::string host_;
   std::uint16_t port_;
+  std::string host_header_;  // "host:port", the Host of every request
   ClientOptions options_;
   std::optional<tls::Stream> stream_;
   beast::flat_buffer buffer_;
-  struct Parser;
-  std::unique_ptr<Parser> parser_;  // set between start() and the end of the body
+  std::optional<ResponseParser> parser_;  // set between start() and the end of the body
   KeepAlive keep_alive_;
   double reuse_until_ = 0;  // see reuseUntil()
   bool cancelled_ = false;  // cancel() closed the socket: never reuse; the next start() reconnects
   bool resent_ = false;
   bool last_chunked_ = false;  // the last response was chunked (a stream)
   double idle_since_ = 0;      // when the last response completed
-  // Body bytes are read 4 KiB at a time: stream events are a few hundred bytes, and a gateway
-  // holding 10,000 streams holds 10,000 clients (16 KiB each cost 160 MiB).
-  char chunk_[4096];
 };
 
 // Blocking one-shot request on a private io_context: for tests and CLI tools, not hot paths.

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -14,9 +15,11 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 
 #include "common/clock.h"
+#include "common/http_wire.h"
 #include "common/log.h"
 
 namespace tidegate::http {
@@ -172,56 +175,55 @@ bool Exchange::endWrite(const beast::error_code& ec) {
   return false;
 }
 
-void Exchange::setCommon(bhttp::fields& f, const Headers& headers, std::string_view content_type) {
-  f.set(bhttp::field::server, options_.server_name);
-  if (!content_type.empty()) f.set(bhttp::field::content_type, content_type);
-  for (const auto& [k, v] : headers) f.set(k, v);
+asio::awaitable<bool> Exchange::send(std::string head, std::string_view body) {
+  beginWrite();
+  const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
+  auto [ec, n] = co_await stream_.io([&](auto& s) { return asio::async_write(s, bufs, kTuple); });
+  co_return endWrite(ec);
 }
 
 asio::awaitable<bool> Exchange::respond(Status status, std::string body,
                                         std::string_view content_type, const Headers& headers) {
   responded_ = true;
   if (failed_) co_return false;
-  bhttp::response<bhttp::string_body> res{status, request_.version()};
-  setCommon(res, headers, content_type);
-  res.keep_alive(!closeAfter());
-  res.body() = std::move(body);
-  res.prepare_payload();
-  beginWrite();
-  auto [ec, n] = co_await stream_.io([&](auto& s) { return bhttp::async_write(s, res, kTuple); });
-  co_return endWrite(ec);
+  std::string head;
+  appendResponseHead(head, status, request_.version(), options_.server_name, content_type, headers,
+                     !closeAfter(), body.size(), false);
+  co_return co_await send(std::move(head), body);
 }
 
 asio::awaitable<bool> Exchange::startStream(Status status, std::string_view content_type,
                                             const Headers& headers) {
   responded_ = true;
   if (failed_) co_return false;
-  bhttp::response<bhttp::empty_body> res{status, request_.version()};
-  setCommon(res, headers, content_type);
-  res.keep_alive(!closeAfter());
-  res.chunked(true);
-  bhttp::response_serializer<bhttp::empty_body> sr{res};
-  beginWrite();
-  auto [ec, n] =
-      co_await stream_.io([&](auto& s) { return bhttp::async_write_header(s, sr, kTuple); });
-  co_return endWrite(ec);
+  std::string head;
+  appendResponseHead(head, status, request_.version(), options_.server_name, content_type, headers,
+                     !closeAfter(), 0, true);
+  const std::string_view no_body;
+  co_return co_await send(std::move(head), no_body);
 }
 
 asio::awaitable<bool> Exchange::write(std::string_view data) {
   if (failed_) co_return false;
   if (data.empty()) co_return true;  // an empty chunk would end the body
+  // The chunk's size line, its data and its CRLF go out in one gathered write.
+  char size_line[20];
+  auto r = std::to_chars(size_line, size_line + 16, data.size(), 16);
+  *r.ptr++ = '\r';
+  *r.ptr++ = '\n';
+  const std::array<asio::const_buffer, 3> bufs{
+      asio::buffer(size_line, static_cast<std::size_t>(r.ptr - size_line)), asio::buffer(data),
+      asio::buffer("\r\n", 2)};
   beginWrite();
-  const auto chunk = bhttp::make_chunk(asio::buffer(data));
-  auto [ec, n] = co_await stream_.io([&](auto& s) { return asio::async_write(s, chunk, kTuple); });
+  auto [ec, n] = co_await stream_.io([&](auto& s) { return asio::async_write(s, bufs, kTuple); });
   co_return endWrite(ec);
 }
 
 asio::awaitable<bool> Exchange::finishStream() {
   if (failed_) co_return false;
-  beginWrite();
-  const auto last = bhttp::make_chunk_last();
-  auto [ec, n] = co_await stream_.io([&](auto& s) { return asio::async_write(s, last, kTuple); });
-  co_return endWrite(ec);
+  std::string last = "0\r\n\r\n";
+  const std::string_view no_body;
+  co_return co_await send(std::move(last), no_body);
 }
 
 Server::Server(asio::io_context& ioc, ServerOptions options, Handler handler)
@@ -344,14 +346,13 @@ asio::awaitable<void> Server::refuse(tcp::socket socket) {
 
 asio::awaitable<void> Server::sendError(tls::Stream& stream, Status status, std::string message,
                                         std::string_view code) {
-  bhttp::response<bhttp::string_body> res{status, 11};
-  res.set(bhttp::field::server, options_.server_name);
-  res.set(bhttp::field::content_type, "application/json");
-  res.keep_alive(false);
-  res.body() = openaiError(message, openaiErrorType(status), {}, code);
-  res.prepare_payload();
+  const std::string body = openaiError(message, openaiErrorType(status), {}, code);
+  std::string head;
+  appendResponseHead(head, status, 11, options_.server_name, "application/json", {}, false,
+                     body.size(), false);
+  const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
   stream.tcp().expires_after(asDuration(options_.write_timeout_s));
-  co_await stream.io([&](auto& s) { return bhttp::async_write(s, res, kTuple); });
+  co_await stream.io([&](auto& s) { return asio::async_write(s, bufs, kTuple); });
   stream.tcp().expires_never();
 }
 
@@ -423,17 +424,14 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
       limitParser(parser, options_.max_header_bytes, options_.max_body_bytes);
       // One deadline for the whole request, header and body.
       stream.tcp().expires_after(asDuration(options_.idle_timeout_s));
-      auto [ec, n] = co_await stream.io(
-          [&](auto& s) { return bhttp::async_read_header(s, buffer, parser, kTuple); });
+      auto ec = co_await readMessage(stream, buffer, parser, true);
       std::optional<Refusal> refusal;
       if (!ec) {
         // From a complete head on, the request is in progress: a drain lets it finish.
         setBusy(stream, true);
         refusal = checkHead(parser.get());
         if (!refusal) {
-          auto [body_ec, body_n] = co_await stream.io(
-              [&](auto& s) { return bhttp::async_read(s, buffer, parser, kTuple); });
-          ec = body_ec;
+          ec = co_await readMessage(stream, buffer, parser, false);
         }
       }
       if (!refusal && ec) refusal = readFailure(ec, options_.max_body_bytes);

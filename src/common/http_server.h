@@ -176,7 +176,8 @@ class Exchange {
  private:
   struct Watch;
   void disarm();
-  void setCommon(beast::http::fields& f, const Headers& headers, std::string_view content_type);
+  // Writes a response head and its body (or nothing) in one gathered write, under the deadline.
+  asio::awaitable<bool> send(std::string head, std::string_view body);
   // Arms the write deadline before a write; clears it after and records a failure.
   void beginWrite();
   bool endWrite(const beast::error_code& ec);

@@ -1,0 +1,184 @@
+// The wire format shared by the HTTP server and client, without a socket: the heads they write
+// and the response parser the client and the gateway's relay read with (socket-level behaviour
+// is in http_server_test.cc and http_client_test.cc).
+#include "common/http_wire.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <string>
+
+namespace tidegate::http {
+namespace {
+
+namespace bhttp = beast::http;
+
+TEST(HttpWire, ResponseHeads) {
+  struct Case {
+    const char* name;
+    bhttp::status status;
+    unsigned version;
+    WireHeaders extra;
+    bool keep_alive;
+    bool chunked;
+    std::string want;
+  } cases[] = {
+      {"plain",
+       bhttp::status::ok,
+       11,
+       {{"x-a", "1"}},
+       true,
+       false,
+       "HTTP/1.1 200 OK\r\nServer: s\r\nx-a: 1\r\nContent-Type: application/json\r\n"
+       "Content-Length: 5\r\n\r\n"},
+      {"close",
+       bhttp::status::bad_request,
+       11,
+       {},
+       false,
+       false,
+       "HTTP/1.1 400 Bad Request\r\nServer: s\r\nContent-Type: application/json\r\n"
+       "Content-Length: 5\r\nConnection: close\r\n\r\n"},
+      {"HTTP/1.0 keep-alive",
+       bhttp::status::ok,
+       10,
+       {},
+       true,
+       false,
+       "HTTP/1.0 200 OK\r\nServer: s\r\nContent-Type: application/json\r\nContent-Length: 5\r\n"
+       "Connection: keep-alive\r\n\r\n"},
+      {"chunked",
+       bhttp::status::ok,
+       11,
+       {},
+       true,
+       true,
+       "HTTP/1.1 200 OK\r\nServer: s\r\nContent-Type: application/json\r\n"
+       "Transfer-Encoding: chunked\r\n\r\n"},
+      {"no body length on 204",
+       bhttp::status::no_content,
+       11,
+       {},
+       true,
+       false,
+       "HTTP/1.1 204 No Content\r\nServer: s\r\nContent-Type: application/json\r\n\r\n"},
+      // The framing is the server's: a caller's Content-Length, Transfer-Encoding or Connection
+      // would contradict it.
+      {"framing headers dropped",
+       bhttp::status::ok,
+       11,
+       {{"Content-Length", "99"}, {"transfer-encoding", "gzip"}, {"Connection", "upgrade"}},
+       true,
+       false,
+       "HTTP/1.1 200 OK\r\nServer: s\r\nContent-Type: application/json\r\nContent-Length: 5\r\n"
+       "\r\n"},
+      {"content type replaced, last value wins",
+       bhttp::status::ok,
+       11,
+       {{"content-type", "text/plain"}, {"x-b", "1"}, {"X-B", "2"}},
+       true,
+       false,
+       "HTTP/1.1 200 OK\r\nServer: s\r\ncontent-type: text/plain\r\nX-B: 2\r\n"
+       "Content-Length: 5\r\n\r\n"},
+      // A value from a request must not start a header (or a response) of its own.
+      {"no header injection",
+       bhttp::status::ok,
+       11,
+       {{"x-request-id", "a\r\nSet-Cookie: x"}},
+       true,
+       false,
+       "HTTP/1.1 200 OK\r\nServer: s\r\nx-request-id: a  Set-Cookie: x\r\n"
+       "Content-Type: application/json\r\nContent-Length: 5\r\n\r\n"},
+  };
+  for (const auto& c : cases) {
+    std::string out;
+    appendResponseHead(out, c.status, c.version, "s", "application/json", c.extra, c.keep_alive, 5,
+                       c.chunked);
+    EXPECT_EQ(out, c.want) << c.name;
+  }
+}
+
+TEST(HttpWire, RequestHeads) {
+  std::string out;
+  appendRequestHead(out, "POST", "/v1/x", "h:1", {{"Content-Type", "application/json"}}, 3);
+  EXPECT_EQ(out,
+            "POST /v1/x HTTP/1.1\r\nHost: h:1\r\nContent-Type: application/json\r\n"
+            "Content-Length: 3\r\n\r\n");
+  out.clear();
+  // A GET without a body says no length; a caller's Host replaces the default; a caller's
+  // framing is dropped.
+  appendRequestHead(out, "GET", "/metrics", "h:1",
+                    {{"host", "api.example"}, {"Content-Length", "7"}, {"x", "a\nb"}}, 0);
+  EXPECT_EQ(out, "GET /metrics HTTP/1.1\r\nhost: api.example\r\nx: a b\r\n\r\n");
+  out.clear();
+  appendRequestHead(out, "POST", "/x", "h:1", {}, 0);
+  EXPECT_EQ(out, "POST /x HTTP/1.1\r\nHost: h:1\r\nContent-Length: 0\r\n\r\n");
+}
+
+// Feeds `text` to the parser in pieces of `step` bytes, as reads would deliver it, and returns
+// the body pieces it handed out, joined.
+std::string parseInPieces(ResponseParser& p, std::string_view text, std::size_t step,
+                          beast::error_code& ec) {
+  std::string body, pending;
+  for (std::size_t at = 0; at < text.size() && !p.is_done();) {
+    pending.append(text.substr(at, step));
+    at += step;
+    while (!pending.empty() && !p.is_done()) {
+      p.clearBody();
+      const auto used = p.put(boost::asio::buffer(pending.data(), pending.size()), ec);
+      body.append(p.body());
+      pending.erase(0, used);
+      if (ec == bhttp::error::need_more) {
+        ec = {};
+        break;
+      }
+      if (ec) return body;
+    }
+  }
+  return body;
+}
+
+TEST(HttpWire, ResponseParserHandsOutChunkedAndSizedBodies) {
+  const std::string chunked =
+      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nKeep-Alive: timeout=5\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n"
+      "6\r\ndata: \r\n3\r\nab\n\r\n0\r\n\r\n";
+  for (std::size_t step : {1u, 3u, 7u, 4096u}) {
+    ResponseParser p(false);
+    beast::error_code ec;
+    EXPECT_EQ(parseInPieces(p, chunked, step, ec), "data: ab\n") << step;
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_TRUE(p.is_done());
+    EXPECT_EQ(p.status(), 200u);
+    EXPECT_EQ(p.contentType(), "text/event-stream");
+    EXPECT_EQ(p.keepAliveHeader(), "timeout=5");
+    EXPECT_TRUE(p.chunked());
+    EXPECT_EQ(p.fields().begin(), p.fields().end()) << "headers kept only when asked";
+  }
+  ResponseParser p(true);
+  beast::error_code ec;
+  EXPECT_EQ(parseInPieces(p, "HTTP/1.0 503 Busy\r\nRetry-After: 1\r\nContent-Length: 4\r\n\r\nbusy",
+                          5, ec),
+            "busy");
+  EXPECT_FALSE(ec);
+  EXPECT_EQ(p.status(), 503u);
+  EXPECT_EQ(p.version(), 10u);
+  EXPECT_FALSE(p.keep_alive());
+  EXPECT_EQ(p.fields()["retry-after"], "1");
+}
+
+TEST(HttpWire, ResponseParserRefusesMalformedResponses) {
+  for (const char* bad :
+       {"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", "HTTP/1.1 2000 OK\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+        "chunked\r\n\r\nzz\r\n"}) {
+    ResponseParser p(false);
+    beast::error_code ec;
+    parseInPieces(p, bad, 4096, ec);
+    EXPECT_TRUE(ec) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace tidegate::http
