@@ -27,7 +27,8 @@ else
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # npm packages of the tests (pinned in tests/node/package-lock.json): the openai client, and
-# kubernetes-models, ajv and yaml for the manifest validator. npm ci when any dependency of
+# kubernetes-models, ajv and yaml for the manifest validator (yaml also for the dashboard and
+# Prometheus rules validator). npm ci when any dependency of
 # package.json is missing or at another version than pinned (a machine warmed before one was
 # added gets it too).
 node_dir="$(dirname "$0")/../tests/node"
