@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev llvm-14
   prometheus hey wrk nginx redis-server openssl
+  chromium  # the console's browser test (tests/integration/console_test.cc), headless
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -19,14 +19,6 @@ double Percentiles::get(const std::string& stat) const {
   return min;
 }
 
-double quantile(const std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  const double pos = q * static_cast<double>(sorted.size() - 1);
-  const auto lo = static_cast<std::size_t>(std::floor(pos));
-  const std::size_t hi = std::min(lo + 1, sorted.size() - 1);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - static_cast<double>(lo));
-}
-
 Percentiles percentiles(std::vector<double>& samples) {
   Percentiles p;
   p.n = samples.size();

@@ -13,6 +13,7 @@
 #include <boost/json/object.hpp>
 
 #include "bench/spec.h"
+#include "common/quantile.h"
 
 namespace tidegate::bench {
 
@@ -39,8 +40,8 @@ struct Percentiles {
 
 // Exact percentiles of `samples` (sorted in place). Empty input gives n == 0 and zeros.
 Percentiles percentiles(std::vector<double>& samples);
-// The q-quantile (0..1) of sorted samples by linear interpolation.
-double quantile(const std::vector<double>& sorted, double q);
+// The q-quantile (0..1) of sorted samples by linear interpolation (common/quantile.h).
+using tidegate::quantile;
 
 class Recorder {
  public:

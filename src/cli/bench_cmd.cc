@@ -4,16 +4,19 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <memory>
 
+#include "bench/report.h"
 #include "bench/runner.h"
 #include "bench/spec.h"
 #include "bench/stats.h"
 #include "bench/workload.h"
 #include "cli/workload_flags.h"
 #include "common/duration.h"
+#include "common/report.h"
 #include "common/trace.h"
 
 namespace tidegate::cli {
@@ -33,6 +36,7 @@ struct BenchFlags {
   std::string timeout = "120s";
   std::string json_path;
   std::string csv_path;
+  std::string report_path;
   std::string progress = "auto";
   bool quiet = false;
 };
@@ -54,6 +58,38 @@ template <class T>
 T orUsageError(Result<T> r) {
   if (!r) usageError(r.error().message);
   return std::move(r).value();
+}
+
+// What the report says was run: the target and the load, as the flags gave them.
+std::vector<std::string> describeRun(const BenchFlags& f, const bench::WorkloadConfig& w,
+                                     const bench::RunnerConfig& rc) {
+  std::string load;
+  const auto& wf = f.workload;
+  switch (w.shape) {
+    case bench::Shape::kClosed:
+      load = "closed loop, " + std::to_string(rc.concurrency) + " in flight";
+      break;
+    case bench::Shape::kRate:
+      load =
+          "open loop, " + report::formatNumber(wf.rate, "%g") + " requests/s (" + wf.arrival + ")";
+      break;
+    case bench::Shape::kProfile:
+      load = "wave " + wf.profile + " (" + wf.arrival + ")";
+      break;
+    case bench::Shape::kTrace:
+      load = "trace " + wf.trace + " at " + report::formatNumber(wf.time_scale, "%g") + "x";
+      break;
+  }
+  if (!wf.duration.empty()) load += ", for " + wf.duration;
+  if (wf.requests > 0) load += ", at most " + std::to_string(wf.requests) + " requests";
+  load += "; prompt tokens " + wf.prompt_tokens + ", max tokens " + wf.max_tokens;
+  char when[64] = "";
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  if (::gmtime_r(&now, &utc)) std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &utc);
+  return {"Target: " + f.url + " (" + f.endpoint + ", model " + f.model +
+              (f.stream ? ", streaming" : ", not streaming") + ")",
+          "Load: " + load + ".", std::string("Finished: ") + when + "."};
 }
 
 int runBench(BenchFlags& f, const CLI::App& cmd) {
@@ -97,6 +133,11 @@ int runBench(BenchFlags& f, const CLI::App& cmd) {
     csv_out = std::make_unique<std::ofstream>(f.csv_path);
     if (!*csv_out) usageError("cannot write --csv " + f.csv_path);
   }
+  std::unique_ptr<std::ofstream> report_out;
+  if (!f.report_path.empty()) {
+    report_out = std::make_unique<std::ofstream>(f.report_path);
+    if (!*report_out) usageError("cannot write --report " + f.report_path);
+  }
   if (auto st = bench::probe(rc.target); !st) usageError(st.message());
   rc.progress = f.progress == "on" || (f.progress == "auto" && ::isatty(STDERR_FILENO));
 
@@ -110,6 +151,15 @@ int runBench(BenchFlags& f, const CLI::App& cmd) {
   if (!f.quiet) std::cout << bench::renderTable(summary) << std::flush;
   if (json_out) *json_out << boost::json::serialize(bench::toJson(summary)) << "\n";
   if (csv_out) bench::writeCsv(*csv_out, recorder.records());
+  if (report_out) {
+    bench::ReportInput in{.title = "tidegate bench",
+                          .about = describeRun(f, w, rc),
+                          .summary = &summary,
+                          .records = &recorder.records(),
+                          .itls = &recorder.itls(),
+                          .slo = slo};
+    *report_out << bench::renderReport(in);
+  }
   if (!slo.empty() && !summary.sloMet()) return 3;
   return 0;
 }
@@ -138,6 +188,9 @@ void addBenchCommand(CLI::App& app) {
   cmd->add_option("--timeout", f->timeout, "Deadline of each request")->capture_default_str();
   cmd->add_option("--json", f->json_path, "Write the summary as JSON to this file");
   cmd->add_option("--csv", f->csv_path, "Write one row per request to this file");
+  cmd->add_option("--report", f->report_path,
+                  "Write a self-contained HTML report (summary, latency distributions, "
+                  "throughput and errors over time) to this file");
   cmd->add_option("--progress", f->progress, "Live line on stderr: auto (if a terminal), on, off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();

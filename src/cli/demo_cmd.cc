@@ -160,7 +160,9 @@ int runDemo(const std::string& config, const std::string& profile, bool simulate
   ctl.start();
   std::cout
       << "tidegate demo: gateway on http://127.0.0.1:" << gw.port()
-      << ", admin on http://127.0.0.1:" << gw.adminPort() << "\n  configuration " << config
+      << ", admin on http://127.0.0.1:" << gw.adminPort()
+      << "\n  live console: http://127.0.0.1:" << gw.adminPort() << "/ui\n  configuration "
+      << config
       << ": an owned GPU pool, an elastic cloud pool, the seed's ResourcePolicy, qwen-chat 1..3\n"
       << "  wave " << profile << " (requests/s per segment)\n\n";
   // Wait for the first replica.

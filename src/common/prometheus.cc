@@ -145,6 +145,21 @@ std::vector<std::uint64_t> Histogram::cumulative() const {
   return out;
 }
 
+double histogramQuantile(double q, std::span<const double> bounds,
+                         std::span<const std::uint64_t> cumulative) {
+  if (cumulative.size() != bounds.size() + 1 || cumulative.back() == 0) return std::nan("");
+  const double rank = std::clamp(q, 0.0, 1.0) * static_cast<double>(cumulative.back());
+  for (std::size_t i = 0; i < bounds.size(); ++i) {
+    if (static_cast<double>(cumulative[i]) < rank) continue;
+    const double lo = i == 0 ? 0 : bounds[i - 1];
+    const double below = i == 0 ? 0 : static_cast<double>(cumulative[i - 1]);
+    const double in_bucket = static_cast<double>(cumulative[i]) - below;
+    if (in_bucket <= 0) return lo;
+    return lo + (bounds[i] - lo) * (rank - below) / in_bucket;
+  }
+  return bounds.empty() ? std::nan("") : bounds.back();
+}
+
 CountersByStatus::CountersByStatus(Family<Counter>& family, std::vector<std::string> labels)
     : family_(family), labels_(std::move(labels)) {}
 

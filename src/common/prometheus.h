@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -153,6 +154,14 @@ class CountersByStatus {
   std::vector<std::string> labels_;
   std::array<std::atomic<Counter*>, kMax - kMin + 1> slots_{};
 };
+
+// The q-quantile (0..1) of a histogram's observations as PromQL's histogram_quantile computes
+// it: linear interpolation inside the bucket the rank falls in (from 0 for the first bucket);
+// a rank in the +Inf bucket gives the highest finite bound. `cumulative` as
+// Histogram::cumulative() returns it: one count per bound, then the +Inf count.
+// NaN when there is no observation or the sizes do not match.
+double histogramQuantile(double q, std::span<const double> bounds,
+                         std::span<const std::uint64_t> cumulative);
 
 class Registry {
  public:

@@ -4,8 +4,12 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
+#include <map>
 #include <tuple>
+
+#include "common/quantile.h"
 
 namespace tidegate::report {
 namespace {
@@ -332,6 +336,12 @@ std::string finishChart(Canvas& c) {
   return std::move(c.out);
 }
 
+// Widens [lo, hi] to the axis's own bounds, when it has them.
+void widenToAxis(const Axis& axis, double& lo, double& hi) {
+  if (std::isfinite(axis.min)) lo = std::min(lo, std::clamp(axis.min, -kHuge, kHuge));
+  if (std::isfinite(axis.max)) hi = std::max(hi, std::clamp(axis.max, -kHuge, kHuge));
+}
+
 std::string noDataChart(std::string_view title, int width, int height) {
   std::string out;
   openSvg(out, title, width, height);
@@ -561,6 +571,8 @@ std::string renderLineChart(const LineChart& chart) {
   }
   if (chart.x.from_zero) x_lo = std::min(x_lo, 0.0);
   if (chart.y.from_zero || chart.stacked) y_lo = std::min(y_lo, 0.0);
+  widenToAxis(chart.x, x_lo, x_hi);
+  widenToAxis(chart.y, y_lo, y_hi);
 
   std::vector<LegendEntry> legend;
   for (std::size_t i = 0; i < chart.series.size(); ++i) {
@@ -624,6 +636,43 @@ LineChart cdfChart(std::string title, std::string x_title, std::vector<Series> s
                    .step = true};
 }
 
+double bucketWidth(double span, int target) {
+  if (!std::isfinite(span) || span <= 0) return 1;
+  return timeTicks(0, std::min(span, kHuge), std::max(target, 1)).step;
+}
+
+Series rateSeries(std::string name, std::span<const Point> events, double bucket_s, double end) {
+  constexpr double kMaxBuckets = 1e6;
+  Series out{std::move(name), {}, {}};
+  if (!(bucket_s > 0) || !std::isfinite(bucket_s)) return out;
+  double last = std::isfinite(end) ? std::max(end, 0.0) : 0;
+  for (const Point& e : events)
+    if (finitePoint(e) && e.x >= 0) last = std::max(last, e.x);
+  const double n = std::min(std::floor(last / bucket_s) + 1, kMaxBuckets);
+  std::vector<double> sums(static_cast<std::size_t>(n), 0.0);
+  for (const Point& e : events) {
+    if (!finitePoint(e) || e.x < 0) continue;
+    const double k = std::floor(e.x / bucket_s);
+    if (k < n) sums[static_cast<std::size_t>(k)] += std::clamp(e.y, -kHuge, kHuge);
+  }
+  for (std::size_t k = 0; k < sums.size(); ++k)
+    out.points.push_back({(static_cast<double>(k) + 0.5) * bucket_s, sums[k] / bucket_s});
+  return out;
+}
+
+Series quantileSeries(std::string name, std::span<const Point> samples, double bucket_s, double q) {
+  Series out{std::move(name), {}, {}};
+  if (!(bucket_s > 0) || !std::isfinite(bucket_s)) return out;
+  std::map<double, std::vector<double>> buckets;  // by bucket index (a double: any range fits)
+  for (const Point& s : samples)
+    if (finitePoint(s)) buckets[std::floor(s.x / bucket_s)].push_back(s.y);
+  for (auto& [k, v] : buckets) {
+    std::sort(v.begin(), v.end());
+    out.points.push_back({(k + 0.5) * bucket_s, quantile(v, std::clamp(q, 0.0, 1.0))});
+  }
+  return out;
+}
+
 std::vector<std::size_t> paretoFrontier(std::span<const ScatterPoint> points,
                                         bool higher_y_is_better) {
   std::vector<std::size_t> order;
@@ -665,6 +714,8 @@ std::string renderScatterChart(const ScatterChart& chart) {
       y_hi = std::max(y_hi, std::clamp(r.y, -kHuge, kHuge));
     }
   }
+  widenToAxis(chart.x, x_lo, x_hi);
+  widenToAxis(chart.y, y_lo, y_hi);
   // A margin so that no mark sits on an axis.
   const double x_pad = (x_hi - x_lo) * 0.04, y_pad = (y_hi - y_lo) * 0.04;
   x_lo = chart.x.from_zero ? std::min(x_lo, 0.0) : x_lo - x_pad;
@@ -728,6 +779,13 @@ std::string renderScatterChart(const ScatterChart& chart) {
              escapeXml(sp.label) + "</text>\n";
   }
   return finishChart(c);
+}
+
+std::string formatNumber(double v, const char* printf_format) {
+  if (!std::isfinite(v)) return "-";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, printf_format, v);
+  return buf;
 }
 
 bool looksNumeric(std::string_view cell) {

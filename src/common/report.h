@@ -17,6 +17,7 @@
 
 #include <array>
 #include <cstddef>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -92,6 +93,10 @@ struct Axis {
   // Whether the range includes zero however far the data are from it (counts, rates, costs);
   // false fits the data (a latency scatter, a cost range).
   bool from_zero = true;
+  // Values the range reaches at least, whatever the data (NaN: none): a live window of the last
+  // five minutes drawn whole while it has only a few points, now always at its right edge.
+  double min = std::numeric_limits<double>::quiet_NaN();
+  double max = std::numeric_limits<double>::quiet_NaN();
 };
 
 // A labelled horizontal line, e.g. {2.0, "TTFT p90 SLO 2 s"}. It is kept inside the y range.
@@ -156,6 +161,24 @@ Series cdfSeries(std::string name, std::span<const double> samples, std::size_t 
 LineChart cdfChart(std::string title, std::string x_title, std::vector<Series> series);
 
 // ---------------------------------------------------------------------------------------------
+// Over time: timed samples (x = seconds from the start) aggregated per time bucket, bucket k
+// being [k * bucket_s, (k + 1) * bucket_s), each point at its bucket's middle.
+
+// A bucket width for a run of `span` seconds: the clock step (1, 2, 5, 10, 15, 30 s, 1 min, ...)
+// that makes at most about `target` buckets.
+double bucketWidth(double span, int target = 120);
+
+// A rate: the sum of the events' weights (Point::y; 1 counts them) per bucket divided by the
+// bucket's width, for every bucket from 0 through `end` and the last event. An empty bucket is
+// 0: a rate that drops to zero is drawn at zero, not left out. Events before 0 or non-finite
+// are dropped; at most 1,000,000 buckets (events past them are dropped). A bucket_s that is not
+// positive and finite gives an empty series.
+Series rateSeries(std::string name, std::span<const Point> events, double bucket_s, double end = 0);
+// The q-quantile (0..1; common/quantile.h) of the samples' y per bucket that has samples; an
+// empty bucket has no point (no requests is not zero latency). Non-finite samples are dropped.
+Series quantileSeries(std::string name, std::span<const Point> samples, double bucket_s, double q);
+
+// ---------------------------------------------------------------------------------------------
 // Scatter charts (a sweep: cost against an SLO measure, one point per configuration).
 
 struct ScatterPoint {
@@ -202,6 +225,9 @@ struct Table {
   // A row to emphasise: the configured policy, the cheapest configuration meeting every SLO.
   std::optional<std::size_t> highlighted_row;
 };
+
+// `v` printf-formatted for a table cell ("%.2f" → "12.30"); "-" when it is not finite.
+std::string formatNumber(double v, const char* printf_format = "%.2f");
 
 // Whether a table cell reads as a number ("12", "-3.5", "1,234", "$12.30", "99.2%", "250ms",
 // "12k"): a column whose non-empty cells all do is right-aligned.

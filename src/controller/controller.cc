@@ -19,6 +19,7 @@
 #include "control/autoscaler.h"
 #include "control/placement.h"
 #include "controller/observe.h"
+#include "controller/scaling_log.h"
 #include "gateway/endpoint.h"
 #include "gateway/gateway.h"
 #include "providers/local.h"
@@ -81,8 +82,8 @@ struct Controller::Impl {
   control::Cluster cluster;  // the node pools and every service's replicas (ids unique across)
   double interval = 1;
   bool stopping = false;
-  prom::Family<prom::Counter>* events = nullptr;
-  std::string published;  // last published endpoint set, to publish only changes
+  std::unique_ptr<ScalingLog> scaling;  // decisions and node actions, for logs, metrics, /ui
+  std::string published;                // last published endpoint set, to publish only changes
 
   explicit Impl(gateway::Gateway& g) : gw(g) {}
 
@@ -103,9 +104,7 @@ struct Controller::Impl {
                    policy ? policy->meta.name : "(pool order)");
       services.push_back(std::move(svc));
     }
-    events = &gw.metrics().counter("tidegate_scaling_events_total",
-                                   "Scaling decisions that changed the desired replicas.",
-                                   {"service", "direction", "reason"});
+    scaling = std::make_unique<ScalingLog>(gw, "controller");
     gw.metrics().addCollector([this](prom::TextWriter& w) { collect(w); });
     gw.addStateSection("services", [this] { return servicesJson(); });
     gw.addStateSection("node_pools", [this] { return poolsJson(); });
@@ -205,15 +204,7 @@ struct Controller::Impl {
       }
     }
     const auto d = control::decide(s.autoscaler, obs, t, s.autoscaler_state);
-    if (d.desired != obs.current) {
-      events
-          ->with({s.spec.meta.name, d.desired > obs.current ? "up" : "down",
-                  scalingReason(d, s.autoscaler)})
-          .inc();
-      spdlog::info("controller: service={} scale={} current={} desired={} reason=\"{}\"",
-                   s.spec.meta.name, d.desired > obs.current ? "up" : "down", obs.current,
-                   d.desired, d.reason);
-    }
+    scaling->decision(s.spec.meta.name, obs.current, d, s.autoscaler);
     s.last = d;
     co_return d.desired;
   }
@@ -255,12 +246,27 @@ struct Controller::Impl {
         s->procs.erase(it);
       }
     }
-    for (const auto& [pool, n] : plan.provision)
+    // Node actions: a log line each, and the plan's reason line for the console.
+    const auto reasonFor = [&](const std::string& prefix) {
+      for (const auto& why : plan.reasons)
+        if (why.starts_with(prefix)) return why;
+      return prefix;
+    };
+    for (const auto& [pool, n] : plan.provision) {
       spdlog::info(
           "controller: pool={} provision nodes={} (simulated: slots exist after the "
           "provisioning delay)",
           pool, n);
-    for (const auto& node : plan.release) spdlog::info("controller: release node={} (idle)", node);
+      scaling->nodes(pool,
+                     reasonFor("provision " + std::to_string(n) + " node(s) in " + pool + " "));
+    }
+    for (const auto& node : plan.release) {
+      spdlog::info("controller: release node={} (idle)", node);
+      std::string pool;
+      for (const auto& x : cluster.nodes)
+        if (x.name == node) pool = x.pool;
+      scaling->nodes(pool, reasonFor("release idle node " + node + " "));
+    }
     // Crash backoff: hold the service's new starts back, keep them Pending. (Had one preempted
     // a lower-priority replica, that one still goes; the held replica takes the freed GPUs at
     // the next plan, before the replacement, without preempting again.)

@@ -21,6 +21,7 @@
 #include "control/autoscaler.h"
 #include "control/placement.h"
 #include "controller/observe.h"
+#include "controller/scaling_log.h"
 #include "gateway/endpoint.h"
 #include "gateway/gateway.h"
 #include "kube/client.h"
@@ -120,7 +121,7 @@ struct KubernetesController::Impl {
   std::map<std::string, double> cost;     // NodePool -> money spent so far
   double cost_until = -1;
   std::string published = "(none)";
-  prom::Family<prom::Counter>* events = nullptr;
+  std::unique_ptr<ScalingLog> scaling;  // decisions, for logs, metrics and /ui
   bool stopping = false;
 
   // What other threads read (the admin server's /admin/state, /metrics): rebuilt each tick.
@@ -220,9 +221,7 @@ struct KubernetesController::Impl {
     leader->onChange([this](bool leading) {
       if (!leading) draining.clear();  // the next leader drains from what the pods say
     });
-    events = &gw.metrics().counter("tidegate_scaling_events_total",
-                                   "Scaling decisions that changed the desired replicas.",
-                                   {"service", "direction", "reason"});
+    scaling = std::make_unique<ScalingLog>(gw, "kubernetes");
     gw.metrics().addCollector([this](prom::TextWriter& w) { collect(w); });
     gw.addStateSection("kubernetes", [this] {
       std::lock_guard lock(state_mu);
@@ -488,15 +487,7 @@ struct KubernetesController::Impl {
       }
     }
     const auto d = control::decide(svc.autoscaler, obs, now, svc.state);
-    if (d.desired != obs.current) {
-      events
-          ->with({s.meta.name, d.desired > obs.current ? "up" : "down",
-                  scalingReason(d, svc.autoscaler)})
-          .inc();
-      spdlog::info("kubernetes: service={} scale={} current={} desired={} reason=\"{}\"",
-                   s.meta.name, d.desired > obs.current ? "up" : "down", obs.current, d.desired,
-                   d.reason);
-    }
+    scaling->decision(s.meta.name, obs.current, d, svc.autoscaler);
     svc.last = d;
     svc.decided = true;
 

@@ -4,6 +4,7 @@
 
 #include "common/clock.h"
 #include "common/crypto.h"
+#include "gateway/console.h"
 #include "gateway/picker/picker.h"
 
 namespace tidegate::gateway {
@@ -24,6 +25,10 @@ AdminApi::AdminApi(const SnapshotBuilder& snapshots, prom::Registry& metrics, Ac
 
 void AdminApi::addSection(std::string name, std::function<bj::value()> fn) {
   sections_.emplace_back(std::move(name), std::move(fn));
+}
+
+void AdminApi::addChart(std::string name, std::function<std::string()> fn) {
+  charts_.emplace_back(std::move(name), std::move(fn));
 }
 
 AdminGate adminGate(std::string_view path, boost::beast::http::verb method, bool token_configured,
@@ -103,10 +108,27 @@ asio::awaitable<void> AdminApi::handle(http::Exchange& ex) {
                         std::string(is_ready ? "ready\n" : "no ready endpoint\n"), "text/plain");
   } else if (target == "/admin/state") {
     co_await ex.respond(Status::ok, state());
+  } else if (target == "/ui" || target == "/ui/") {
+    const http::Headers headers = consoleHeaders();
+    co_await ex.respond(Status::ok, std::string(consolePage()), "text/html; charset=utf-8",
+                        headers);
+  } else if (const auto* chart = chartNamed(target)) {
+    std::string svg = (*chart)();
+    co_await ex.respond(Status::ok, std::move(svg), "image/svg+xml");
   } else {
     co_await ex.respond(Status::not_found,
                         http::openaiError("no route for " + target, "not_found_error"));
   }
+}
+
+const std::function<std::string()>* AdminApi::chartNamed(std::string_view target) const {
+  constexpr std::string_view kPrefix = "/admin/charts/", kSuffix = ".svg";
+  if (!target.starts_with(kPrefix) || !target.ends_with(kSuffix)) return nullptr;
+  target.remove_prefix(kPrefix.size());
+  target.remove_suffix(kSuffix.size());
+  for (const auto& [name, fn] : charts_)
+    if (name == target) return &fn;
+  return nullptr;
 }
 
 bool AdminApi::ready() const {

@@ -2,13 +2,15 @@
 // AdminApi: the admin address — /metrics (the gateway's registry: request, token, picker,
 // access and controller metrics, and the pool and endpoint gauges collected at scrape time),
 // /healthz, /readyz (some endpoint answers its scrapes), /admin/state (pools, endpoints and
-// their scraped load, models and splits, recent picks, and sections other components add) and
-// Access's /admin/keys, /admin/usage and /admin/audit.
+// their scraped load, models and splits, recent picks, and sections other components add),
+// /admin/charts/NAME.svg (charts other components add), Access's /admin/keys, /admin/usage and
+// /admin/audit, and /ui, the live console (gateway/console.h) that reads them.
 //
 // The admin API never runs open (adminGate below): with an admin token configured, /admin/*
 // needs it; without one, /admin/* is read-only (no key can be created, moved or revoked) and
 // served only when the admin address is a loopback address. /metrics and the probes are always
-// served (Prometheus and kubelets do not carry tokens).
+// served (Prometheus and kubelets do not carry tokens), and so is /ui: the page holds no data,
+// and fetches /admin/* with the token the user gives it.
 //
 // Threads: served on the gateway's control thread; addSection() before serving starts.
 
@@ -49,12 +51,16 @@ class AdminApi {
   void setLoopback(bool loopback) { loopback_ = loopback; }
   // Adds a section to /admin/state, computed at each request.
   void addSection(std::string name, std::function<boost::json::value()> fn);
+  // Serves the SVG `fn` returns at /admin/charts/NAME.svg, rendered at each request.
+  void addChart(std::string name, std::function<std::string()> fn);
   // Some endpoint answers its scrapes (or no pool has endpoints).
   bool ready() const;
 
  private:
   bool tokenPresented(const http::Exchange& ex, const std::string& token) const;
   std::string state() const;
+  // The chart served at `target` (/admin/charts/NAME.svg), or null.
+  const std::function<std::string()>* chartNamed(std::string_view target) const;
   void collectPools(prom::TextWriter& w) const;
 
   const SnapshotBuilder& snapshots_;
@@ -62,6 +68,7 @@ class AdminApi {
   Access& access_;
   const PickLog& picks_;
   std::vector<std::pair<std::string, std::function<boost::json::value()>>> sections_;
+  std::vector<std::pair<std::string, std::function<std::string()>>> charts_;
   bool loopback_ = false;  // until setLoopback(): closed
 };
 

@@ -112,6 +112,7 @@ struct Gateway::Impl {
   Reloads reloads;
 
   PickLog picks;                                        // for /admin/state
+  TrafficHistory traffic;                               // for /admin/state and /ui; control thread
   std::shared_ptr<http::ConnectionBudget> connections;  // client connections, every worker
   AdminApi admin_api{builder, metrics_registry, access, picks};
 
@@ -131,6 +132,18 @@ struct Gateway::Impl {
         spdlog::info("TLS certificate reloaded from {} (its files changed)",
                      server_tls->config().certificate_file);
       }
+    }
+  }
+
+  // Reads the request metrics into the traffic history every interval. Control thread.
+  asio::awaitable<void> trafficLoop() {
+    asio::steady_timer timer(control);
+    while (true) {
+      traffic.sample(now(), stats.trafficTotals());
+      timer.expires_after(std::chrono::duration_cast<asio::steady_timer::duration>(
+          std::chrono::duration<double>(traffic.intervalSeconds())));
+      auto [ec] = co_await timer.async_wait(kTuple);
+      if (ec) co_return;
     }
   }
 
@@ -168,6 +181,9 @@ struct Gateway::Impl {
     });
     builder.subscribe([this](const std::shared_ptr<const Snapshot>& snap) { onPublish(*snap); });
     admin_api.addSection("configuration", [this] { return configurationState(); });
+    admin_api.addSection("traffic", [this] { return traffic.toJson(now()); });
+    for (const char* chart : {"requests", "ttft"})
+      admin_api.addChart(chart, [this, chart] { return traffic.chart(chart, now()); });
   }
 
   void collectTls(prom::TextWriter& w) const {
@@ -427,6 +443,7 @@ tidegate::Status Gateway::start() {
   m.admin->start();
   asio::post(m.control, [&m] { m.scraper.sync(); });
   if (m.server_tls) asio::co_spawn(m.control, m.certificateWatch(), asio::detached);
+  asio::co_spawn(m.control, m.trafficLoop(), asio::detached);
   m.control_thread = std::thread([&m] { m.control.run(); });
   for (auto& w : m.workers) {
     w->server->start();

@@ -1,5 +1,7 @@
 #include "gateway/stats.h"
 
+#include <cstdlib>
+
 namespace tidegate::gateway {
 
 namespace {
@@ -61,6 +63,23 @@ std::unique_ptr<RouteStats> GatewayStats::route(const std::string& model, const 
   return std::make_unique<RouteStats>(requests_, model, target, pool, duration_.with({model}),
                                       ttft_.with({model}), itl_.with({model}),
                                       prompt_.with({model}), completion_.with({model}));
+}
+
+TrafficTotals GatewayStats::trafficTotals() const {
+  TrafficTotals t;
+  requests_.forEach([&](const prom::Labels& labels, const prom::Counter& c) {
+    t.requests += c.value();
+    // The status is the family's last label; a number of 400 or more is an error.
+    if (std::atoi(labels.back().second.c_str()) >= 400) t.errors += c.value();
+  });
+  t.ttft_bounds = kLatency;
+  t.ttft_cumulative.assign(kLatency.size() + 1, 0);
+  ttft_.forEach([&](const prom::Labels&, const prom::Histogram& h) {
+    const auto c = h.cumulative();
+    for (std::size_t i = 0; i < c.size() && i < t.ttft_cumulative.size(); ++i)
+      t.ttft_cumulative[i] += c[i];
+  });
+  return t;
 }
 
 std::unique_ptr<PoolStats> GatewayStats::pool(const std::string& name) {

@@ -18,6 +18,7 @@
 #include "common/prometheus.h"
 #include "gateway/picker/picker.h"
 #include "gateway/relay/retry_policy.h"
+#include "gateway/traffic.h"
 
 namespace tidegate::gateway {
 
@@ -68,6 +69,9 @@ class GatewayStats {
   std::unique_ptr<RouteStats> route(const std::string& model, const std::string& target,
                                     const std::string& pool);
   std::unique_ptr<PoolStats> pool(const std::string& name);
+  // The cumulative request count, error count and TTFT histogram over every label, read for
+  // the console's traffic history (takes each family's mutex: control thread, not per request).
+  TrafficTotals trafficTotals() const;
   // Requests refused before routing (no pool, no target): by model label and status.
   prom::Counter& refused(const std::string& model_label, int status) {
     return requests_.with({model_label, "", "", std::to_string(status)});

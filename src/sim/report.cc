@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <map>
 
 #include "common/report.h"
 
@@ -13,11 +11,7 @@ namespace rp = tidegate::report;
 
 namespace {
 
-std::string num(double v, const char* format = "%.2f") {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
-}
+std::string num(double v, const char* format = "%.2f") { return rp::formatNumber(v, format); }
 
 rp::Series series(const std::string& name, const std::vector<double>& t,
                   const std::vector<double>& y) {
@@ -37,16 +31,10 @@ rp::LineChart overTime(std::string title, std::string y_title, rp::Format y_form
 
 // TTFT p90 of the requests that arrived in each minute.
 rp::Series ttftP90PerMinute(const RunResult& r) {
-  std::map<long, std::vector<double>> by_minute;
+  std::vector<rp::Point> ttfts;
   for (const auto& rec : r.records)
-    if (rec.ttft >= 0) by_minute[static_cast<long>(rec.scheduled / 60)].push_back(rec.ttft);
-  rp::Series s;
-  s.name = "TTFT p90";
-  for (auto& [minute, v] : by_minute) {
-    std::sort(v.begin(), v.end());
-    s.points.push_back({minute * 60.0 + 30, bench::quantile(v, 0.9)});
-  }
-  return s;
+    if (rec.ttft >= 0) ttfts.push_back({rec.scheduled, rec.ttft});
+  return rp::quantileSeries("TTFT p90", ttfts, 60, 0.9);
 }
 
 double sloLimit(const std::vector<bench::SloCheck>& slo, const std::string& metric) {

@@ -44,6 +44,25 @@ TEST(PrometheusRegistry, RendersCountersGaugesHistograms) {
   EXPECT_NE(text.find("lat_seconds_count 3\n"), std::string::npos);
 }
 
+TEST(PrometheusHistogram, QuantileInterpolatesInsideTheBucketLikePromQl) {
+  const std::vector<double> bounds = {0.1, 0.5, 1};
+  // 10 observations: 2 up to 0.1, 6 in (0.1, 0.5], 2 in (0.5, 1], none above.
+  const std::vector<std::uint64_t> cum = {2, 8, 10, 10};
+  EXPECT_DOUBLE_EQ(histogramQuantile(0.1, bounds, cum), 0.05);  // rank 1 of 2 in [0, 0.1]
+  EXPECT_DOUBLE_EQ(histogramQuantile(0.5, bounds, cum), 0.1 + 0.4 * 3 / 6);
+  EXPECT_DOUBLE_EQ(histogramQuantile(0.9, bounds, cum), 0.5 + 0.5 * 1 / 2);
+  // A rank in +Inf gives the highest finite bound; no observations give NaN.
+  EXPECT_DOUBLE_EQ(histogramQuantile(0.99, bounds, std::vector<std::uint64_t>{0, 0, 1, 5}), 1);
+  EXPECT_TRUE(std::isnan(histogramQuantile(0.5, bounds, std::vector<std::uint64_t>{0, 0, 0, 0})));
+  EXPECT_TRUE(std::isnan(histogramQuantile(0.5, bounds, std::vector<std::uint64_t>{1, 2})));
+  // Agrees with a registry histogram's own buckets.
+  Histogram h({0.25, 0.5, 1, 2.5});
+  for (double v : {0.3, 0.3, 0.4, 0.6, 2.0}) h.observe(v);
+  const double p50 = histogramQuantile(0.5, h.bounds(), h.cumulative());
+  EXPECT_GT(p50, 0.25);
+  EXPECT_LE(p50, 0.5);
+}
+
 TEST(PrometheusRegistry, SameNameReturnsSameFamily) {
   Registry r;
   r.counter("c_total", "C.", {"a"}).with({"x"}).inc();

@@ -351,6 +351,70 @@ TEST(ReportCdf, EvenlySpacedRanksFromMinToMax) {
   EXPECT_TRUE(hasText(svg, "p90"));
 }
 
+TEST(ReportOverTime, RatesCountEveryBucketIncludingEmptyOnes) {
+  // Events at 0.5 s, 1.2 s, 1.9 s (weight 3) and 4.1 s, with 2 s buckets, through 7 s.
+  const std::vector<Point> events = {{0.5, 1}, {1.2, 1}, {1.9, 3}, {4.1, 1}, {-1, 1}, {kNaN, 1}};
+  const Series s = rateSeries("done", events, 2, 7);
+  EXPECT_EQ(s.name, "done");
+  ASSERT_EQ(s.points.size(), 4u);  // [0,2) [2,4) [4,6) [6,8)
+  const double want[][2] = {{1, 2.5}, {3, 0}, {5, 0.5}, {7, 0}};
+  for (std::size_t k = 0; k < 4; ++k) {
+    EXPECT_DOUBLE_EQ(s.points[k].x, want[k][0]) << k;
+    EXPECT_DOUBLE_EQ(s.points[k].y, want[k][1]) << k;
+  }
+  // The last event extends past `end`; a bad width gives nothing; no events still span `end`.
+  EXPECT_EQ(rateSeries("r", events, 2, 0).points.size(), 3u);
+  EXPECT_TRUE(rateSeries("r", events, 0, 7).points.empty());
+  EXPECT_TRUE(rateSeries("r", events, kNaN, 7).points.empty());
+  EXPECT_EQ(rateSeries("r", {}, 1, 2.5).points.size(), 3u);
+  // The bucket count is bounded whatever the input.
+  EXPECT_LE(rateSeries("r", std::vector<Point>{{1e300, 1}}, 1).points.size(), 1000000u);
+}
+
+TEST(ReportOverTime, QuantilesPerBucketSkipEmptyBuckets) {
+  std::vector<Point> samples;
+  for (int i = 1; i <= 10; ++i) samples.push_back({10 + i * 0.1, static_cast<double>(i)});
+  samples.push_back({130, 7});
+  samples.push_back({kNaN, 1});
+  const Series p90 = quantileSeries("p90", samples, 60, 0.9);
+  ASSERT_EQ(p90.points.size(), 2u);  // minute 0 and minute 2; minute 1 had no sample
+  EXPECT_DOUBLE_EQ(p90.points[0].x, 30);
+  EXPECT_DOUBLE_EQ(p90.points[0].y, 9.1);  // 1..10 at position 0.9 * 9
+  EXPECT_DOUBLE_EQ(p90.points[1].x, 150);
+  EXPECT_DOUBLE_EQ(p90.points[1].y, 7);
+  EXPECT_TRUE(quantileSeries("q", samples, -1, 0.5).points.empty());
+}
+
+TEST(ReportLine, AxisBoundsWidenTheRangeNeverNarrowIt) {
+  LineChart chart{.title = "window",
+                  .x = {.format = Format::kTime, .min = -300, .max = 0},
+                  .y = {.max = 10},
+                  .series = {{"last seconds", {{-20, 1}, {-10, 2}}, {}}}};
+  std::string svg = renderLineChart(chart);
+  expectValidSvg(svg);
+  EXPECT_TRUE(hasText(svg, "-5m"));
+  EXPECT_TRUE(hasText(svg, "0"));
+  EXPECT_TRUE(hasText(svg, "10"));
+  // Data beyond the bounds still show; non-finite bounds are none.
+  chart.x.min = -5;
+  chart.y.max = kInf;
+  svg = renderLineChart(chart);
+  expectValidSvg(svg);
+  EXPECT_TRUE(hasText(svg, "-20s"));
+  EXPECT_FALSE(hasText(svg, "10"));
+}
+
+TEST(ReportOverTime, BucketWidthIsAClockStep) {
+  EXPECT_DOUBLE_EQ(bucketWidth(60, 120), 1);
+  EXPECT_DOUBLE_EQ(bucketWidth(600, 120), 5);
+  EXPECT_DOUBLE_EQ(bucketWidth(3600, 120), 30);
+  EXPECT_DOUBLE_EQ(bucketWidth(0), 1);
+  EXPECT_DOUBLE_EQ(bucketWidth(kInf), 1);
+  EXPECT_EQ(formatNumber(1.5), "1.50");
+  EXPECT_EQ(formatNumber(kNaN), "-");
+  EXPECT_EQ(formatNumber(kInf, "%.1f"), "-");
+}
+
 TEST(ReportLine, DrawsSeriesLegendAndReferenceLine) {
   LineChart chart{.title = "TTFT p90 per minute",
                   .x = {.title = "time", .format = Format::kTime},

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <boost/property_tree/ptree.hpp>
+#include <boost/property_tree/xml_parser.hpp>
 #include <cmath>
 #include <fstream>
 #include <regex>
@@ -102,6 +104,49 @@ TEST(Bench, StreamingMeasuresEveryToken) {
   EXPECT_EQ(rows, 40);
   std::remove(json.c_str());
   std::remove(csv.c_str());
+}
+
+TEST(Bench, HtmlReportHasTheSummaryAndCharts) {
+  Engine e({"--served-model-name", "m", "--time-scale", "10"});
+  std::string json;
+  const std::string html_path = tempPath(".html");
+  auto r = bench(e,
+                 {"--profile", "2s@5,2s@15", "--arrival", "constant", "--max-tokens", "10",
+                  "--prompt-tokens", "16", "--slo", "ttft_p90<30s", "--report", html_path},
+                 &json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto s = readJson(json);
+  const std::string html = readFile(html_path);
+  std::remove(json.c_str());
+  std::remove(html_path.c_str());
+  // One self-contained, well-formed document: no script, nothing fetched from elsewhere.
+  boost::property_tree::ptree tree;
+  std::istringstream in(html);
+  ASSERT_NO_THROW(boost::property_tree::read_xml(in, tree)) << html.substr(0, 2000);
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_EQ(html.find("src="), std::string::npos);
+  // The summary says what the JSON says, and names the run.
+  const auto sent = std::to_string(s.at("requests").at("sent").as_int64());
+  EXPECT_EQ(sent, "40");  // 2 s at 5/s, then 2 s at 15/s
+  EXPECT_NE(html.find("requests sent</th><td class=\"num\">" + sent + "</td>"), std::string::npos);
+  EXPECT_NE(html.find("<td>ITL</td><td class=\"num\">" +
+                      std::to_string(s.at("itl_s").at("n").as_int64()) + "</td>"),
+            std::string::npos);
+  EXPECT_NE(html.find("wave 2s@5,2s@15"), std::string::npos);
+  EXPECT_NE(html.find("SLO ttft_p90&lt;30s</th><td>met"), std::string::npos);
+  // Five charts: the TTFT and ITL distributions, throughput and errors, tokens, TTFT over time.
+  int svgs = 0;
+  for (auto at = html.find("<svg "); at != std::string::npos; at = html.find("<svg ", at + 1))
+    ++svgs;
+  EXPECT_EQ(svgs, 5);
+  for (const char* title : {"TTFT distribution", "Inter-token latency distribution",
+                            "Throughput and errors", "Output tokens", "TTFT over the run"})
+    EXPECT_NE(html.find(title), std::string::npos) << title;
+  // A file that cannot be written is bad input, reported before any load.
+  auto bad = bench(e, {"-n", "3", "--report", "/nonexistent/dir/r.html"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("cannot write --report /nonexistent/dir/r.html"), std::string::npos)
+      << bad.output;
 }
 
 TEST(Bench, BadInputExits2BeforeAnyLoad) {
