@@ -473,6 +473,12 @@ struct Controller::Impl {
                static_cast<double>(
                    std::count_if(c.nodes.begin(), c.nodes.end(),
                                  [&](const control::Node& n) { return n.pool == pool.name; })));
+    w.family("tidegate_node_pool_max_nodes", "gauge",
+             "The most nodes a pool may have (an owned pool's nodes, an elastic pool's maxNodes).");
+    for (const auto& pool : c.pools)
+      w.sample("tidegate_node_pool_max_nodes",
+               {{"pool", pool.name}, {"kind", pool.elastic ? "elastic" : "owned"}},
+               pool.elastic ? pool.max_nodes : pool.min_nodes);
     w.family("tidegate_pool_cost_total", "counter", "Node-hours times price, accrued per pool.");
     for (const auto& pool : c.pools) {
       auto it = c.cost.find(pool.name);

@@ -754,6 +754,12 @@ struct KubernetesController::Impl {
       w.sample("tidegate_desired_replicas", {{"service", name}}, desired);
     w.family("tidegate_nodes", "gauge", "Nodes by pool (including provisioning ones).");
     for (const auto& [pool, n] : node_counts) w.sample("tidegate_nodes", {{"pool", pool}}, n);
+    w.family("tidegate_node_pool_max_nodes", "gauge",
+             "The most nodes a pool may have (an owned pool's nodes, an elastic pool's maxNodes).");
+    for (const auto& np : cfg.node_pools)
+      w.sample("tidegate_node_pool_max_nodes",
+               {{"pool", np.meta.name}, {"kind", np.elastic ? "elastic" : "owned"}},
+               np.elastic ? np.max_nodes : np.min_nodes);
     w.family("tidegate_pool_cost_total", "counter", "Node-hours times price, accrued per pool.");
     for (const auto& [pool, n] : node_counts)
       w.sample("tidegate_pool_cost_total", {{"pool", pool}},

@@ -30,13 +30,17 @@ struct Access::Stats {
                                 "Requests refused for a missing, unknown or expired API key.",
                                 {"reason"})),
         refusals(r.counter("tidegate_ratelimit_refusals_total",
-                           "Requests refused by a plan's limit or model list.", {"key", "reason"})),
-        requests(r.counter("tidegate_key_requests_total", "Requests by API key, model and status.",
-                           {"key", "model", "code"})),
-        tokens(r.counter("tidegate_key_tokens_total", "Tokens by API key, model and type.",
-                         {"key", "model", "type"})),
-        cost(r.counter("tidegate_key_cost_dollars_total", "Cost in dollars by API key and model.",
-                       {"key", "model"})),
+                           "Requests refused by a plan's limit or model list.",
+                           {"key", "plan", "reason"})),
+        requests(r.counter("tidegate_key_requests_total",
+                           "Requests by API key, its plan, model and status.",
+                           {"key", "plan", "model", "code"})),
+        tokens(r.counter("tidegate_key_tokens_total",
+                         "Tokens by API key, its plan, model and type.",
+                         {"key", "plan", "model", "type"})),
+        cost(r.counter("tidegate_key_cost_dollars_total",
+                       "Cost in dollars by API key, its plan and model.",
+                       {"key", "plan", "model"})),
         backend_errors(r.counter("tidegate_ratelimit_backend_errors_total",
                                  "Calls to the shared rate-limit backend (Redis) that failed.")) {}
   prom::Family<prom::Counter>& auth_failures;
@@ -46,20 +50,23 @@ struct Access::Stats {
   prom::Family<prom::Counter>& cost;
   prom::Family<prom::Counter>& backend_errors;
 
-  // One (key, model label)'s counters, resolved on first use (a status's on its first use), so
-  // accounting a request takes a shared lock and one lookup, not a family lookup per counter.
+  // One (key, plan, model label)'s counters, resolved on first use (a status's on its first use),
+  // so accounting a request takes a shared lock and one lookup, not a family lookup per counter.
+  // The plan is a label so usage can be summed by plan; a key moved to another plan starts new
+  // series (the plans are the configuration's, so the label stays bounded).
   struct KeyModel {
-    KeyModel(Stats& s, const std::string& key, const std::string& model)
-        : prompt(s.tokens.with({key, model, "prompt"})),
-          completion(s.tokens.with({key, model, "completion"})),
-          cost(s.cost.with({key, model})),
-          requests(s.requests, {key, model}) {}
+    KeyModel(Stats& s, const std::string& key, const std::string& plan, const std::string& model)
+        : prompt(s.tokens.with({key, plan, model, "prompt"})),
+          completion(s.tokens.with({key, plan, model, "completion"})),
+          cost(s.cost.with({key, plan, model})),
+          requests(s.requests, {key, plan, model}) {}
     prom::Counter &prompt, &completion, &cost;
     prom::CountersByStatus requests;
   };
-  KeyModel& keyModel(const std::string& key, const std::string& model) {
+  KeyModel& keyModel(const std::string& key, const std::string& plan, const std::string& model) {
     thread_local std::string id;
     id.assign(key).push_back('\0');
+    id.append(plan).push_back('\0');
     id.append(model);
     {
       std::shared_lock lock(key_models_mu);
@@ -67,7 +74,7 @@ struct Access::Stats {
     }
     std::unique_lock lock(key_models_mu);
     auto& km = key_models[id];
-    if (!km) km = std::make_unique<KeyModel>(*this, key, model);
+    if (!km) km = std::make_unique<KeyModel>(*this, key, plan, model);
     return *km;
   }
   std::shared_mutex key_models_mu;
@@ -228,7 +235,7 @@ bool Access::allows(const Principal& who, std::string_view model) {
 
 std::optional<Denial> Access::authorize(const Principal& who, const std::string& model) const {
   if (allows(who, model)) return std::nullopt;
-  stats_->refusals.with({who.key->id, "model_not_allowed"}).inc();
+  stats_->refusals.with({who.key->id, who.plan->meta.name, "model_not_allowed"}).inc();
   return Denial{Status::forbidden,
                 http::openaiError("The plan '" + who.plan->meta.name +
                                       "' does not allow the model '" + model + "'.",
@@ -306,7 +313,8 @@ asio::awaitable<std::variant<Grant, Denial>> Access::admit(admission::Admissions
                                       d.limit_tokens < 0 ? -1 : d.remaining_tokens};
   }
   if (!d.allowed()) {
-    stats_->refusals.with({who.key->id, admission::refusalName(d.refusal)}).inc();
+    stats_->refusals.with({who.key->id, who.plan->meta.name, admission::refusalName(d.refusal)})
+        .inc();
     const long after = std::max(1L, static_cast<long>(std::ceil(d.retry_after_s)));
     headers.emplace_back("Retry-After", std::to_string(after));
     headers.emplace_back("retry-after-ms",
@@ -364,7 +372,7 @@ void Access::account(const Principal& who, UsageRecord& r, const std::string& mo
   if (r.time == 0) r.time = unixTime();
   static const std::string anonymous = "anonymous";
   const std::string& key = r.key_id.empty() ? anonymous : r.key_id;
-  auto& km = stats_->keyModel(key, model_label);
+  auto& km = stats_->keyModel(key, r.plan, model_label);
   km.requests.at(r.status).inc();
   if (r.prompt_tokens > 0) km.prompt.inc(static_cast<double>(r.prompt_tokens));
   if (r.completion_tokens > 0) km.completion.inc(static_cast<double>(r.completion_tokens));

@@ -139,6 +139,13 @@ TEST(Access, KeysPlansAndLimitsAnswerLikeOpenAI) {
             7);
   EXPECT_EQ(gw.metric("tidegate_auth_failures_total", {{"reason", "invalid"}}), 1);
   EXPECT_GT(gw.metric("tidegate_key_tokens_total", {{"key", "alice"}, {"type", "completion"}}), 0);
+  // The plan is a label, so usage and refusals can be summed by plan.
+  EXPECT_EQ(gw.metric("tidegate_ratelimit_refusals_total",
+                      {{"plan", "free"}, {"reason", "requests_per_minute"}}),
+            7);
+  EXPECT_GT(gw.metric("tidegate_key_requests_total", {{"plan", "free"}, {"code", "200"}}), 0);
+  EXPECT_EQ(gw.metric("tidegate_key_requests_total", {{"plan", "tiny"}, {"key", "alice"}}), -1)
+      << "alice's requests are counted under her own plan only";
   EXPECT_EQ(gw.metric("tidegate_ratelimit_remaining", {{"key", "alice"}, {"kind", "requests"}}), 0);
 }
 
