@@ -154,7 +154,8 @@ TEST(Stages, RouteFindsThePoolAndTheCriticalityOfModelAndPlan) {
     fields.model = c.model;
     std::optional<Route> r;
     const Principal anyone;
-    auto d = route(*f.snap, c.host, c.who ? *c.who : anyone, fields, 0, r);
+    const RequestInfo request{c.host, "/v1/completions", {}, "POST", nullptr};
+    auto d = route(*f.snap, request, c.who ? *c.who : anyone, fields, 0, r);
     ASSERT_EQ(!d, c.found) << c.host << " " << c.model;
     if (!c.found) {
       EXPECT_EQ(static_cast<unsigned>(d->status), 404u);
