@@ -252,7 +252,8 @@ std::string Gateway::Impl::modelsBody(const Snapshot& st, const Principal& who) 
     if (Access::allows(who, n) && std::find(names.begin(), names.end(), n) == names.end())
       names.push_back(n);
   };
-  for (const auto& m : st.table->models()) add(m.model_name);
+  for (const auto& m : st.table->models())
+    if (!m.fallback) add(m.model_name);  // a fallback takes names; it lists none
   for (const auto& eps : st.pool_endpoints)
     for (const auto& e : eps) {
       auto m = e->metrics();

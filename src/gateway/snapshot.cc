@@ -32,7 +32,7 @@ const std::string& Snapshot::modelLabel(const std::string& name) const {
   static const std::string other = GatewayStats::kOther;
   if (listed_stats.contains(name)) return name;
   for (const auto& m : table->models()) {
-    if (m.model_name == name) return name;
+    if (!m.fallback && m.model_name == name) return name;
     for (const auto& t : m.targets)
       if (t.name == name) return name;
   }
