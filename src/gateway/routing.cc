@@ -60,6 +60,14 @@ auto precedence(const api::HTTPRouteMatch* m) {
                          !m->method.empty(), m->headers.size(), m->query.size());
 }
 
+// ASCII case-insensitive equality: host names are case-blind.
+bool sameHost(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
 std::string percent(double share) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f%%", 100.0 * share);
@@ -169,9 +177,10 @@ RoutingTable::RoutingTable(std::shared_ptr<const api::Config> config,
 
 const RoutingTable::Matches* RoutingTable::matchesFor(std::string_view host) const {
   for (const auto& [h, ms] : exact_hosts_)
-    if (h == host) return &ms;
+    if (sameHost(host, h)) return &ms;
   for (const auto& [suffix, ms] : wildcards_)
-    if (host.size() > suffix.size() && host.ends_with(suffix)) return &ms;
+    if (host.size() > suffix.size() && sameHost(host.substr(host.size() - suffix.size()), suffix))
+      return &ms;
   return any_host_ ? &*any_host_ : nullptr;
 }
 
@@ -184,12 +193,9 @@ std::variant<Route, RouteError> RoutingTable::route(std::string_view host, const
 std::variant<Route, RouteError> RoutingTable::route(const RequestInfo& request,
                                                     const std::string& model, std::uint64_t draw,
                                                     const ServesFn& serves) const {
-  std::string_view host_port = request.host;
-  if (auto colon = host_port.rfind(':');
-      colon != std::string_view::npos && host_port.find(']') == host_port.npos)
-    host_port = host_port.substr(0, colon);
-  std::string host(host_port);
-  for (auto& ch : host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  std::string_view host = request.host;
+  if (auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(']') == host.npos)
+    host = host.substr(0, colon);
 
   // 1. The route rule, if a route names the host.
   const Rule* rule = nullptr;
@@ -200,7 +206,7 @@ std::variant<Route, RouteError> RoutingTable::route(const RequestInfo& request,
         break;
       }
     if (!rule)
-      return RouteError{404, "No route rule for host " + host + " matches " +
+      return RouteError{404, "No route rule for host " + std::string(host) + " matches " +
                                  std::string(request.method) + " " + std::string(request.path)};
   }
 
@@ -229,7 +235,9 @@ std::variant<Route, RouteError> RoutingTable::route(const RequestInfo& request,
           break;
         }
     }
-    if (!pool) return RouteError{404, "The model `" + model + "` is not served for host " + host};
+    if (!pool)
+      return RouteError{404,
+                        "The model `" + model + "` is not served for host " + std::string(host)};
   } else {
     for (std::size_t p = 0; p < pools_.size() && !pool; ++p)
       if (namedIn(p)) pool = p;

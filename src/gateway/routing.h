@@ -118,7 +118,7 @@ class RoutingTable {
   };
   using Matches = std::vector<Match>;
 
-  // The matches of the routes for `host` (lower case, port stripped); null if no route names it.
+  // The matches of the routes for `host` (port stripped, any case); null if no route names it.
   const Matches* matchesFor(std::string_view host) const;
 
   std::shared_ptr<const api::Config> config_;
