@@ -62,6 +62,12 @@ const char* criticalityName(Criticality c) {
   return "Standard";
 }
 
+Criticality criticalityOf(int priority) {
+  return priority < 0   ? Criticality::kSheddable
+         : priority > 0 ? Criticality::kCritical
+                        : Criticality::kStandard;
+}
+
 const char* authModeName(GatewayConfig::AuthMode m) {
   return m == GatewayConfig::AuthMode::kRequired ? "required" : "disabled";
 }

@@ -1,12 +1,18 @@
 #pragma once
 // The resource kinds tidegate reads from its configuration, as plain values. The ecosystem's own
-// kinds are accepted as their authors write them:
-//   InferencePool, InferenceModel  inference.networking.x-k8s.io/v1alpha1|v1alpha2,
-//                                  inference.networking.k8s.io/v1 (pools only)
-//   LLMRoute                       istio.alibabacloud.com/v1
-// and tidegate's own kinds under tidegate.io/v1alpha1: Gateway, Endpoints, NodePool,
-// InferenceService, UsagePlan, APIKey.
-// Validated once at load (api/loader.h), then shared immutably.
+// kinds are accepted as their authors write them, and several of them map onto one value here:
+//   InferencePool          inference.networking.x-k8s.io/v1alpha1|v1alpha2,
+//                          inference.networking.k8s.io/v1
+//   InferenceModel         inference.networking.x-k8s.io/v1alpha1|v1alpha2, and the rules of
+//                          InferenceModelRewrite (inference.networking.x-k8s.io/v1alpha2,
+//                          llm-d.ai/v1alpha2): one InferenceModel per matched model name
+//   InferenceObjective     inference.networking.x-k8s.io/v1alpha2, llm-d.ai/v1alpha2
+//   HTTPRoute              gateway.networking.k8s.io/v1, and LLMRoute (istio.alibabacloud.com/v1)
+//   InferenceService       tidegate.io/v1alpha1, and KServe's (serving.kserve.io/v1beta1) with
+//                          the autoscaling/v2 HorizontalPodAutoscaler beside it
+//   ResourcePolicy         scheduling.alibabacloud.com/v1alpha1
+// and tidegate's own kinds under tidegate.io/v1alpha1: Gateway, Endpoints, NodePool, UsagePlan,
+// APIKey. Validated once at load (api/loader.h), then shared immutably.
 
 #include <cstdint>
 #include <map>
@@ -53,33 +59,79 @@ struct InferencePool {
   ObjectMeta meta;
   Source source;
   std::string api_version;
-  Labels selector;            // v1alpha*: spec.selector; v1: spec.selector.matchLabels
-  std::uint16_t target_port;  // v1alpha*: spec.targetPortNumber; v1: spec.targetPorts[0].number
+  Labels selector;  // v1alpha*: spec.selector; v1: spec.selector.matchLabels
+  // v1alpha*: {spec.targetPortNumber}; v1: spec.targetPorts[].number (1 to 8, distinct). A
+  // selected address without a port of its own (a pod) is one endpoint per port, as the
+  // Inference Extension's picker treats each podIP:port.
+  std::vector<std::uint16_t> target_ports;
+  // v1 spec.endpointPickerRef / v1alpha* spec.extensionRef, as written ("Service epp:9002,
+  // FailClose"); empty when absent. Accepted and never called: tidegate is the picker.
+  std::string endpoint_picker;
 };
 
 enum class Criticality { kCritical, kStandard, kSheddable };
 const char* criticalityName(Criticality c);
+// An InferenceObjective's priority as a criticality: negative priorities are sheddable (the
+// Inference Extension's rule), 0 (the default) is Standard, positive ones Critical.
+Criticality criticalityOf(int priority);
 
 struct TargetModel {
   std::string name;
   int weight = 1;  // default 1 when absent
 };
 
+// A model name a pool answers for, and how: the model unchanged, or a target model drawn by
+// weight. Read from an InferenceModel, or from one rule of an InferenceModelRewrite (one value
+// per model name the rule matches, or one `fallback` for a rule without matches).
 struct InferenceModel {
   ObjectMeta meta;
   Source source;
-  std::string model_name;
+  std::string kind = "InferenceModel";  // or "InferenceModelRewrite" (messages, check)
+  int rule = -1;                        // InferenceModelRewrite: the index in spec.rules
+  std::string model_name;               // empty for a fallback
+  // InferenceModelRewrite rule without matches: every model sent to the pool that no other
+  // rule of the pool names is rewritten to its targets.
+  bool fallback = false;
   Criticality criticality = Criticality::kStandard;  // default Standard
   std::vector<TargetModel> targets;  // empty: the model name goes upstream unchanged
   std::string pool;                  // poolRef.name
 };
 
-struct LLMRoute {
+// A name requests give in the x-gateway-inference-objective header, and the priority they run
+// at when routed to its pool (a request to another pool, or naming no objective, runs at 0).
+struct InferenceObjective {
   ObjectMeta meta;
   Source source;
-  std::string host;                   // spec.host
-  std::vector<std::string> gateways;  // spec.gateways (informational)
-  std::vector<std::string> pools;     // rules[].backendRefs[].backendRef.name, InferencePool only
+  int priority = 0;  // spec.priority, default 0
+  std::string pool;  // spec.poolRef.name
+};
+
+// Hosts, paths and headers bound to weighted pools: a Gateway API HTTPRoute, or an LLMRoute
+// (host -> one rule, without matches, whose backends are all of its rules' pools).
+struct HTTPRouteMatch {
+  enum class Path { kPrefix, kExact };
+  Path path_type = Path::kPrefix;                            // default PathPrefix
+  std::string path = "/";                                    // default "/": every path
+  std::vector<std::pair<std::string, std::string>> headers;  // name (lower case), exact value
+  std::vector<std::pair<std::string, std::string>> query;    // name, exact value
+  std::string method;                                        // empty: any
+};
+struct RouteBackend {
+  std::string pool;
+  int weight = 1;  // default 1; 0 sends nothing
+};
+struct HTTPRouteRule {
+  std::vector<HTTPRouteMatch> matches;  // any one matches; empty: every request
+  std::vector<RouteBackend> backends;
+  double timeout_s = 0;  // timeouts.request; 0: the Gateway's spec.timeouts.total
+};
+struct HTTPRoute {
+  ObjectMeta meta;
+  Source source;
+  std::string kind = "HTTPRoute";      // or "LLMRoute"
+  std::vector<std::string> hostnames;  // empty: every host; "*.example.com" a suffix match
+  std::vector<std::string> parents;    // parentRefs' / LLMRoute gateways' names (informational)
+  std::vector<HTTPRouteRule> rules;
 };
 
 // Static backends: addresses carrying labels that pools select, as pods would.
@@ -119,6 +171,10 @@ struct NodePool {
   std::string provider = "local";      // default local
 };
 
+// The metric name that means "this gateway's requests in flight at the replica" (the
+// controller reads it from the gateway, not from the engine).
+inline constexpr const char* kGatewayInflight = "tidegate:inflight";
+
 // What the seed's `arena serve kserve` flags say, as a resource.
 struct InferenceService {
   ObjectMeta meta;  // metadata.labels go on every replica (pools and policies select them)
@@ -152,6 +208,11 @@ struct InferenceService {
   std::map<std::string, PromQuery> prometheus;
   control::Behavior behavior = control::Behavior::kubernetesDefaults();
   control::PanicSpec panic;
+  // Read from another kind (a KServe InferenceService, with the HorizontalPodAutoscaler beside
+  // it): what it was, and how its fields became these, one line each, for `tidegate check`.
+  // Empty for a tidegate.io InferenceService.
+  std::string origin;
+  std::vector<std::string> mapping;
 };
 
 // The command template with {port}, {model} and {gpu_ids} replaced (every provider's argv).
@@ -275,13 +336,18 @@ struct Config {
   GatewayConfig gateway;
   std::vector<InferencePool> pools;
   std::vector<InferenceModel> models;
-  std::vector<LLMRoute> routes;
+  std::vector<InferenceObjective> objectives;
+  std::vector<HTTPRoute> routes;
   std::vector<Endpoints> endpoints;
   std::vector<ResourcePolicy> resource_policies;
   std::vector<NodePool> node_pools;
   std::vector<InferenceService> services;
   std::vector<UsagePlan> plans;
   std::vector<APIKey> keys;
+  // What the loader accepted without acting on it (a field tidegate has no use for, a reference
+  // to an endpoint picker), each "FILE: document N (KIND NAME), line L: FIELD: why": `tidegate
+  // check` prints them.
+  std::vector<std::string> notes;
 
   const InferencePool* pool(const std::string& name) const;
   const UsagePlan* plan(const std::string& name) const;

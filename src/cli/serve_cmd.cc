@@ -166,9 +166,26 @@ std::string describeControl(const api::Config& c) {
       << s.max_replicas << " replicas of " << s.gpus << " GPU, priority " << s.priority
       << ", scaling on";
     for (const auto& [m, t] : s.metric_targets) o << " " << m << "=" << t;
+    if (s.metric_targets.empty()) o << " nothing";
+    const api::ResourcePolicy* policy = nullptr;
+    api::placementPolicy(c, s, &policy);
+    if (!c.node_pools.empty())
+      o << ", placed by " << (policy ? "resource policy " + policy->meta.name : "NodePool order");
     o << "\n";
+    if (!s.origin.empty()) {
+      o << "  read from " << s.origin << ":\n";
+      for (const auto& line : s.mapping) o << "    " << line << "\n";
+    }
   }
   return o.str();
+}
+
+// What the loader accepted without acting on it, for `tidegate check`.
+std::string describeNotes(const api::Config& c) {
+  if (c.notes.empty()) return {};
+  std::string out = "accepted and not acted on:\n";
+  for (const auto& n : c.notes) out += "  " + n + "\n";
+  return out;
 }
 
 // Access control and accounting as understood, for `tidegate check`.
@@ -382,7 +399,8 @@ void addServeCommands(CLI::App& app) {
     auto config = std::make_shared<const api::Config>(std::move(c).value());
     gateway::RoutingTable table(config, {});
     std::cout << "configuration is valid\n"
-              << table.describe() << describeControl(*config) << describeAccess(*config);
+              << table.describe() << describeControl(*config) << describeAccess(*config)
+              << describeNotes(*config);
     if (ckf->enabled()) {
       auto o = kubernetesOptions(*ckf);
       if (!o) {

@@ -21,7 +21,7 @@ struct EndpointMetrics;
 namespace tidegate::controller {
 
 // The metric name that means "this gateway's requests in flight at the replica".
-inline constexpr const char* kGatewayInflight = "tidegate:inflight";
+inline constexpr const char* kGatewayInflight = api::kGatewayInflight;
 
 // The value of a PromQL query (a scalar, or the sum of an instant vector); nullopt on failure
 // (logged).

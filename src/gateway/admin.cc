@@ -186,7 +186,9 @@ std::string AdminApi::state() const {
     for (const auto& tm : m.targets)
       targets.push_back(
           bj::object{{"name", tm.name}, {"weight", tm.weight}, {"share", tm.weight / total}});
-    models.push_back(bj::object{{"model", m.model_name},
+    models.push_back(bj::object{{"model", m.fallback ? "*" : m.model_name},
+                                {"fallback", m.fallback},
+                                {"kind", m.kind},
                                 {"inference_model", m.inference_model},
                                 {"criticality", api::criticalityName(m.criticality)},
                                 {"pool", st->table->pools()[m.pool].name},

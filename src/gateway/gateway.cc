@@ -268,7 +268,8 @@ std::string Gateway::Impl::modelsBody(const Snapshot& st, const Principal& who) 
     if (Access::allows(who, n) && std::find(names.begin(), names.end(), n) == names.end())
       names.push_back(n);
   };
-  for (const auto& m : st.table->models()) add(m.model_name);
+  for (const auto& m : st.table->models())
+    if (!m.fallback) add(m.model_name);  // a fallback takes names; it lists none
   for (const auto& eps : st.pool_endpoints)
     for (const auto& e : eps) {
       auto m = e->metrics();
@@ -320,10 +321,20 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
   if (!c.denial) c.denial = pl::parse(req[F::content_type], req.body(), c.fields);
   c.rec.model = c.fields.model;
   if (!c.denial) c.denial = access.authorize(c.who, c.fields.model);
-  if (!c.denial) c.denial = pl::route(*c.snap, req[F::host], c.who, c.fields, w.rng(), c.route);
-  // A routed name is known (the configuration or an engine names it); before routing the model
-  // may be any string a client sent.
-  c.model_label = c.route ? c.fields.model : c.snap->modelLabel(c.fields.model);
+  if (!c.denial) {
+    const std::string_view target = req.target();
+    const auto q = target.find('?');
+    const RequestInfo info{req[F::host], c.path,
+                           q == std::string_view::npos ? std::string_view() : target.substr(q + 1),
+                           req.method_string(),
+                           [&req](std::string_view name) { return std::string_view(req[name]); }};
+    c.denial = pl::route(*c.snap, info, c.who, c.fields, w.rng(), c.route);
+  }
+  // A routed name is known (the configuration or an engine names it) unless a rewrite rule
+  // without matches took it; before routing the model may be any string a client sent.
+  c.model_label = c.route && !(c.route->model && c.route->model->fallback)
+                      ? c.fields.model
+                      : c.snap->modelLabel(c.fields.model);
   if (!c.denial && c.route) {
     // A request id names the reservation in the shared backend (made up only for it).
     std::string request_id = !c.rec.request_id.empty() ? c.rec.request_id
@@ -352,12 +363,13 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
     const auto& route = *c.route;
     relay::RelayEnv env{w.upstream, w.rng, picks};
     // A name an endpoint started to list after this snapshot was built has no stats resolved
-    // yet (the next snapshot will): resolve them for this request alone.
+    // yet (the next snapshot will), nor has a known name a pool's fallback rewrote: resolve
+    // them for this request alone.
     std::unique_ptr<RouteStats> unresolved;
     RouteStats* route_stats = c.snap->stats(route, c.fields.model);
     if (!route_stats) {
       unresolved =
-          stats.route(c.fields.model, route.target_model, c.snap->table->pools()[route.pool].name);
+          stats.route(c.model_label, route.target_model, c.snap->table->pools()[route.pool].name);
       route_stats = unresolved.get();
     }
     const relay::RelayTarget target{c.snap->pool_endpoints[route.pool],
@@ -367,7 +379,8 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
                                     route.criticality,
                                     c.snap->pick,
                                     *route_stats,
-                                    *c.snap->pool_stats[route.pool]};
+                                    *c.snap->pool_stats[route.pool],
+                                    route.timeout_s};
     std::string upstream_body =
         rewriteBody(req.body(), c.fields, route.target_model, /*force_usage=*/true);
     co_await relay::relayRequest(env, ex, c.snap->config->gateway, target, c.fields, c.path,

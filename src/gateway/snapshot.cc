@@ -18,6 +18,9 @@ std::shared_ptr<Endpoint> Snapshot::endpoint(const api::HostPort& address) const
 
 RouteStats* Snapshot::stats(const Route& r, const std::string& model) const {
   if (r.model) {
+    // A fallback's requests count under `other` (resolved here), or under the name asked for
+    // when it is a known one (resolved by the caller, for this request).
+    if (r.model->fallback && modelLabel(model) == model) return nullptr;
     const auto m = static_cast<std::size_t>(r.model - table->models().data());
     return model_stats[m][r.model->targets.empty() ? 0 : r.target].get();
   }
@@ -29,7 +32,7 @@ const std::string& Snapshot::modelLabel(const std::string& name) const {
   static const std::string other = GatewayStats::kOther;
   if (listed_stats.contains(name)) return name;
   for (const auto& m : table->models()) {
-    if (m.model_name == name) return name;
+    if (!m.fallback && m.model_name == name) return name;
     for (const auto& t : m.targets)
       if (t.name == name) return name;
   }
@@ -87,8 +90,10 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::publishLocked() {
   for (const auto& m : snap->table->models()) {
     auto& targets = snap->model_stats.emplace_back();
     const auto& pool = pools[m.pool].name;
-    if (m.targets.empty()) targets.push_back(stats_.route(m.model_name, m.model_name, pool));
-    for (const auto& t : m.targets) targets.push_back(stats_.route(m.model_name, t.name, pool));
+    // A fallback takes any name a client sends: its requests count under `other`.
+    const std::string model = m.fallback ? GatewayStats::kOther : m.model_name;
+    if (m.targets.empty()) targets.push_back(stats_.route(model, model, pool));
+    for (const auto& t : m.targets) targets.push_back(stats_.route(model, t.name, pool));
   }
   // Names the endpoints list now route by name to their pools: resolve those routes too.
   for (std::size_t p = 0; p < pools.size(); ++p) {

@@ -47,8 +47,9 @@ struct Snapshot {
   std::vector<std::vector<std::unique_ptr<RouteStats>>> model_stats;
   std::unordered_map<std::string, std::vector<std::unique_ptr<RouteStats>>> listed_stats;
 
-  // The stats of a route; null only for a name endpoints started to list after this snapshot
-  // was built (the next one, published at that scrape, has it).
+  // The stats of a route; null for a name endpoints started to list after this snapshot was
+  // built (the next one, published at that scrape, has it), and for a known name a rewrite rule
+  // without matches took (its target is not the name's own): the caller resolves those.
   RouteStats* stats(const Route& r, const std::string& model) const;
   // `name` when the configuration or an endpoint's model list (when the snapshot was built)
   // knows it, else GatewayStats::kOther: the bounded value of the `model` label.

@@ -192,7 +192,7 @@ int servicePort(const api::Config& c, const api::InferenceService& s) {
   if (s.port > 0) return s.port;
   for (const auto& pool : c.pools)
     if (pool.meta.ns == s.meta.ns && api::selectorMatches(pool.selector, s.meta.labels))
-      return pool.target_port;
+      return pool.target_ports.front();
   return 8000;
 }
 

@@ -107,7 +107,8 @@ std::string summedGauge(const std::string& query) {
 
 std::vector<ModelShare> modelsOf(const api::Config& c, const Options& o) {
   if (!o.models.empty()) return o.models;
-  if (!c.models.empty()) return {{c.models.front().model_name, 1}};
+  for (const auto& m : c.models)
+    if (!m.fallback) return {{m.model_name, 1}};
   if (!c.services.empty()) return {{c.services.front().served_model_name, 1}};
   return {};
 }

@@ -19,14 +19,18 @@ TEST(Loader, SeedLoraExampleLoadsAsWritten) {
   EXPECT_EQ(c->gateway.listen.str(), "127.0.0.1:8080");
   ASSERT_EQ(c->pools.size(), 1u);
   EXPECT_EQ(c->pools[0].selector.at("app"), "vllm-llama2-7b-pool");
-  EXPECT_EQ(c->pools[0].target_port, 8000);
+  EXPECT_EQ(c->pools[0].target_ports, std::vector<std::uint16_t>{8000});
   ASSERT_EQ(c->models.size(), 1u);
   EXPECT_EQ(c->models[0].model_name, "lora-request");
   EXPECT_EQ(c->models[0].targets.size(), 10u);
   EXPECT_EQ(c->models[0].criticality, Criticality::kStandard);
   ASSERT_EQ(c->routes.size(), 1u);
-  EXPECT_EQ(c->routes[0].host, "test.com");
-  EXPECT_EQ(c->routes[0].pools, std::vector<std::string>{"vllm-llama2-7b-pool"});
+  EXPECT_EQ(c->routes[0].kind, "LLMRoute");
+  EXPECT_EQ(c->routes[0].hostnames, std::vector<std::string>{"test.com"});
+  ASSERT_EQ(c->routes[0].rules.size(), 1u);
+  EXPECT_TRUE(c->routes[0].rules[0].matches.empty());  // every request for the host
+  ASSERT_EQ(c->routes[0].rules[0].backends.size(), 1u);
+  EXPECT_EQ(c->routes[0].rules[0].backends[0].pool, "vllm-llama2-7b-pool");
   ASSERT_EQ(c->endpoints.size(), 1u);
   EXPECT_TRUE(selectorMatches(c->pools[0].selector, c->endpoints[0].meta.labels));
   EXPECT_EQ(c->endpoints[0].addresses[1].port, 8002);
@@ -77,7 +81,7 @@ spec:
 )",
                        "mem.yaml");
   ASSERT_TRUE(c.ok()) << c.error().message;
-  EXPECT_EQ(c->pools[0].target_port, 9000);
+  EXPECT_EQ(c->pools[0].target_ports, std::vector<std::uint16_t>{9000});
   EXPECT_EQ(c->pools[0].selector.at("app"), "x");
   EXPECT_TRUE(c->has_gateway);
   EXPECT_EQ(c->gateway.listen.str(), "0.0.0.0:9090");

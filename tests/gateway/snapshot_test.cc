@@ -14,7 +14,7 @@ std::shared_ptr<const api::Config> config(const std::string& static_address, int
   api::InferencePool p;
   p.meta.name = "p";
   p.selector = {{"app", "x"}};
-  p.target_port = 8000;
+  p.target_ports = {8000};
   c->pools.push_back(p);
   api::Endpoints e;
   e.meta.name = "static";

@@ -550,5 +550,162 @@ TEST(Gateway, AClientThatStopsReadingAStreamLosesItAndFreesTheEngine) {
   std::remove(db.c_str());
 }
 
+// ---- Configuration as the ecosystem writes it: HTTPRoute, InferenceObjective, rewrites ----
+
+// An example's documents before its Endpoints (which name local ports), as shipped.
+std::string exampleWithoutEndpoints(const std::string& name) {
+  const auto s = readFile(std::string(TIDEGATE_SOURCE_DIR) + "/examples/" + name);
+  return s.substr(0, s.find("---\napiVersion: tidegate.io/v1alpha1\nkind: Endpoints"));
+}
+
+std::string chatBody(const std::string& model) {
+  return R"({"model":")" + model +
+         R"(","messages":[{"role":"user","content":"Hello"}],"max_tokens":2})";
+}
+
+// examples/gateway-api.yaml as shipped, in front of real engines: HTTPRoute host, path and header
+// matches choose the pool, a weighted rule is a canary, each pool rewrites model names its own
+// way, and a host no route names routes by model name.
+TEST(Gateway, HTTPRouteHostPathAndHeaderMatchesChooseThePool) {
+  Engine s1({"--served-model-name", "llama-3.1-8b", "--time-scale", "inf"});
+  Engine s2({"--served-model-name", "llama-3.1-8b", "--time-scale", "inf"});
+  Engine c1({"--served-model-name", "llama-3.1-8b-v2", "--time-scale", "inf"});
+  Serve gw(gatewayDoc("  workers: 1\n  seed: 7\n") + exampleWithoutEndpoints("gateway-api.yaml") +
+           endpointsDoc("stable-engines", "llama-stable", {&s1, &s2}) +
+           endpointsDoc("canary-engines", "llama-canary", {&c1}));
+  ASSERT_TRUE(waitReady(gw, 3));
+  auto post = [&](const std::string& host, const std::string& path, const std::string& body,
+                  http::Headers headers = {}) {
+    headers.emplace_back("Host", host);
+    return gw.post(path, body, headers);
+  };
+  auto answered = [](const http::Response& r) {
+    return std::string(bj::parse(r.body).at("model").as_string());
+  };
+  // A header and the same prefix outrank the prefix alone: the canary, its name rewritten.
+  for (int i = 0; i < 20; ++i) {
+    auto r = post("llm.example.com", "/v1/chat/completions", chatBody("llama-3.1-8b"),
+                  {{"x-canary", "always"}});
+    ASSERT_EQ(r.status, 200u) << r.body;
+    EXPECT_EQ(r.header("x-tidegate-pool"), "llama-canary");
+    EXPECT_EQ(answered(r), "llama-3.1-8b-v2");
+  }
+  // Without it, the weighted rule: 90% stable, 10% canary.
+  int canary = 0;
+  const int n = 300;
+  for (int i = 0; i < n; ++i) {
+    auto r = post("llm.example.com:8080", "/v1/chat/completions", chatBody("llama-3.1-8b"));
+    ASSERT_EQ(r.status, 200u) << r.body;
+    const bool to_canary = r.header("x-tidegate-pool") == "llama-canary";
+    canary += to_canary;
+    EXPECT_EQ(answered(r), to_canary ? "llama-3.1-8b-v2" : "llama-3.1-8b");
+  }
+  EXPECT_NEAR(double(canary) / n, 0.10, 0.05) << canary << " of " << n;
+  // A wildcard host: its route's one rule takes completions only.
+  for (const char* host : {"a.batch.example.com", "x.y.batch.example.com"}) {
+    auto r =
+        post(host, "/v1/completions", R"({"model":"llama-3.1-8b","prompt":"x","max_tokens":2})");
+    ASSERT_EQ(r.status, 200u) << host << ": " << r.body;
+    EXPECT_EQ(r.header("x-tidegate-pool"), "llama-stable");
+  }
+  auto unmatched = post("a.batch.example.com", "/v1/chat/completions", chatBody("llama-3.1-8b"));
+  EXPECT_EQ(unmatched.status, 404u) << unmatched.body;
+  EXPECT_NE(unmatched.body.find("No route rule for host a.batch.example.com"), std::string::npos)
+      << unmatched.body;
+  // A host no route names: by model name. A name no engine serves goes to the stable pool's
+  // fallback rewrite.
+  auto other = post("elsewhere.example.com", "/v1/chat/completions", chatBody("gpt-4o"));
+  ASSERT_EQ(other.status, 200u) << other.body;
+  EXPECT_EQ(other.header("x-tidegate-pool"), "llama-stable");
+  EXPECT_EQ(answered(other), "llama-3.1-8b");
+  // What a fallback took counts under the name asked for when it is a known one, else under
+  // the bounded `other`.
+  EXPECT_TRUE(eventually([&] {
+    return gw.metric("tidegate_requests_total",
+                     {{"model", "other"}, {"target_model", "llama-3.1-8b"}, {"status", "200"}}) ==
+           1;
+  }));
+  EXPECT_GT(gw.metric("tidegate_requests_total", {{"model", "llama-3.1-8b"},
+                                                  {"target_model", "llama-3.1-8b"},
+                                                  {"pool", "llama-stable"},
+                                                  {"status", "200"}}),
+            200);
+  EXPECT_GT(gw.metric("tidegate_requests_total", {{"model", "llama-3.1-8b"},
+                                                  {"target_model", "llama-3.1-8b-v2"},
+                                                  {"pool", "llama-canary"},
+                                                  {"status", "200"}}),
+            20);
+}
+
+// InferenceObjective: a request names one in the x-gateway-inference-objective header; under
+// saturation a negative priority is shed (429), the others are admitted, as criticality did.
+TEST(Gateway, ObjectiveHeaderShedsNegativePrioritiesUnderSaturation) {
+  Engine e({"--served-model-name", "m", "--max-num-seqs", "1", "--step-ms", "20"});
+  Serve gw(gatewayDoc("  scrape: {interval: 20ms}\n  saturation: {queueThreshold: 1}\n") +
+           R"(apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: {name: p}
+spec: {selector: {matchLabels: {app: x}}, targetPorts: [{number: 8000}]}
+---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: {name: q}
+spec: {selector: {matchLabels: {app: nobody}}, targetPorts: [{number: 8000}]}
+---
+apiVersion: llm-d.ai/v1alpha2
+kind: InferenceObjective
+metadata: {name: batch}
+spec: {priority: -1, poolRef: {name: p}}
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceObjective
+metadata: {name: interactive}
+spec: {priority: 10, poolRef: {name: p}}
+---
+apiVersion: llm-d.ai/v1alpha2
+kind: InferenceObjective
+metadata: {name: elsewhere}
+spec: {priority: -1, poolRef: {name: q}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  hostnames: [llm.example.com]
+  rules: [{backendRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: p}]}]
+)" + endpointsDoc("e", "x", {&e}));
+  ASSERT_TRUE(waitReady(gw));
+  const std::string small = R"({"model":"m","prompt":"x","max_tokens":2})";
+  auto post = [&](const std::string& objective, const std::string& body,
+                  const std::string& header = "x-gateway-inference-objective") {
+    http::Headers h{{"Host", "llm.example.com"}};
+    if (!objective.empty()) h.emplace_back(header, objective);
+    return gw.post("/v1/completions", body, h);
+  };
+  // Not saturated: every priority is served.
+  ASSERT_EQ(post("batch", small).status, 200u);
+  std::vector<std::future<http::Response>> longs;
+  for (int i = 0; i < 4; ++i)
+    longs.push_back(std::async(std::launch::async, [&] {
+      return post("interactive", R"({"model":"m","prompt":"x","max_tokens":60})");
+    }));
+  ASSERT_TRUE(eventually([&] {
+    return gw.metric("tidegate_pool_saturated", {{"pool", "p"}}) == 1;
+  }));
+  for (const char* header : {"x-gateway-inference-objective", "x-llm-d-inference-objective"}) {
+    auto shed = post("batch", small, header);
+    EXPECT_EQ(shed.status, 429u) << header << ": " << shed.body;
+    EXPECT_EQ(shed.header("x-tidegate-dropped-reason"), "saturated");
+  }
+  // Positive, default and unknown priorities, and another pool's objective, are admitted (and
+  // queue).
+  std::vector<std::future<http::Response>> admitted;
+  for (const char* objective : {"interactive", "", "no-such-objective", "elsewhere"})
+    admitted.push_back(
+        std::async(std::launch::async, [&, objective] { return post(objective, small); }));
+  for (auto& f : admitted) EXPECT_EQ(f.get().status, 200u);
+  for (auto& f : longs) EXPECT_EQ(f.get().status, 200u);
+}
+
 }  // namespace
 }  // namespace tidegate::testing

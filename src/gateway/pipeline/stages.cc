@@ -40,7 +40,7 @@ std::optional<Denial> parse(std::string_view content_type, std::string_view body
   return std::nullopt;
 }
 
-std::optional<Denial> route(const Snapshot& snap, std::string_view host, const Principal& who,
+std::optional<Denial> route(const Snapshot& snap, const RequestInfo& request, const Principal& who,
                             const RequestFields& fields, std::uint64_t draw,
                             std::optional<Route>& out) {
   auto serves = [&](std::size_t p, const std::string& model) {
@@ -48,7 +48,7 @@ std::optional<Denial> route(const Snapshot& snap, std::string_view host, const P
       if (e->metrics()->lists(model)) return true;
     return false;
   };
-  auto r = snap.table->route(host, fields.model, draw, serves);
+  auto r = snap.table->route(request, fields.model, draw, serves);
   if (auto* re = std::get_if<RouteError>(&r))
     return Denial{Status::not_found,
                   http::openaiError(re->message, "not_found_error", "model", "model_not_found"),

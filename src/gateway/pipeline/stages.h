@@ -54,9 +54,11 @@ std::variant<Api, Denial> endpoint(std::string_view path, boost::beast::http::ve
 std::optional<Denial> parse(std::string_view content_type, std::string_view body,
                             RequestFields& out);
 
-// route: host and model to a pool and target model (RoutingTable::route), at the criticality of
-// the model and the caller's plan. 404 (model_not_found) when nothing serves the model.
-std::optional<Denial> route(const Snapshot& snap, std::string_view host, const Principal& who,
+// route: the request (host, path, headers) and model to a pool and target model
+// (RoutingTable::route), at the criticality of the model — or of the InferenceObjective the
+// request names — and the caller's plan, the less critical. 404 (model_not_found) when nothing
+// serves the model.
+std::optional<Denial> route(const Snapshot& snap, const RequestInfo& request, const Principal& who,
                             const RequestFields& fields, std::uint64_t draw,
                             std::optional<Route>& out);
 

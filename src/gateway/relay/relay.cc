@@ -76,7 +76,8 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
                                    UsageRecord& rec) {
   const auto& eps = target.endpoints;
   const double t0 = now();
-  const double deadline = t0 + g.total_timeout_s;
+  const double deadline =
+      t0 + (target.total_timeout_s > 0 ? target.total_timeout_s : g.total_timeout_s);
   const ClientUsage client_usage{fields.include_usage,
                                  fields.include_usage && fields.continuous_usage};
   rec.target_model = target.target_model;

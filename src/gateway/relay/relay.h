@@ -47,8 +47,9 @@ struct RelayTarget {
   const std::string& target_model;  // what the engine is asked for
   api::Criticality criticality = api::Criticality::kStandard;
   const PickConfig& pick;
-  RouteStats& stats;      // resolved for this route by the snapshot
-  PoolStats& pool_stats;  // resolved for the pool by the snapshot
+  RouteStats& stats;           // resolved for this route by the snapshot
+  PoolStats& pool_stats;       // resolved for the pool by the snapshot
+  double total_timeout_s = 0;  // the route rule's; 0: the Gateway's spec.timeouts.total
 };
 
 // Relays `ex`'s request (body already rewritten for the engine) and answers the client. Fills

@@ -112,8 +112,8 @@ spec: {priority: low}
 )";
 
 struct Fixture {
-  Fixture() : stats(metrics), builder(registry, stats) {
-    auto c = api::parseConfig(kConfig, "t.yaml");
+  explicit Fixture(const char* yaml = kConfig) : stats(metrics), builder(registry, stats) {
+    auto c = api::parseConfig(yaml, "t.yaml");
     EXPECT_TRUE(c.ok()) << c.error().message;
     snap = builder.setConfig(std::make_shared<const api::Config>(std::move(c).value()));
     // The endpoint's scraped model list: the base model and an adapter.
@@ -154,7 +154,8 @@ TEST(Stages, RouteFindsThePoolAndTheCriticalityOfModelAndPlan) {
     fields.model = c.model;
     std::optional<Route> r;
     const Principal anyone;
-    auto d = route(*f.snap, c.host, c.who ? *c.who : anyone, fields, 0, r);
+    const RequestInfo request{c.host, "/v1/completions", {}, "POST", nullptr};
+    auto d = route(*f.snap, request, c.who ? *c.who : anyone, fields, 0, r);
     ASSERT_EQ(!d, c.found) << c.host << " " << c.model;
     if (!c.found) {
       EXPECT_EQ(static_cast<unsigned>(d->status), 404u);
@@ -173,6 +174,42 @@ TEST(Stages, ModelLabelIsBounded) {
     EXPECT_EQ(f.snap->modelLabel(known), known);
   for (const char* unknown : {"nope", "", "bad\xff"})
     EXPECT_EQ(f.snap->modelLabel(unknown), GatewayStats::kOther);
+}
+
+// A rewrite rule without matches takes any name: the names it takes stay out of the bounded
+// `model` label (unless the configuration or an engine knows them), and it names no model.
+TEST(Stages, AFallbackTakesNamesWithoutMakingThemKnown) {
+  Fixture f(R"(
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: {name: gpu}
+spec: {selector: {matchLabels: {app: gpu}}, targetPorts: [{number: 8000}]}
+---
+apiVersion: llm-d.ai/v1alpha2
+kind: InferenceModelRewrite
+metadata: {name: any}
+spec: {poolRef: {name: gpu}, rules: [{targets: [{modelRewrite: base}]}]}
+---
+apiVersion: tidegate.io/v1alpha1
+kind: Endpoints
+metadata: {name: e, labels: {app: gpu}}
+spec: {addresses: ["127.0.0.1:9000"]}
+)");
+  for (const char* unknown : {"gpt-4o", ""})
+    EXPECT_EQ(f.snap->modelLabel(unknown), GatewayStats::kOther) << unknown;
+  RequestFields fields;
+  fields.model = "gpt-4o";
+  std::optional<Route> r;
+  const RequestInfo request{"", "/v1/chat/completions", {}, "POST", nullptr};
+  ASSERT_FALSE(route(*f.snap, request, Principal{}, fields, 0, r));
+  EXPECT_EQ(r->target_model, "base");
+  ASSERT_TRUE(r->model && r->model->fallback);
+  EXPECT_NE(f.snap->stats(*r, "gpt-4o"), nullptr);  // resolved, under `other`
+  // A name an engine lists is resolved per request, under its own name.
+  fields.model = "sql-lora";
+  ASSERT_FALSE(route(*f.snap, request, Principal{}, fields, 0, r));
+  EXPECT_EQ(r->target_model, "base");
+  EXPECT_EQ(f.snap->stats(*r, "sql-lora"), nullptr);
 }
 
 TEST(Stages, AdmissionReservesPromptAndMaxTokensOnlyUnderAPlan) {
