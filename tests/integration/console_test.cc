@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "support/configs.h"
 #include "support/process.h"
 
 namespace tidegate::testing {
@@ -110,51 +111,7 @@ Row replicaRow(const std::string& dom, const std::string& service, const std::st
   return {std::stoi(m[1]), std::stoi(m[2]), std::stoi(m[3]), std::stoi(m[4])};
 }
 
-const char* kHybrid = R"(apiVersion: tidegate.io/v1alpha1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  listen: "127.0.0.1:0"
-  admin: "127.0.0.1:0"
-  controller: {interval: 200ms}
-  auth: {adminToken: console-test-token}
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferencePool
-metadata: {name: qwen-pool}
-spec: {targetPortNumber: 8000, selector: {app: isvc.qwen-predictor}}
----
-apiVersion: scheduling.alibabacloud.com/v1alpha1
-kind: ResourcePolicy
-metadata: {name: qwen-chat}
-spec:
-  selector: {app: isvc.qwen-predictor}
-  strategy: prefer
-  units:
-  - {resource: ecs, nodeSelector: {alibabacloud.com/nodepool-id: npxxxxxx}}
-  - {resource: elastic, nodeSelector: {alibabacloud.com/nodepool-id: npxxxxxy}}
----
-apiVersion: tidegate.io/v1alpha1
-kind: NodePool
-metadata: {name: edge, labels: {alibabacloud.com/nodepool-id: npxxxxxx}}
-spec: {kind: fixed, nodes: 1, gpusPerNode: 1, pricePerNodeHour: 0.9}
----
-apiVersion: tidegate.io/v1alpha1
-kind: NodePool
-metadata: {name: cloud, labels: {alibabacloud.com/nodepool-id: npxxxxxy}}
-spec: {kind: elastic, maxNodes: 2, gpusPerNode: 1, provisioningDelay: 1s, scaleDownUnneededTime: 2s, pricePerNodeHour: 3.06}
----
-apiVersion: tidegate.io/v1alpha1
-kind: InferenceService
-metadata: {name: qwen-chat, labels: {app: isvc.qwen-predictor}}
-spec:
-  servedModelName: qwen
-  command: [tidegate, engine, --port, "{port}", --served-model-name, "{model}", --step-ms, "10", --max-num-seqs, "4", --log-level, warn]
-  minReplicas: 1
-  maxReplicas: 3
-  metrics: [{metric: "vllm:num_requests_waiting", target: 2}]
-  behavior: {scaleDown: {stabilizationWindowSeconds: 2}}
-)";
+const std::string kHybrid = hybridConfig(", auth: {adminToken: console-test-token}");
 
 // The page is served without the token because it holds no data; the data need the token.
 TEST(Console, ThePageHoldsNoDataAndTheStateNeedsTheToken) {
