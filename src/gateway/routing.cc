@@ -1,12 +1,14 @@
 #include "gateway/routing.h"
 
 #include <algorithm>
-#include <cctype>
+#include <boost/beast/core/string.hpp>
 #include <sstream>
 #include <tuple>
 #include <variant>
 
 namespace tidegate::gateway {
+
+namespace beast = boost::beast;
 
 namespace {
 
@@ -58,14 +60,6 @@ auto precedence(const api::HTTPRouteMatch* m) {
   if (!m) return std::make_tuple(false, std::size_t{1}, false, std::size_t{0}, std::size_t{0});
   return std::make_tuple(m->path_type == api::HTTPRouteMatch::Path::kExact, m->path.size(),
                          !m->method.empty(), m->headers.size(), m->query.size());
-}
-
-// ASCII case-insensitive equality: host names are case-blind.
-bool sameHost(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 std::string percent(double share) {
@@ -175,11 +169,13 @@ RoutingTable::RoutingTable(std::shared_ptr<const api::Config> config,
                    [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
 }
 
+// Host names are case-blind (RFC 9110 §4.2.3), hence iequals.
 const RoutingTable::Matches* RoutingTable::matchesFor(std::string_view host) const {
   for (const auto& [h, ms] : exact_hosts_)
-    if (sameHost(host, h)) return &ms;
+    if (beast::iequals(host, h)) return &ms;
   for (const auto& [suffix, ms] : wildcards_)
-    if (host.size() > suffix.size() && sameHost(host.substr(host.size() - suffix.size()), suffix))
+    if (host.size() > suffix.size() &&
+        beast::iequals(host.substr(host.size() - suffix.size()), suffix))
       return &ms;
   return any_host_ ? &*any_host_ : nullptr;
 }
