@@ -399,6 +399,16 @@ asio::awaitable<bool> Server::handshake(tls::Stream& stream, std::uint64_t id) {
 }
 
 // `slot` is held, in the coroutine's frame, until the session ends.
+namespace {
+
+// A 500 for a handler that threw or did not answer. A coroutine of its own: the temporaries of
+// building the answer would otherwise sit in the frame of every session.
+asio::awaitable<void> respondInternalError(Exchange& ex, std::string_view message) {
+  co_await ex.respond(Status::internal_server_error, openaiError(message, "server_error"));
+}
+
+}  // namespace
+
 asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
                                       [[maybe_unused]] ConnectionBudget::Slot slot) {
   tls::Stream stream(std::move(socket));
@@ -452,16 +462,9 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
         spdlog::error("{} handler failed: {}", ex.logId(), e.what());
         threw = true;
       }
-      if (threw) {
-        if (!ex.responded())
-          co_await ex.respond(Status::internal_server_error,
-                              openaiError("internal error", "server_error"));
-        break;
-      }
       if (!ex.responded())
-        co_await ex.respond(Status::internal_server_error,
-                            openaiError("handler did not respond", "server_error"));
-      if (ex.closeAfter()) break;
+        co_await respondInternalError(ex, threw ? "internal error" : "handler did not respond");
+      if (threw || ex.closeAfter()) break;
       setBusy(stream, false);
     }
   } catch (const std::exception& e) {

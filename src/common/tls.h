@@ -129,7 +129,7 @@ class Stream {
 
   beast::tcp_stream& tcp() { return tcp_; }
   asio::ip::tcp::socket& socket() { return tcp_.socket(); }
-  bool secure() const { return tls_.has_value(); }
+  bool secure() const { return tls_ != nullptr; }
   // The peer's "ADDRESS:PORT" ("" if the socket no longer knows it).
   std::string remoteAddress() const;
   ssl::stream<beast::tcp_stream&>& tls() { return *tls_; }
@@ -138,7 +138,7 @@ class Stream {
   // the handshake on tls().
   void startTls(std::shared_ptr<ssl::context> ctx) {
     ctx_ = std::move(ctx);
-    tls_.emplace(tcp_, *ctx_);
+    tls_ = std::make_unique<ssl::stream<beast::tcp_stream&>>(tcp_, *ctx_);
   }
   // Client side: startTls() plus SNI and, when `ctx` verifies peers, the check of the server's
   // certificate against `host` (a DNS name or an IP address). The caller then runs the client
@@ -157,7 +157,9 @@ class Stream {
  private:
   beast::tcp_stream tcp_;
   std::shared_ptr<ssl::context> ctx_;
-  std::optional<ssl::stream<beast::tcp_stream&>> tls_;
+  // On the heap: an ssl::stream is ~350 bytes, and every plain TCP connection (each open stream
+  // holds two) would carry it in its coroutine frame or client object.
+  std::unique_ptr<ssl::stream<beast::tcp_stream&>> tls_;
 };
 
 }  // namespace tidegate::tls

@@ -258,6 +258,12 @@ struct Gateway::Impl {
   // --- Data plane --------------------------------------------------------------------------
 
   asio::awaitable<void> handle(Worker& w, http::Exchange& ex);
+  std::optional<Denial> prepare(Worker& w, const http::Request& req, pipeline::RequestContext& c,
+                                bool& record);
+  asio::awaitable<std::optional<Denial>> admit(Worker& w, pipeline::RequestContext& c);
+  void refused(pipeline::RequestContext& c, const Denial& d);
+  relay::RelayTarget relayTarget(const pipeline::RequestContext& c,
+                                 std::unique_ptr<RouteStats>& unresolved);
   std::string modelsBody(const Snapshot& st, const Principal& who) const;
 };
 
@@ -285,19 +291,20 @@ std::string Gateway::Impl::modelsBody(const Snapshot& st, const Principal& who) 
   return bj::serialize(bj::object{{"object", "list"}, {"data", std::move(data)}});
 }
 
-asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
+// The stages before admission (endpoint, authenticate, parse, authorise, route). A plain
+// function, not part of the coroutine: its temporaries live on the stack, not in the frame
+// that every open stream keeps. Returns the answer when the request ends here (a refusal, or
+// the model list) with `record` set when it is to be accounted as a request.
+std::optional<Denial> Gateway::Impl::prepare(Worker& w, const http::Request& req,
+                                             pipeline::RequestContext& c, bool& record) {
   namespace pl = pipeline;
   using F = boost::beast::http::field;
-  const auto& req = ex.request();
-  pl::RequestContext c;
+  record = false;
   c.snap = snapshot();
   c.path = std::string(req.target());
   if (auto q = c.path.find('?'); q != std::string::npos) c.path.resize(q);
   auto api = pl::endpoint(c.path, req.method());
-  if (auto* d = std::get_if<Denial>(&api)) {
-    co_await ex.respond(d->status, std::move(d->body), "application/json", d->headers);
-    co_return;
-  }
+  if (auto* d = std::get_if<Denial>(&api)) return std::move(*d);
   c.t0 = now();
   // Admission, cheapest check first: the key (before the body is parsed), the body, the model
   // the plan allows, the route, then the limits (which charge the key).
@@ -308,15 +315,11 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
     c.who = std::move(std::get<Principal>(authn));
   }
   if (std::get<pl::Api>(api) == pl::Api::kModels) {
-    if (c.denial) {
-      co_await ex.respond(c.denial->status, std::move(c.denial->body), "application/json",
-                          c.denial->headers);
-    } else {
-      co_await ex.respond(Status::ok, modelsBody(*c.snap, c.who));
-    }
-    co_return;
+    if (c.denial) return std::move(c.denial);
+    return Denial{Status::ok, modelsBody(*c.snap, c.who), {}};
   }
   // From here on every request is a usage record, whatever becomes of it.
+  record = true;
   c.rec.request_id = std::string(req["x-request-id"]);
   if (!c.denial) c.denial = pl::parse(req[F::content_type], req.body(), c.fields);
   c.rec.model = c.fields.model;
@@ -335,56 +338,78 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
   c.model_label = c.route && !(c.route->model && c.route->model->fallback)
                       ? c.fields.model
                       : c.snap->modelLabel(c.fields.model);
-  if (!c.denial && c.route) {
-    // A request id names the reservation in the shared backend (made up only for it).
-    std::string request_id = !c.rec.request_id.empty() ? c.rec.request_id
-                             : w.redis                 ? "r" + std::to_string(w.rng())
-                                                       : std::string();
-    const double reserve = pl::tokensToReserve(c.who, c.fields);
-    auto admitted =
-        co_await access.admit(w.admissions.get(), c.who, reserve, std::move(request_id));
-    if (auto* d = std::get_if<Denial>(&admitted)) {
-      c.denial = std::move(*d);
-    } else {
-      c.grant = std::move(std::get<Grant>(admitted));
-    }
+  return std::move(c.denial);
+}
+
+// A refused request's accounting. A plain function, as prepare().
+void Gateway::Impl::refused(pipeline::RequestContext& c, const Denial& d) {
+  if (d.status == Status::not_found) stats.refused(c.model_label, 404).inc();
+  c.rec.status = static_cast<int>(d.status);
+  c.rec.latency_s = now() - c.t0;
+  access.record(c.who, std::move(c.rec), c.model_label);
+}
+
+// The relay's target for the routed request: its pool, endpoints and pre-resolved stats. A name
+// an endpoint started to list after this snapshot was built has no stats resolved yet (the next
+// snapshot will), nor has a known name a pool's fallback rewrote: `unresolved` then holds them
+// for this request alone.
+relay::RelayTarget Gateway::Impl::relayTarget(const pipeline::RequestContext& c,
+                                              std::unique_ptr<RouteStats>& unresolved) {
+  const auto& route = *c.route;
+  RouteStats* route_stats = c.snap->stats(route, c.fields.model);
+  if (!route_stats) {
+    unresolved =
+        stats.route(c.model_label, route.target_model, c.snap->table->pools()[route.pool].name);
+    route_stats = unresolved.get();
   }
-  if (c.denial) {
-    if (c.denial->status == Status::not_found) stats.refused(c.model_label, 404).inc();
-    c.rec.status = static_cast<int>(c.denial->status);
-    c.rec.latency_s = now() - c.t0;
-    access.record(c.who, std::move(c.rec), c.model_label);
-    co_await ex.respond(c.denial->status, std::move(c.denial->body), "application/json",
-                        c.denial->headers);
+  return relay::RelayTarget{c.snap->pool_endpoints[route.pool],
+                            c.snap->table->pools()[route.pool].name,
+                            c.fields.model,
+                            route.target_model,
+                            route.criticality,
+                            c.snap->pick,
+                            *route_stats,
+                            *c.snap->pool_stats[route.pool],
+                            route.timeout_s};
+}
+
+// admit: the plan's limits, which charge the key (sets c.grant). Its own coroutine, so that its
+// temporaries are not in handle's frame.
+asio::awaitable<std::optional<Denial>> Gateway::Impl::admit(Worker& w,
+                                                            pipeline::RequestContext& c) {
+  // A request id names the reservation in the shared backend (made up only for it).
+  std::string request_id = !c.rec.request_id.empty() ? c.rec.request_id
+                           : w.redis                 ? "r" + std::to_string(w.rng())
+                                                     : std::string();
+  auto admitted = co_await access.admit(
+      w.admissions.get(), c.who, pipeline::tokensToReserve(c.who, c.fields), std::move(request_id));
+  if (auto* d = std::get_if<Denial>(&admitted)) co_return std::move(*d);
+  c.grant = std::move(std::get<Grant>(admitted));
+  co_return std::nullopt;
+}
+
+// Only what spans a suspension is here: every local of a coroutine lives in its frame for as long
+// as the request runs (a whole stream), so the stages are plain functions.
+asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
+  pipeline::RequestContext c;
+  bool record = false;
+  std::optional<Denial> answer = prepare(w, ex.request(), c, record);
+  if (!answer && c.route) answer = co_await admit(w, c);
+  if (answer) {
+    if (record) refused(c, *answer);
+    co_await ex.respond(answer->status, std::move(answer->body), "application/json",
+                        answer->headers);
     co_return;
   }
   c.rec.prompt_tokens = -1;  // unknown until the engine reports it
   {
-    const auto& route = *c.route;
     relay::RelayEnv env{w.upstream, w.rng, picks};
-    // A name an endpoint started to list after this snapshot was built has no stats resolved
-    // yet (the next snapshot will), nor has a known name a pool's fallback rewrote: resolve
-    // them for this request alone.
     std::unique_ptr<RouteStats> unresolved;
-    RouteStats* route_stats = c.snap->stats(route, c.fields.model);
-    if (!route_stats) {
-      unresolved =
-          stats.route(c.model_label, route.target_model, c.snap->table->pools()[route.pool].name);
-      route_stats = unresolved.get();
-    }
-    const relay::RelayTarget target{c.snap->pool_endpoints[route.pool],
-                                    c.snap->table->pools()[route.pool].name,
-                                    c.fields.model,
-                                    route.target_model,
-                                    route.criticality,
-                                    c.snap->pick,
-                                    *route_stats,
-                                    *c.snap->pool_stats[route.pool],
-                                    route.timeout_s};
-    std::string upstream_body =
-        rewriteBody(req.body(), c.fields, route.target_model, /*force_usage=*/true);
-    co_await relay::relayRequest(env, ex, c.snap->config->gateway, target, c.fields, c.path,
-                                 std::move(upstream_body), c.grant.headers, c.rec);
+    const relay::RelayTarget target = relayTarget(c, unresolved);
+    std::string body =
+        rewriteBody(ex.request().body(), c.fields, c.route->target_model, /*force_usage=*/true);
+    co_await relay::relayRequest(env, ex, c.snap->config->gateway, target, c.fields,
+                                 std::move(c.path), std::move(body), c.grant.headers, c.rec);
   }
   // account: no usage from the engine (it reports none, or the client left first): estimate
   // the prompt.
