@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <charconv>
 #include <limits>
+#include <tuple>
 
 #include "common/clock.h"
 #include "common/http_wire.h"
@@ -166,7 +167,16 @@ asio::awaitable<ClientResult<bool>> Client::connect(double timeout_s) {
   if (rec) co_return ClientError{Failure::kResolve, "resolve " + host_ + ": " + rec.message()};
   stream_.emplace(ex_);
   stream_->tcp().expires_after(millis(timeout_s));
-  auto [ec, ep] = co_await stream_->tcp().async_connect(results, kTuple);
+  // The addresses in turn, until one takes or the deadline passes (which closes the socket).
+  beast::error_code ec = asio::error::host_not_found;
+  for (const auto& entry : results) {
+    if (stream_->tcp().timedOut()) break;
+    beast::error_code ignored;
+    stream_->socket().close(ignored);
+    std::tie(ec) = co_await stream_->socket().async_connect(entry.endpoint(), kTuple);
+    if (!ec) break;
+  }
+  ec = stream_->classify(ec);
   if (ec) {
     close();
     co_return ClientError{ec == beast::error::timeout ? Failure::kTimeout : Failure::kConnect,
@@ -181,7 +191,9 @@ asio::awaitable<ClientResult<bool>> Client::connect(double timeout_s) {
       close();
       co_return ClientError{Failure::kConnect, s.message()};
     }
-    auto [hec] = co_await stream_->tls().async_handshake(tls::ssl::stream_base::client, kTuple);
+    auto [handshake_ec] =
+        co_await stream_->tls().async_handshake(tls::ssl::stream_base::client, kTuple);
+    const auto hec = stream_->classify(handshake_ec);
     if (hec) {
       const auto why = stream_->verifyError();
       close();
@@ -231,7 +243,7 @@ asio::awaitable<ClientResult<Response>> Client::exchange(const ClientRequest& re
   auto [wec, wn] =
       co_await stream_->io([&](auto& st) { return asio::async_write(st, bufs, kTuple); });
   if (wec) {
-    auto e = describe(Failure::kWrite, wec, "write");
+    auto e = describe(Failure::kWrite, stream_->classify(wec), "write");
     may_resend = reused && e.kind == Failure::kReset;
     close();
     co_return e;
@@ -239,6 +251,7 @@ asio::awaitable<ClientResult<Response>> Client::exchange(const ClientRequest& re
   parser_.emplace(req.keep_headers);
   parser_->body_limit(boost::none);
   const auto hec = co_await readMessage(*stream_, buffer_, *parser_, true);
+  stream_->tcp().expires_never();  // until the next read: the caller reads the body with next()
   if (hec) {
     auto e = describe(Failure::kRead, hec, "read");
     // Nothing of a response arrived before the close: the server never took the request.
@@ -280,18 +293,22 @@ asio::awaitable<ClientResult<std::string_view>> Client::next(double idle_timeout
     const auto space = buffer_.prepare(beast::read_size(buffer_, kReadSize));
     auto [ec, n] =
         co_await stream_->io([&](auto& st) { return st.async_read_some(space, kTuple); });
+    stream_->tcp().expires_never();  // the time between reads is the caller's, not the read's
     buffer_.commit(n);
     if (ec == asio::error::eof && p.got_some()) {
       ec = {};
       p.put_eof(ec);  // the end of a body that runs to the close, or a cut message
     }
     if (ec) {
-      auto e = describe(Failure::kRead, ec, "read");
+      auto e = describe(Failure::kRead, stream_->classify(ec), "read");
       close();
       co_return e;
     }
   }
   parser_.reset();
+  // Idle from now on, perhaps in a pool: no timer wait left pending (it would keep a one-shot
+  // io_context running until it fired).
+  if (stream_) stream_->tcp().disarm();
   idle_since_ = now();
   reuse_until_ = cancelled_ ? kNever : keep_alive_.reuseUntil(idle_since_, options_.max_idle_s);
   // Bytes after the response (the server spoke out of turn): the connection is not reusable.

@@ -163,7 +163,8 @@ bool Exchange::peerHalfClosed() const { return peer_eof_ || (watch_ && watch_->p
 
 void Exchange::beginWrite() { stream_.tcp().expires_after(asDuration(options_.write_timeout_s)); }
 
-bool Exchange::endWrite(const beast::error_code& ec) {
+bool Exchange::endWrite(beast::error_code ec) {
+  ec = stream_.classify(ec);
   // No deadline while the handler waits between writes (on an engine, say): only writes are
   // timed here, and the session sets its own deadline for the next request.
   stream_.tcp().expires_never();
@@ -377,7 +378,8 @@ asio::awaitable<bool> Server::handshake(tls::Stream& stream, std::uint64_t id) {
   auto& t = *options_.tls;
   stream.startTls(t.current());
   stream.tcp().expires_after(asDuration(options_.handshake_timeout_s));
-  auto [ec] = co_await stream.tls().async_handshake(tls::ssl::stream_base::server, kTuple);
+  auto [hec] = co_await stream.tls().async_handshake(tls::ssl::stream_base::server, kTuple);
+  const auto ec = stream.classify(hec);
   stream.tcp().expires_never();
   if (!ec) {
     t.countHandshake();

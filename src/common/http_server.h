@@ -23,7 +23,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
@@ -180,7 +180,7 @@ class Exchange {
   asio::awaitable<bool> send(std::string head, std::string_view body);
   // Arms the write deadline before a write; clears it after and records a failure.
   void beginWrite();
-  bool endWrite(const beast::error_code& ec);
+  bool endWrite(beast::error_code ec);
 
   tls::Stream& stream_;
   Request request_;

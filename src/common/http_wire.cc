@@ -141,7 +141,7 @@ asio::awaitable<beast::error_code> readMessage(tls::Stream& stream, beast::flat_
       parser.put_eof(ec);
       co_return ec;
     }
-    if (rec) co_return rec;
+    if (rec) co_return stream.classify(rec);
   }
   co_return ec;
 }

@@ -17,7 +17,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 
 #include <atomic>
 #include <memory>
@@ -27,6 +26,7 @@
 #include <utility>
 
 #include "common/result.h"
+#include "common/timed_socket.h"
 
 namespace tidegate::tls {
 
@@ -119,7 +119,8 @@ ServerTls::Failure classifyHandshakeError(const boost::system::error_code& ec);
 // A connection: TCP, or TLS over it once startTls() ran. Reads and writes go through io(f),
 // which calls `f` with the stream to use, so the same Beast call serves both:
 //   co_await s.io([&](auto& st) { return http::async_write(st, msg, token); });
-// Deadlines are the TCP stream's (expires_after), and apply to TLS operations over it too.
+// Deadlines are the TCP socket's (tcp().expires_after, timed_socket.h), and apply to TLS
+// operations over it too; an operation's error goes through classify() to read as a timeout.
 class Stream {
  public:
   explicit Stream(asio::ip::tcp::socket socket) : tcp_(std::move(socket)) {}
@@ -127,18 +128,20 @@ class Stream {
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
-  beast::tcp_stream& tcp() { return tcp_; }
+  TimedSocket& tcp() { return tcp_; }
+  // An operation's error, as beast::error::timeout when the deadline ended it.
+  beast::error_code classify(const beast::error_code& ec) const { return tcp_.classify(ec); }
   asio::ip::tcp::socket& socket() { return tcp_.socket(); }
   bool secure() const { return tls_ != nullptr; }
   // The peer's "ADDRESS:PORT" ("" if the socket no longer knows it).
   std::string remoteAddress() const;
-  ssl::stream<beast::tcp_stream&>& tls() { return *tls_; }
+  ssl::stream<TimedSocket&>& tls() { return *tls_; }
 
   // Layers TLS over the TCP stream with `ctx` (kept alive by this stream); the caller then runs
   // the handshake on tls().
   void startTls(std::shared_ptr<ssl::context> ctx) {
     ctx_ = std::move(ctx);
-    tls_ = std::make_unique<ssl::stream<beast::tcp_stream&>>(tcp_, *ctx_);
+    tls_ = std::make_unique<ssl::stream<TimedSocket&>>(tcp_, *ctx_);
   }
   // Client side: startTls() plus SNI and, when `ctx` verifies peers, the check of the server's
   // certificate against `host` (a DNS name or an IP address). The caller then runs the client
@@ -155,11 +158,11 @@ class Stream {
   }
 
  private:
-  beast::tcp_stream tcp_;
+  TimedSocket tcp_;
   std::shared_ptr<ssl::context> ctx_;
   // On the heap: an ssl::stream is ~350 bytes, and every plain TCP connection (each open stream
   // holds two) would carry it in its coroutine frame or client object.
-  std::unique_ptr<ssl::stream<beast::tcp_stream&>> tls_;
+  std::unique_ptr<ssl::stream<TimedSocket&>> tls_;
 };
 
 }  // namespace tidegate::tls
