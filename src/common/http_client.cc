@@ -202,6 +202,7 @@ asio::awaitable<ClientResult<bool>> Client::connect(double timeout_s) {
                                 hec.message() + (why.empty() ? "" : ": " + why)};
     }
   }
+  stream_->tcp().expires_never();  // connected: the exchange sets its own deadline
   co_return true;
 }
 

@@ -120,7 +120,10 @@ class Client {
 
   // Sends `req` (connecting first if needed) and reads the response. With `on_data`, body bytes
   // go to the callback instead of Response::body.
-  asio::awaitable<ClientResult<Response>> send(const ClientRequest& req, DataFn on_data = {});
+  asio::awaitable<ClientResult<Response>> send(const ClientRequest& req, DataFn on_data);
+  // Without a data callback (an overload: GCC 12 destroys a default-argument temporary of a
+  // co_await expression twice).
+  asio::awaitable<ClientResult<Response>> send(const ClientRequest& req) { return send(req, {}); }
 
   // Pull-style streaming: start() sends `req` and reads the response headers (Response::body
   // stays empty); then next() returns body bytes as they arrive, each call waiting at most

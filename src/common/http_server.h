@@ -141,14 +141,22 @@ class Exchange {
   // exchange failed (every later write returns false at once) and the connection closes after
   // the handler.
 
-  // Sends a complete response. Returns false if writing failed.
+  // Sends a complete response. Returns false if writing failed. (The forms without headers are
+  // overloads, not a default argument: GCC 12 destroys a default-argument temporary of a
+  // co_await expression twice.)
+  asio::awaitable<bool> respond(Status status, std::string body, std::string_view content_type,
+                                const Headers& headers);
   asio::awaitable<bool> respond(Status status, std::string body,
-                                std::string_view content_type = "application/json",
-                                const Headers& headers = {});
+                                std::string_view content_type = "application/json") {
+    return respond(status, std::move(body), content_type, noHeaders());
+  }
 
   // Starts a chunked response. Returns false if writing failed.
   asio::awaitable<bool> startStream(Status status, std::string_view content_type,
-                                    const Headers& headers = {});
+                                    const Headers& headers);
+  asio::awaitable<bool> startStream(Status status, std::string_view content_type) {
+    return startStream(status, content_type, noHeaders());
+  }
   // Writes one chunk. REQUIRES: startStream() succeeded. Returns false if writing failed.
   asio::awaitable<bool> write(std::string_view data);
   // Writes the last chunk. Returns false if writing failed.
@@ -174,6 +182,10 @@ class Exchange {
   }
 
  private:
+  static const Headers& noHeaders() {
+    static const Headers none;
+    return none;
+  }
   struct Watch;
   void disarm();
   // Writes a response head and its body (or nothing) in one gathered write, under the deadline.
