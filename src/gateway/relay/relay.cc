@@ -295,53 +295,40 @@ struct ErrorAnswer {
   std::string body, content_type;
 };
 
-// The answer when no attempt reached the client: the pool shed the request, or every attempt
-// failed (the engine's own last error answer if there was one, else a 502/503/504).
-struct GiveUp {
-  Status status;
-  std::string body, content_type = "application/json";
+// Answers a request no attempt reached the client with: the pool shed it (429), or every attempt
+// failed — the engine's own last error answer if there was one, else a 502/503/504 — and counts
+// it. A coroutine of its own, so that the answer is built in its frame, not in relayRequest's.
+asio::awaitable<void> answerGiveUp(http::Exchange& ex, const RelayTarget& target, bool shed,
+                                   Outcome last, const std::string& last_message,
+                                   ErrorAnswer answer, const http::Headers& extra,
+                                   UsageRecord& rec) {
   http::Headers headers;
-};
-
-GiveUp giveUp(const RelayTarget& target, bool shed, Outcome last, const std::string& last_message,
-              ErrorAnswer& answer, const http::Headers& extra) {
-  GiveUp out;
   if (shed) {
-    out.status = Status::too_many_requests;
-    out.body =
+    answer = {
+        static_cast<unsigned>(Status::too_many_requests),
         http::openaiError("The pool " + target.pool + " is saturated; shedding Sheddable requests.",
-                          "rate_limit_error", {}, "saturated");
-    out.headers = {{"x-tidegate-dropped-reason", "saturated"}};
+                          "rate_limit_error", {}, "saturated"),
+        "application/json"};
+    headers = {{"x-tidegate-dropped-reason", "saturated"}};
   } else if (answer.status != 0) {
     // The engine's own error answer to the last attempt says most.
-    out.status = static_cast<Status>(answer.status);
-    out.body = std::move(answer.body);
-    out.content_type = std::move(answer.content_type);
-    out.headers = {{"x-tidegate-pool", target.pool}};
+    headers = {{"x-tidegate-pool", target.pool}};
   } else {
     const unsigned status = giveUpStatus(last);
-    out.status = static_cast<Status>(status);
-    out.body =
+    answer = {
+        status,
         last == Outcome::kNoEndpoint
             ? http::openaiError("no ready endpoint in pool " + target.pool + " serves the model",
                                 "service_unavailable", {}, "no_ready_endpoint")
             : http::openaiError("upstream failed: " + last_message, "server_error", {},
-                                status == 504 ? "upstream_timeout" : "upstream_error");
+                                status == 504 ? "upstream_timeout" : "upstream_error"),
+        "application/json"};
   }
-  out.headers.insert(out.headers.end(), extra.begin(), extra.end());
-  return out;
-}
-
-// Sends the give-up answer and counts it. A coroutine of its own, so that the answer is built in
-// its frame, not in relayRequest's.
-asio::awaitable<void> answerGiveUp(http::Exchange& ex, const RelayTarget& target, bool shed,
-                                   Outcome last, const std::string& last_message,
-                                   ErrorAnswer& answer, const http::Headers& extra,
-                                   UsageRecord& rec) {
-  GiveUp out = giveUp(target, shed, last, last_message, answer, extra);
-  target.stats.requests(static_cast<int>(out.status)).inc();
-  rec.status = static_cast<int>(out.status);
-  co_await ex.respond(out.status, std::move(out.body), out.content_type, out.headers);
+  headers.insert(headers.end(), extra.begin(), extra.end());
+  target.stats.requests(static_cast<int>(answer.status)).inc();
+  rec.status = static_cast<int>(answer.status);
+  co_await ex.respond(static_cast<Status>(answer.status), std::move(answer.body),
+                      answer.content_type, headers);
 }
 
 }  // namespace
@@ -452,7 +439,7 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
   // The pool shed the request, every attempt failed before any byte reached the client, or
   // nothing could be tried.
   rec.prompt_tokens = 0;  // no engine processed it
-  co_await answerGiveUp(ex, target, shed, last, last_message, answer, extra, rec);
+  co_await answerGiveUp(ex, target, shed, last, last_message, std::move(answer), extra, rec);
 }
 
 }  // namespace tidegate::gateway::relay
