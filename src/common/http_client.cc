@@ -10,6 +10,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/container/small_vector.hpp>
 #include <cerrno>
 #include <charconv>
 #include <limits>
@@ -162,18 +163,28 @@ bool Client::peerClosedIdle() {
 
 asio::awaitable<ClientResult<bool>> Client::connect(double timeout_s) {
   close();
-  tcp::resolver resolver(ex_);
-  auto [rec, results] = co_await resolver.async_resolve(host_, std::to_string(port_), kTuple);
-  if (rec) co_return ClientError{Failure::kResolve, "resolve " + host_ + ": " + rec.message()};
+  // An IP address (engines are mostly addressed by one) is not resolved: Asio resolves on a
+  // thread of its own, which costs a thread hop and, for a burst of new connections, a queue of
+  // resolutions held in memory.
+  boost::container::small_vector<tcp::endpoint, 1> addresses;
+  beast::error_code aec;
+  if (const auto ip = asio::ip::make_address(host_, aec); !aec) {
+    addresses.emplace_back(ip, port_);
+  } else {
+    tcp::resolver resolver(ex_);
+    auto [rec, results] = co_await resolver.async_resolve(host_, std::to_string(port_), kTuple);
+    if (rec) co_return ClientError{Failure::kResolve, "resolve " + host_ + ": " + rec.message()};
+    for (const auto& entry : results) addresses.push_back(entry.endpoint());
+  }
   stream_.emplace(ex_);
   stream_->tcp().expires_after(millis(timeout_s));
   // The addresses in turn, until one takes or the deadline passes (which closes the socket).
   beast::error_code ec = asio::error::host_not_found;
-  for (const auto& entry : results) {
+  for (const auto& address : addresses) {
     if (stream_->tcp().timedOut()) break;
     beast::error_code ignored;
     stream_->socket().close(ignored);
-    std::tie(ec) = co_await stream_->socket().async_connect(entry.endpoint(), kTuple);
+    std::tie(ec) = co_await stream_->socket().async_connect(address, kTuple);
     if (!ec) break;
   }
   ec = stream_->classify(ec);

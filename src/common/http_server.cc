@@ -455,6 +455,10 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
       }
       if (ec) break;  // EOF, timeout, reset: just close
       stream.tcp().expires_never();
+      // A connection inside an exchange (a stream, say, for minutes) holds no read buffer when
+      // nothing was pipelined after its request: one allocation a request, against half a
+      // kilobyte for every open stream.
+      if (buffer.size() == 0) buffer.shrink_to_fit();
       Exchange ex(stream, parser.release(), id, options_, request_no, &draining_);
       bool threw = false;
       try {

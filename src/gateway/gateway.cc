@@ -408,6 +408,9 @@ asio::awaitable<void> Gateway::Impl::handle(Worker& w, http::Exchange& ex) {
     const relay::RelayTarget target = relayTarget(c, unresolved);
     std::string body =
         rewriteBody(ex.request().body(), c.fields, c.route->target_model, /*force_usage=*/true);
+    // The relay sends the rewritten copy: the client's body is not kept for as long as a stream
+    // runs (a long prompt would be held twice).
+    std::string().swap(ex.request().body());
     co_await relay::relayRequest(env, ex, c.snap->config->gateway, target, c.fields,
                                  std::move(c.path), std::move(body), c.grant.headers, c.rec);
   }

@@ -55,13 +55,14 @@ struct Sent {
   bool resent;
 };
 std::vector<Sent> sendSequence(std::uint16_t port, int n, ClientOptions opts = {},
-                               std::function<void(int)> between = {}) {
+                               std::function<void(int)> between = {},
+                               const std::string& host = "127.0.0.1") {
   asio::io_context ioc;
   std::vector<Sent> out;
   asio::co_spawn(
       ioc,
       [&]() -> asio::awaitable<void> {
-        Client c(ioc.get_executor(), "127.0.0.1", port, opts);
+        Client c(ioc.get_executor(), host, port, opts);
         for (int i = 0; i < n; ++i) {
           if (i > 0 && between) between(i);
           ClientRequest req{.method = "POST", .target = "/x", .body = "{}", .timeout_s = 1};
@@ -91,6 +92,19 @@ TEST(Client, ResendsOnceWhenAReusedConnectionDropsTheRequestUnanswered) {
   EXPECT_FALSE(r[2].resent);
   EXPECT_EQ(s.connections(), 2);
   EXPECT_EQ(s.answered(), 3);  // each request answered exactly once
+}
+
+TEST(Client, ConnectsToAnAddressAsIsAndToANameThroughTheResolver) {
+  // An IP address is connected to without a resolution; a name (from /etc/hosts, no network)
+  // still resolves. Both reach the same server, each on a connection of its own.
+  ScriptedServer s([](int, int) { return Action::kKeepAlive; });
+  for (const std::string host : {"127.0.0.1", "localhost"}) {
+    auto r = sendSequence(s.port(), 2, {}, {}, host);
+    ASSERT_EQ(r.size(), 2u) << host;
+    for (const auto& x : r) EXPECT_TRUE(x.ok) << host;
+  }
+  EXPECT_EQ(s.answered(), 4);
+  EXPECT_EQ(s.connections(), 2);
 }
 
 TEST(Client, NeverResendsOnAFreshConnection) {

@@ -354,7 +354,7 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
   std::string last_message = "no ready endpoint serves the model";
   ErrorAnswer answer;
   bool shed = false;
-  const http::ClientRequest up = upstreamRequest(g, ex, std::move(path), std::move(body));
+  http::ClientRequest up = upstreamRequest(g, ex, std::move(path), std::move(body));
 
   for (int attempt_no = 0;; ++attempt_no) {
     const int index = chooseEndpoint(env, target, tried, hashes, rec);
@@ -395,7 +395,9 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
       continue;
     }
 
-    // Served: the response goes to the client.
+    // Served: the response goes to the client. No attempt follows, so the request body (the
+    // whole prompt) is not kept for as long as the stream runs.
+    up.body = std::string();
     http::Headers down{{"x-tidegate-endpoint", rec.endpoint}, {"x-tidegate-pool", target.pool}};
     down.insert(down.end(), extra.begin(), extra.end());
     StreamTally tally;
