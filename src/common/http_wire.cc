@@ -8,9 +8,11 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/field.hpp>
 #include <charconv>
+#include <cstring>
 
 namespace tidegate::http {
 
+using namespace std::string_view_literals;
 namespace asio = boost::asio;
 namespace bhttp = beast::http;
 
@@ -21,19 +23,22 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kHeadReserve = 384;
 
 // Appends a header name or value with CR and LF replaced: a value taken from a request (an
-// x-request-id, say) must not start a header of its own.
+// x-request-id, say) must not start a header of its own. They are rare, so they are looked for
+// with memchr (vectorised) rather than a byte at a time.
 void appendSafe(std::string& out, std::string_view s) {
   const std::size_t at = out.size();
   out.append(s);
-  for (std::size_t i = at; i < out.size(); ++i)
-    if (out[i] == '\r' || out[i] == '\n') out[i] = ' ';
+  char* p = out.data() + at;
+  if (!std::memchr(p, '\r', s.size()) && !std::memchr(p, '\n', s.size())) return;
+  for (std::size_t i = 0; i < s.size(); ++i)
+    if (p[i] == '\r' || p[i] == '\n') p[i] = ' ';
 }
 
 void appendField(std::string& out, std::string_view name, std::string_view value) {
   appendSafe(out, name);
-  out.append(": ");
+  out.append(": "sv);
   appendSafe(out, value);
-  out.append("\r\n");
+  out.append("\r\n"sv);
 }
 
 void appendNumber(std::string& out, std::size_t n) {
@@ -67,7 +72,7 @@ void appendResponseHead(std::string& out, bhttp::status status, unsigned version
   out.push_back(' ');
   const auto reason = bhttp::obsolete_reason(status);
   out.append(reason.data(), reason.size());
-  out.append("\r\n");
+  out.append("\r\n"sv);
   if (!server.empty()) appendField(out, "Server", server);
   bool content_type_given = false;
   for (std::size_t i = 0; i < extra.size(); ++i) {
@@ -78,15 +83,15 @@ void appendResponseHead(std::string& out, bhttp::status status, unsigned version
   }
   if (!content_type.empty() && !content_type_given) appendField(out, "Content-Type", content_type);
   if (chunked) {
-    out.append("Transfer-Encoding: chunked\r\n");
+    out.append("Transfer-Encoding: chunked\r\n"sv);
   } else if (!(code < 200 || code == 204 || code == 304)) {
-    out.append("Content-Length: ");
+    out.append("Content-Length: "sv);
     appendNumber(out, body_size);
-    out.append("\r\n");
+    out.append("\r\n"sv);
   }
-  if (!keep_alive && version >= 11) out.append("Connection: close\r\n");
-  if (keep_alive && version < 11) out.append("Connection: keep-alive\r\n");
-  out.append("\r\n");
+  if (!keep_alive && version >= 11) out.append("Connection: close\r\n"sv);
+  if (keep_alive && version < 11) out.append("Connection: keep-alive\r\n"sv);
+  out.append("\r\n"sv);
 }
 
 void appendRequestHead(std::string& out, std::string_view method, std::string_view target,
@@ -95,7 +100,7 @@ void appendRequestHead(std::string& out, std::string_view method, std::string_vi
   appendSafe(out, method);
   out.push_back(' ');
   appendSafe(out, target);
-  out.append(" HTTP/1.1\r\n");
+  out.append(" HTTP/1.1\r\n"sv);
   const bool host_given = std::any_of(headers.begin(), headers.end(), [](const auto& h) {
     return beast::iequals(h.first, "host");
   });
@@ -108,11 +113,11 @@ void appendRequestHead(std::string& out, std::string_view method, std::string_vi
     appendField(out, k, v);
   }
   if (body_size > 0 || method == "POST" || method == "PUT" || method == "OPTIONS") {
-    out.append("Content-Length: ");
+    out.append("Content-Length: "sv);
     appendNumber(out, body_size);
-    out.append("\r\n");
+    out.append("\r\n"sv);
   }
-  out.append("\r\n");
+  out.append("\r\n"sv);
 }
 
 template <bool isRequest>

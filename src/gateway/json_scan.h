@@ -9,6 +9,9 @@
 #include <cctype>
 #include <string>
 #include <string_view>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace tidegate::gateway {
 
@@ -54,7 +57,7 @@ class JsonScanner {
     if (i_ >= s_.size() || s_[i_] != '"') return false;
     const std::size_t start = i_++;
     bool escaped = false;
-    while (i_ < s_.size()) {
+    while ((i_ = plainRun(i_)) < s_.size()) {
       const char c = s_[i_++];
       if (c == '\\') {
         if (!escape()) return false;
@@ -71,8 +74,8 @@ class JsonScanner {
           }
         }
         return true;
-      } else if (static_cast<unsigned char>(c) < 0x20) {
-        return false;
+      } else {
+        return false;  // a control byte
       }
     }
     return false;
@@ -117,11 +120,40 @@ class JsonScanner {
     return true;
   }
 
+  // The first byte at or after `i` that ends the plain run of a string: a quote, a backslash or
+  // a control byte (< 0x20); the end of the text if none. Sixteen bytes a step with SSE2 (every
+  // x86-64): string contents are most of the bytes of a request or a response, and a byte a step
+  // made this scan a tenth of the gateway's instructions per request.
+  std::size_t plainRun(std::size_t i) const {
+    const char* p = s_.data();
+    const std::size_t n = s_.size();
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    for (; i + 16 <= n; i += 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+      // Unsigned v >= 0x20 exactly when max(v, 0x20) == v.
+      const int printable = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(v, space), v));
+      const int special =
+          _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+      if (const unsigned stop = static_cast<unsigned>(special | (~printable & 0xffff)); stop != 0)
+        return i + static_cast<std::size_t>(__builtin_ctz(stop));
+    }
+#endif
+    while (i < n && p[i] != '"' && p[i] != '\\' && static_cast<unsigned char>(p[i]) >= 0x20) ++i;
+    return i;
+  }
+
+  // A byte of a number or of true/false/null (and of what only looks like one).
+  static bool literalByte(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+           c == '+' || c == '.';
+  }
+
   bool literal() {
     const std::size_t start = i_;
-    while (i_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '-' ||
-                              s_[i_] == '+' || s_[i_] == '.'))
-      ++i_;
+    while (i_ < s_.size() && literalByte(s_[i_])) ++i_;
     const auto lit = s_.substr(start, i_ - start);
     return lit == "true" || lit == "false" || lit == "null" || isNumber(lit);
   }

@@ -72,21 +72,6 @@ std::vector<engine::BlockHash> prefixHashes(const api::GatewayConfig& g,
   return engine::blockHashes(ids, kPrefixBlockTokens, 0);
 }
 
-// The upstream request, built once for every attempt.
-http::ClientRequest upstreamRequest(const api::GatewayConfig& g, const http::Exchange& ex,
-                                    std::string path, std::string body) {
-  http::ClientRequest up{.method = "POST",
-                         .target = std::move(path),
-                         .body = std::move(body),
-                         .headers = {{"Content-Type", "application/json"}},
-                         .timeout_s = g.first_byte_timeout_s,
-                         .connect_timeout_s = g.connect_timeout_s,
-                         .keep_headers = false};
-  if (auto rid = ex.request()["x-request-id"]; !rid.empty())
-    up.headers.emplace_back("x-request-id", std::string(rid));
-  return up;
-}
-
 constexpr int kShed = -2;  // chooseEndpoint: the pool is saturated and the request Sheddable
 
 // Picks the endpoint of the next attempt and books the pick (tried, stats, pick log, prefix
@@ -333,12 +318,26 @@ asio::awaitable<void> answerGiveUp(http::Exchange& ex, const RelayTarget& target
 
 }  // namespace
 
+http::ClientRequest upstreamRequest(const api::GatewayConfig& g, const http::Exchange& ex,
+                                    std::string path, std::string body) {
+  http::ClientRequest up{.method = "POST",
+                         .target = std::move(path),
+                         .body = std::move(body),
+                         .headers = {{"Content-Type", "application/json"}},
+                         .timeout_s = g.first_byte_timeout_s,
+                         .connect_timeout_s = g.connect_timeout_s,
+                         .keep_headers = false};
+  if (auto rid = ex.request()["x-request-id"]; !rid.empty())
+    up.headers.emplace_back("x-request-id", std::string(rid));
+  return up;
+}
+
 // Only what spans a suspension is a local here: every local of a coroutine lives in its frame
 // for as long as the request runs (a whole stream), so the steps are plain functions or
 // coroutines of their own.
 asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api::GatewayConfig& g,
                                    const RelayTarget& target, const RequestFields& fields,
-                                   std::string path, std::string body, const http::Headers& extra,
+                                   http::ClientRequest& up, const http::Headers& extra,
                                    UsageRecord& rec) {
   const double t0 = now();
   const double deadline =
@@ -354,7 +353,6 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
   std::string last_message = "no ready endpoint serves the model";
   ErrorAnswer answer;
   bool shed = false;
-  http::ClientRequest up = upstreamRequest(g, ex, std::move(path), std::move(body));
 
   for (int attempt_no = 0;; ++attempt_no) {
     const int index = chooseEndpoint(env, target, tried, hashes, rec);
@@ -397,7 +395,8 @@ asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex, const api:
 
     // Served: the response goes to the client. No attempt follows, so the request body (the
     // whole prompt) is not kept for as long as the stream runs.
-    up.body = std::string();
+    up.body.clear();
+    up.body.shrink_to_fit();
     http::Headers down{{"x-tidegate-endpoint", rec.endpoint}, {"x-tidegate-pool", target.pool}};
     down.insert(down.end(), extra.begin(), extra.end());
     StreamTally tally;

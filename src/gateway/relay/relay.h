@@ -52,14 +52,20 @@ struct RelayTarget {
   double total_timeout_s = 0;  // the route rule's; 0: the Gateway's spec.timeouts.total
 };
 
-// Relays `ex`'s request (body already rewritten for the engine) and answers the client. Fills
-// in `rec`: endpoint, status (499 when the client left), TTFT, usage as the engine reported it
-// (prompt_tokens stays -1 when it reported none; completion_tokens then counts the content
-// chunks relayed). `extra`: response headers from admission (x-ratelimit-*).
+// The request the relay sends to an engine, built once for every attempt: `path` and `body`
+// (already rewritten for the engine), the client's x-request-id, the Gateway's timeouts.
+http::ClientRequest upstreamRequest(const api::GatewayConfig& g, const http::Exchange& ex,
+                                    std::string path, std::string body);
+
+// Relays `ex`'s request, sent upstream as `up`, and answers the client. Fills in `rec`: endpoint,
+// status (499 when the client left), TTFT, usage as the engine reported it (prompt_tokens stays
+// -1 when it reported none; completion_tokens then counts the content chunks relayed). `extra`:
+// response headers from admission (x-ratelimit-*). `up` is the caller's and must outlive the
+// call (taken by reference: a copy would put the relay's frame over the size Asio recycles);
+// its body is released once the response is being relayed, as no attempt follows.
 boost::asio::awaitable<void> relayRequest(RelayEnv& env, http::Exchange& ex,
                                           const api::GatewayConfig& g, const RelayTarget& target,
-                                          const RequestFields& fields, std::string path,
-                                          std::string body, const http::Headers& extra,
-                                          UsageRecord& rec);
+                                          const RequestFields& fields, http::ClientRequest& up,
+                                          const http::Headers& extra, UsageRecord& rec);
 
 }  // namespace tidegate::gateway::relay
