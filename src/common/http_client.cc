@@ -276,7 +276,7 @@ asio::awaitable<ClientResult<Response>> Client::exchange(const ClientRequest& re
   auto& p = *parser_;
   resp.status = p.status();
   resp.content_type = p.contentType();
-  if (req.keep_headers) resp.headers = std::move(p.fields());
+  if (auto* fields = p.fields()) resp.headers = std::move(*fields);
   resp.keep_alive = p.keep_alive();
   last_chunked_ = p.chunked();
   keep_alive_ = KeepAlive::parse(resp.keep_alive, p.keepAliveHeader());

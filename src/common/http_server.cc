@@ -30,6 +30,8 @@ constexpr auto kTuple = asio::as_tuple(use_awaitable);
 // Connections being refused (503 written, then a lingering close) at once, per server; past it a
 // refused connection is closed without an answer, so a flood cannot pile up sockets.
 constexpr std::size_t kMaxRefusing = 256;
+// Connections accepted in one go when the listener is readable (see acceptLoop).
+constexpr int kAcceptBatch = 64;
 
 namespace {
 std::chrono::steady_clock::duration asDuration(double seconds) {
@@ -254,6 +256,8 @@ Result<tcp::endpoint> Server::listen(const std::string& host, std::uint16_t port
   if (ec) return Error{"bind " + host + ":" + std::to_string(port) + ": " + ec.message()};
   acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return Error{"listen: " + ec.message()};
+  acceptor_.non_blocking(true, ec);  // acceptLoop's batches: never block the event loop
+  if (ec) return Error{"listen: " + ec.message()};
   return acceptor_.local_endpoint();
 }
 
@@ -310,24 +314,38 @@ asio::awaitable<void> Server::acceptLoop() {
       spdlog::warn("accept: {}", ec.message());
       continue;
     }
-    sock.set_option(tcp::no_delay(true), ec);
-    auto slot = budget_->tryAcquire();
-    if (!slot) {
-      rejected_.fetch_add(1, std::memory_order_relaxed);
-      if (const auto n = budget_->countRejected(monotonicSeconds()); n > 0)
-        spdlog::warn(
-            "connection limit {} reached: {} connection(s) answered 503 since the last report",
-            budget_->limit(), n);
-      // Past kMaxRefusing, or on TLS, `sock` closes unanswered as it goes out of scope.
-      if (refusing_ < kMaxRefusing && !options_.tls) {
-        ++refusing_;
-        asio::co_spawn(ioc_, refuse(std::move(sock)), asio::detached);
-      }
-      continue;
+    take(std::move(sock));
+    // Then what else the kernel has queued, up to kAcceptBatch: one connection a pass of a busy
+    // event loop (a gateway or an engine with thousands of streams) falls behind a burst of
+    // thousands of new connections, and past the listen backlog the kernel drops their SYNs
+    // (connect timeouts) and resets what it had half-accepted.
+    for (int i = 1; i < kAcceptBatch && !stopped_ && !draining_; ++i) {
+      tcp::socket more(ioc_);
+      acceptor_.accept(more, ec);  // non-blocking (listen): would_block when none is queued
+      if (ec) break;               // would_block, or an error the next async_accept reports
+      take(std::move(more));
     }
-    asio::co_spawn(ioc_, session(std::move(sock), next_conn_id_++, std::move(slot)),
-                   asio::detached);
   }
+}
+
+void Server::take(tcp::socket sock) {
+  beast::error_code ec;
+  sock.set_option(tcp::no_delay(true), ec);
+  auto slot = budget_->tryAcquire();
+  if (!slot) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    if (const auto n = budget_->countRejected(monotonicSeconds()); n > 0)
+      spdlog::warn(
+          "connection limit {} reached: {} connection(s) answered 503 since the last report",
+          budget_->limit(), n);
+    // Past kMaxRefusing, or on TLS, `sock` closes unanswered as it goes out of scope.
+    if (refusing_ < kMaxRefusing && !options_.tls) {
+      ++refusing_;
+      asio::co_spawn(ioc_, refuse(std::move(sock)), asio::detached);
+    }
+    return;
+  }
+  asio::co_spawn(ioc_, session(std::move(sock), next_conn_id_++, std::move(slot)), asio::detached);
 }
 
 // Answers a connection over the budget with 503 instead of closing it silently, so its client
@@ -400,6 +418,33 @@ asio::awaitable<bool> Server::handshake(tls::Stream& stream, std::uint64_t id) {
   co_return false;
 }
 
+asio::awaitable<bool> Server::readRequest(tls::Stream& stream, beast::flat_buffer& buffer,
+                                          Request& out) {
+  RequestParser parser;
+  limitParser(parser, options_.max_header_bytes, options_.max_body_bytes);
+  // One deadline for the whole request, header and body.
+  stream.tcp().expires_after(asDuration(options_.idle_timeout_s));
+  auto ec = co_await readMessage(stream, buffer, parser, true);
+  std::optional<Refusal> refusal;
+  if (!ec) {
+    // From a complete head on, the request is in progress: a drain lets it finish.
+    setBusy(stream, true);
+    refusal = checkHead(parser.get());
+    if (!refusal) ec = co_await readMessage(stream, buffer, parser, false);
+  }
+  if (!refusal && ec) refusal = readFailure(ec, options_.max_body_bytes);
+  if (refusal) {
+    // An early error: answered, then a lingering close (the client may still be sending).
+    co_await sendError(stream, refusal->status, std::move(refusal->message));
+    co_await lingeringClose(stream);
+    co_return false;
+  }
+  if (ec) co_return false;  // EOF, timeout, reset: just close
+  stream.tcp().expires_never();
+  out = parser.release();
+  co_return true;
+}
+
 // `slot` is held, in the coroutine's frame, until the session ends.
 namespace {
 
@@ -423,43 +468,16 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
     co_return;
   }
 
-  // An early error: answered, then a lingering close (the client may still be sending).
-  auto reject = [&](Status status, std::string message) -> asio::awaitable<void> {
-    co_await sendError(stream, status, std::move(message));
-    co_await lingeringClose(stream);
-  };
-
   try {
     // During a drain no further request is read: the connection closes after its exchange.
     for (std::uint64_t request_no = 1; !stopped_ && !draining_; ++request_no) {
-      RequestParser parser;
-      limitParser(parser, options_.max_header_bytes, options_.max_body_bytes);
-      // One deadline for the whole request, header and body.
-      stream.tcp().expires_after(asDuration(options_.idle_timeout_s));
-      auto ec = co_await readMessage(stream, buffer, parser, true);
-      std::optional<Refusal> refusal;
-      if (!ec) {
-        // From a complete head on, the request is in progress: a drain lets it finish.
-        setBusy(stream, true);
-        refusal = checkHead(parser.get());
-        if (!refusal) {
-          ec = co_await readMessage(stream, buffer, parser, false);
-        }
-      }
-      if (!refusal && ec) refusal = readFailure(ec, options_.max_body_bytes);
-      if (refusal) {
-        const Status status = refusal->status;
-        std::string message = std::move(refusal->message);
-        co_await reject(status, std::move(message));
-        break;
-      }
-      if (ec) break;  // EOF, timeout, reset: just close
-      stream.tcp().expires_never();
+      Request request;
+      if (!co_await readRequest(stream, buffer, request)) break;
       // A connection inside an exchange (a stream, say, for minutes) holds no read buffer when
       // nothing was pipelined after its request: one allocation a request, against half a
       // kilobyte for every open stream.
       if (buffer.size() == 0) buffer.shrink_to_fit();
-      Exchange ex(stream, parser.release(), id, options_, request_no, &draining_);
+      Exchange ex(stream, std::move(request), id, options_, request_no, &draining_);
       bool threw = false;
       try {
         co_await handler_(ex);

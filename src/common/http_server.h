@@ -24,6 +24,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
@@ -245,8 +246,15 @@ class Server {
 
  private:
   asio::awaitable<void> acceptLoop();
+  // Starts a session for an accepted connection, or refuses it (503) over the budget.
+  void take(tcp::socket sock);
   asio::awaitable<void> session(tcp::socket socket, std::uint64_t id, ConnectionBudget::Slot slot);
   asio::awaitable<void> refuse(tcp::socket socket);
+  // Reads a connection's next request into `out`; true when it holds one. A request refused
+  // while read (400, 413, 431) is answered here, then a lingering close; it and a connection that
+  // just ends (its end of stream, a timeout, a reset) give false. A coroutine of its own, so
+  // that the parser is not in the frame of the session, which every open connection keeps.
+  asio::awaitable<bool> readRequest(tls::Stream& stream, beast::flat_buffer& buffer, Request& out);
   // Writes an error response in OpenAI format with `Connection: close`, under the write
   // deadline; the caller closes the connection.
   asio::awaitable<void> sendError(tls::Stream& stream, Status status, std::string message,

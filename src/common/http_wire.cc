@@ -162,7 +162,7 @@ void ResponseParser::on_field_impl(bhttp::field name, beast::string_view name_st
                                    beast::string_view value, beast::error_code&) {
   if (name == bhttp::field::content_type) content_type_.assign(value.data(), value.size());
   if (name == bhttp::field::keep_alive) keep_alive_.assign(value.data(), value.size());
-  if (keep_headers_) fields_.insert(name, name_string, value);
+  if (fields_) fields_->insert(name, name_string, value);
 }
 
 }  // namespace tidegate::http

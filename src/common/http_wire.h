@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -72,14 +73,15 @@ boost::asio::awaitable<beast::error_code> readMessage(tls::Stream& stream,
 // chunk header and chunk body, so one put() yields at most one piece of body.
 class ResponseParser : public beast::http::basic_parser<false> {
  public:
-  explicit ResponseParser(bool keep_headers) : keep_headers_(keep_headers) {}
+  explicit ResponseParser(bool keep_headers)
+      : fields_(keep_headers ? std::make_unique<beast::http::fields>() : nullptr) {}
 
   unsigned status() const { return status_; }
   unsigned version() const { return version_; }
   const std::string& contentType() const { return content_type_; }
   const std::string& keepAliveHeader() const { return keep_alive_; }
-  // Every header, when made with keep_headers; else empty.
-  beast::http::fields& fields() { return fields_; }
+  // Every header when made with keep_headers; else null.
+  beast::http::fields* fields() { return fields_.get(); }
   // The body bytes the last put() consumed.
   std::string_view body() const { return body_; }
   // Forgets the last piece of body; call before each put().
@@ -108,12 +110,13 @@ class ResponseParser : public beast::http::basic_parser<false> {
   }
   void on_finish_impl(beast::error_code&) override {}
 
-  bool keep_headers_;
+  // Every header, or null when not kept: a connection's parser lives as long as its response
+  // (a stream, for minutes), and most never keep them.
+  std::unique_ptr<beast::http::fields> fields_;
   unsigned status_ = 0;
   unsigned version_ = 11;
   std::string content_type_;
   std::string keep_alive_;
-  beast::http::fields fields_;
   std::string_view body_;
 };
 

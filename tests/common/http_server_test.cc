@@ -17,9 +17,11 @@
 #include <boost/json.hpp>
 #include <cerrno>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "support/process.h"
 
@@ -391,6 +393,34 @@ TEST(HttpServer, ConnectionBudgetIsSharedByServers) {
   RawClient again(b.port());
   EXPECT_EQ(statusOf(again), 200);
   EXPECT_EQ(statusOf(second), 200);  // the connections that held on are untouched
+}
+
+TEST(HttpServer, ABurstQueuedWhileTheLoopIsBusyIsAcceptedAndBudgeted) {
+  // Connections the kernel queued while the event loop was not accepting are taken in batches
+  // (acceptLoop): every one is answered, and those over the budget get 503 as any other would.
+  asio::io_context ioc;
+  Server server(ioc, {.max_connections = 30}, echo);
+  auto ep = server.listen("127.0.0.1", 0);
+  ASSERT_TRUE(ep);
+  server.start();
+  std::vector<std::unique_ptr<RawClient>> clients;
+  for (int i = 0; i < 100; ++i) {
+    clients.push_back(std::make_unique<RawClient>(ep->port()));
+    ASSERT_TRUE(clients.back()->send("GET /x HTTP/1.1\r\nHost: t\r\n\r\n"));
+  }
+  std::thread loop([&] { ioc.run(); });
+  int ok = 0, refused = 0, other = 0;
+  for (auto& c : clients) {
+    const auto r = c->readResponse();
+    const int status = r ? r->result_int() : 0;
+    ++(status == 200 ? ok : status == 503 ? refused : other);
+  }
+  EXPECT_EQ(ok, 30);
+  EXPECT_EQ(refused, 70);
+  EXPECT_EQ(other, 0);
+  EXPECT_EQ(server.rejectedConnections(), 70u);
+  asio::post(ioc, [&] { server.stop(); });
+  loop.join();
 }
 
 TEST(HttpServer, WithoutABudgetEachServerCountsItsOwnConnections) {

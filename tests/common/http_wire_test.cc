@@ -154,7 +154,7 @@ TEST(HttpWire, ResponseParserHandsOutChunkedAndSizedBodies) {
     EXPECT_EQ(p.contentType(), "text/event-stream");
     EXPECT_EQ(p.keepAliveHeader(), "timeout=5");
     EXPECT_TRUE(p.chunked());
-    EXPECT_EQ(p.fields().begin(), p.fields().end()) << "headers kept only when asked";
+    EXPECT_EQ(p.fields(), nullptr) << "headers kept only when asked";
   }
   ResponseParser p(true);
   beast::error_code ec;
@@ -165,7 +165,8 @@ TEST(HttpWire, ResponseParserHandsOutChunkedAndSizedBodies) {
   EXPECT_EQ(p.status(), 503u);
   EXPECT_EQ(p.version(), 10u);
   EXPECT_FALSE(p.keep_alive());
-  EXPECT_EQ(p.fields()["retry-after"], "1");
+  ASSERT_NE(p.fields(), nullptr);
+  EXPECT_EQ((*p.fields())["retry-after"], "1");
 }
 
 TEST(HttpWire, ResponseParserRefusesMalformedResponses) {
