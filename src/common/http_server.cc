@@ -78,21 +78,23 @@ std::uint64_t ConnectionBudget::countRejected(double now) {
 struct Exchange::Watch : std::enable_shared_from_this<Exchange::Watch> {
   Watch(tcp::socket& s, std::function<void()> f) : sock(s), fn(std::move(f)) {}
 
-  // Waits until the client sends something: more bytes, an end of stream or a reset.
+  // Waits until the client sends something: more bytes, an end of stream or a reset. A peek,
+  // not async_wait: Asio tries a receive at once and, when nothing is there, waits on the
+  // socket's epoll registration as it is, where async_wait re-arms it (an epoll_ctl for every
+  // request). The peeked byte stays in the socket for the session's next read.
   void waitReadable() {
-    sock.async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
-      if (!self->fn || ec == asio::error::operation_aborted) return;  // disarmed
-      if (ec) return self->fire();
-      char c;
-      const ssize_t n = ::recv(self->sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return self->waitReadable();   // nothing there after all
-      if (n < 0) return self->fire();  // reset
-      // A pipelined next request (n > 0) or an end of stream (n == 0): the client is still
-      // there, or may be. From now on only an error on the connection says it left.
-      if (n == 0) self->peer_eof = true;
-      self->waitError();
-    });
+    sock.async_receive(asio::buffer(&peeked, 1), tcp::socket::message_peek,
+                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                         if (!self->fn || ec == asio::error::operation_aborted) return;  // disarmed
+                         // A pipelined next request or an end of stream: the client is still
+                         // there, or may be. From now on only an error on the connection says
+                         // it left.
+                         if (!ec || ec == asio::error::eof) {
+                           self->peer_eof = ec == asio::error::eof;
+                           return self->waitError();
+                         }
+                         self->fire();  // reset
+                       });
   }
 
   // Waits for POLLERR/POLLHUP: the reset a gone client's kernel sends when our bytes reach it.
@@ -118,6 +120,7 @@ struct Exchange::Watch : std::enable_shared_from_this<Exchange::Watch> {
   tcp::socket& sock;
   std::function<void()> fn;
   bool peer_eof = false;
+  char peeked = 0;  // waitReadable's buffer
 };
 
 Exchange::Exchange(tls::Stream& stream, Request request, std::uint64_t conn_id,
