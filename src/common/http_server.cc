@@ -152,7 +152,8 @@ void Exchange::disarm() {
   peer_eof_ = peer_eof_ || watch_->peer_eof;
   watch_->fn = nullptr;
   watch_.reset();
-  // Removes the pending readiness wait, so the next request read is the only read operation.
+  // Cancels the pending peek (or error wait), so the next request read is the only read
+  // operation.
   beast::error_code ec;
   stream_.socket().cancel(ec);
 }
@@ -259,7 +260,11 @@ Result<tcp::endpoint> Server::listen(const std::string& host, std::uint16_t port
   if (ec) return Error{"bind " + host + ":" + std::to_string(port) + ": " + ec.message()};
   acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return Error{"listen: " + ec.message()};
-  acceptor_.non_blocking(true, ec);  // acceptLoop's batches: never block the event loop
+  // acceptLoop's batches accept synchronously and must never block the event loop: non-blocking
+  // (would_block when nothing is queued), and a connection aborted while queued reported as
+  // such (Asio's accept otherwise polls, with no timeout, for the next connection).
+  acceptor_.non_blocking(true, ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::enable_connection_aborted(true), ec);
   if (ec) return Error{"listen: " + ec.message()};
   return acceptor_.local_endpoint();
 }
@@ -313,8 +318,9 @@ asio::awaitable<void> Server::acceptLoop() {
     if (stopped_ || draining_) co_return;
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
-      // EMFILE and friends: log and keep accepting rather than dying.
-      spdlog::warn("accept: {}", ec.message());
+      // EMFILE and friends: log and keep accepting rather than dying. (A connection its client
+      // aborted while it was queued is no news.)
+      if (ec != asio::error::connection_aborted) spdlog::warn("accept: {}", ec.message());
       continue;
     }
     take(std::move(sock));
@@ -325,7 +331,13 @@ asio::awaitable<void> Server::acceptLoop() {
     for (int i = 1; i < kAcceptBatch && !stopped_ && !draining_; ++i) {
       tcp::socket more(ioc_);
       acceptor_.accept(more, ec);  // non-blocking (listen): would_block when none is queued
-      if (ec) break;               // would_block, or an error the next async_accept reports
+      if (ec) {
+        // An error may belong to the connection it dequeued, which no later accept reports.
+        if (ec != asio::error::would_block && ec != asio::error::try_again &&
+            ec != asio::error::connection_aborted)
+          spdlog::warn("accept: {}", ec.message());
+        break;
+      }
       take(std::move(more));
     }
   }

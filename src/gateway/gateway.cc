@@ -82,9 +82,10 @@ struct Gateway::Impl {
   struct Worker {
     explicit Worker(relay::UpstreamPool::TlsContext tls)
         : upstream(ioc.get_executor(), {}, 256, std::move(tls)) {}
-    // One thread runs it and every socket of the worker is only ever touched on that thread
-    // (other threads post to it), so the reactor's per-socket locks are left out: a lock and an
-    // unlock less for every read, write and wait.
+    // The reactor's per-socket locks are left out (a lock and an unlock less for every read,
+    // write and wait), which Asio allows when one thread at a time uses a socket: the worker's
+    // sockets are made before its thread starts and destroyed after it ends, and while it runs
+    // only it touches them — other threads post to it, and must keep doing so.
     asio::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     std::unique_ptr<http::Server> server;
     std::thread thread;
