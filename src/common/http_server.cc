@@ -14,7 +14,6 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
-#include <cerrno>
 #include <charconv>
 #include <chrono>
 
@@ -34,6 +33,14 @@ constexpr std::size_t kMaxRefusing = 256;
 constexpr int kAcceptBatch = 64;
 
 namespace {
+// An accept that failed: EMFILE and friends are logged (and accepting goes on rather than dying);
+// nothing queued (a batch's end) or a connection its client aborted while queued is no news.
+void logAcceptError(const beast::error_code& ec) {
+  if (ec != asio::error::would_block && ec != asio::error::try_again &&
+      ec != asio::error::connection_aborted)
+    spdlog::warn("accept: {}", ec.message());
+}
+
 std::chrono::steady_clock::duration asDuration(double seconds) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(seconds));
@@ -318,9 +325,7 @@ asio::awaitable<void> Server::acceptLoop() {
     if (stopped_ || draining_) co_return;
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
-      // EMFILE and friends: log and keep accepting rather than dying. (A connection its client
-      // aborted while it was queued is no news.)
-      if (ec != asio::error::connection_aborted) spdlog::warn("accept: {}", ec.message());
+      logAcceptError(ec);
       continue;
     }
     take(std::move(sock));
@@ -333,9 +338,7 @@ asio::awaitable<void> Server::acceptLoop() {
       acceptor_.accept(more, ec);  // non-blocking (listen): would_block when none is queued
       if (ec) {
         // An error may belong to the connection it dequeued, which no later accept reports.
-        if (ec != asio::error::would_block && ec != asio::error::try_again &&
-            ec != asio::error::connection_aborted)
-          spdlog::warn("accept: {}", ec.message());
+        logAcceptError(ec);
         break;
       }
       take(std::move(more));
