@@ -1,7 +1,8 @@
 // Fuzzes the request-body scanner and the model rewrite (gateway/body.h), which read every
 // client's body. Invariants, with Boost.JSON as the reference (fuzz_check.h):
 // - scanRequest accepts only a JSON object, and reads from it what the reference reads: the
-//   model (a string, and its span holds it), stream, max_tokens and stream_options;
+//   model (a string, and its span holds it), stream, max_tokens and stream_options, and the
+//   prompt text (a `prompt` string or the messages' text contents);
 // - when the reference reads a JSON object, the scanner does not call it malformed;
 // - rewriteBody gives JSON again whose scan has the new model and, when usage is forced on a
 //   streamed request, stream_options asking for usage; every other member is unchanged.
@@ -41,6 +42,30 @@ void agree(const bj::object& o, const RequestFields& f, std::string_view body) {
   FUZZ_CHECK(f.continuous_usage ==
              (options_object && isTrue(*options_object, "continuous_usage_stats")));
   FUZZ_CHECK(f.stream_options_span.found() == (options != nullptr));
+}
+
+// The reference's prompt text: a `prompt` string, or each message's content (a string, or the
+// text of its text parts) and a newline.
+std::string promptText(const bj::object& o) {
+  std::string out;
+  if (const auto* p = o.if_contains("prompt"); p && p->is_string()) out = p->get_string();
+  const auto* messages = o.if_contains("messages");
+  if (!messages || !messages->is_array()) return out;
+  for (const auto& m : messages->get_array()) {
+    const auto* c = m.is_object() ? m.get_object().if_contains("content") : nullptr;
+    if (!c) continue;
+    if (c->is_string()) {
+      out += c->get_string();
+      out += '\n';
+    } else if (c->is_array()) {
+      for (const auto& part : c->get_array())
+        if (const auto* t = part.is_object() ? part.get_object().if_contains("text") : nullptr;
+            t && t->is_string())
+          out += t->get_string();
+      out += '\n';
+    }
+  }
+  return out;
 }
 
 // The members of `o` other than the ones a rewrite may change.
@@ -94,6 +119,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(!ec && ref.is_object());
   const auto& o = ref.get_object();
   agree(o, f, body);
+  if (!(o.contains("prompt") && o.contains("messages")))  // with both, the later one counts
+    FUZZ_CHECK(f.prompt_text == promptText(o));
   const auto* max_tokens = o.if_contains("max_tokens");
   const auto* max_completion_tokens = o.if_contains("max_completion_tokens");
   if (!max_tokens || !max_completion_tokens) {  // with both, the later one in the body counts

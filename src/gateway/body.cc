@@ -1,8 +1,6 @@
 #include "gateway/body.h"
 
 #include <algorithm>
-#include <boost/json.hpp>
-#include <cctype>
 #include <charconv>
 #include <iterator>
 #include <string_view>
@@ -14,25 +12,62 @@
 namespace tidegate::gateway {
 namespace {
 
-// Appends the text of message contents (strings or text parts) for prefix hashing.
-void appendContents(const boost::json::value& messages, std::string& out) {
-  if (!messages.is_array()) return;
-  for (const auto& m : messages.get_array()) {
-    const auto* o = m.if_object();
-    if (!o) continue;
-    const auto* c = o->if_contains("content");
-    if (!c) continue;
-    if (c->is_string()) {
-      out += c->get_string();
-      out += '\n';
-    } else if (c->is_array()) {
-      for (const auto& part : c->get_array())
-        if (const auto* t = part.is_object() ? part.get_object().if_contains("text") : nullptr;
-            t && t->is_string())
-          out += t->get_string();
-      out += '\n';
-    }
+// Appends the text of a message's content (a string, or an array of parts whose text parts
+// count) and a newline; any other content is skipped. `depth` is the content's nesting depth.
+bool appendContent(JsonScanner& s, int depth, std::string& out) {
+  const char c = s.peek();
+  if (c == '"') {
+    if (!s.appendString(&out)) return false;
+  } else if (c == '[') {
+    const bool ok = s.elements(depth, [&](int d) {
+      if (s.peek() != '{') return s.value(d);
+      std::size_t text_at = std::string::npos;  // a later "text" replaces an earlier one
+      return s.members(d, [&](std::string_view key, int dd) {
+        if (key != "text") return s.value(dd);
+        if (text_at != std::string::npos) out.resize(text_at);
+        text_at = out.size();
+        return s.peek() == '"' ? s.appendString(&out) : s.value(dd);
+      });
+    });
+    if (!ok) return false;
+  } else {
+    return s.value(depth);
   }
+  out += '\n';
+  return true;
+}
+
+// Appends the contents of each message (objects with a `content`) for prefix hashing; the walk
+// validates the whole array, as skipping it would. A member given twice counts as its last
+// value, as in most JSON readers.
+bool appendContents(JsonScanner& s, int depth, std::string& out) {
+  if (s.peek() != '[') return s.value(depth);
+  return s.elements(depth, [&](int d) {
+    if (s.peek() != '{') return s.value(d);
+    std::size_t content_at = std::string::npos;  // a later "content" replaces an earlier one
+    return s.members(d, [&](std::string_view key, int dd) {
+      if (key != "content") return s.value(dd);
+      if (content_at != std::string::npos) out.resize(content_at);
+      content_at = out.size();
+      return appendContent(s, dd, out);
+    });
+  });
+}
+
+// Reads `include_usage` and `continuous_usage_stats` when stream_options is an object.
+bool scanStreamOptions(JsonScanner& s, RequestFields& out) {
+  if (s.peek() != '{') return s.value(1);
+  return s.members(1, [&](std::string_view key, int d) {
+    bool* flag = key == "include_usage"            ? &out.include_usage
+                 : key == "continuous_usage_stats" ? &out.continuous_usage
+                                                   : nullptr;
+    s.ws();
+    const std::size_t from = s.pos();
+    if (!s.value(d)) return false;
+    if (flag && (s.since(from) == "true" || s.since(from) == "false"))
+      *flag = s.since(from) == "true";
+    return true;
+  });
 }
 
 }  // namespace
@@ -85,25 +120,17 @@ std::optional<ScanError> scanRequest(std::string_view body, RequestFields& out) 
         } else if (v != "null") {
           return ScanError{std::string(key) + ": expected an integer", std::string(key)};
         }
-      } else if (key == "stream_options" || key == "prompt" || key == "messages") {
-        if (!s.value()) return ScanError{"malformed JSON in request body", {}};
-        const auto raw = body.substr(vstart, s.pos() - vstart);
-        boost::system::error_code ec;
-        auto v = boost::json::parse(raw, ec);
-        if (ec) return ScanError{"malformed JSON in request body", {}};
-        if (key == "stream_options") {
-          out.stream_options_span = {vstart, s.pos()};
-          if (const auto* o = v.if_object()) {
-            if (const auto* iu = o->if_contains("include_usage"); iu && iu->is_bool())
-              out.include_usage = iu->get_bool();
-            if (const auto* cu = o->if_contains("continuous_usage_stats"); cu && cu->is_bool())
-              out.continuous_usage = cu->get_bool();
-          }
-        } else if (key == "prompt") {
-          if (v.is_string()) out.prompt_text = v.get_string();
-        } else {
-          appendContents(v, out.prompt_text);
-        }
+      } else if (key == "stream_options") {
+        if (!scanStreamOptions(s, out)) return ScanError{"malformed JSON in request body", {}};
+        out.stream_options_span = {vstart, s.pos()};
+      } else if (key == "prompt") {
+        out.prompt_text.clear();  // the last of `prompt` and `messages` counts
+        const bool ok = s.peek() == '"' ? s.string(&out.prompt_text) : s.value(1);
+        if (!ok) return ScanError{"malformed JSON in request body", {}};
+      } else if (key == "messages") {
+        out.prompt_text.clear();
+        if (!appendContents(s, 1, out.prompt_text))
+          return ScanError{"malformed JSON in request body", {}};
       } else if (!s.value()) {
         return ScanError{"malformed JSON in request body", {}};
       }

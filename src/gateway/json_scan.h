@@ -53,6 +53,12 @@ class JsonScanner {
 
   // A string literal; `out` gets the decoded text if not null.
   bool string(std::string* out) {
+    if (out) out->clear();
+    return appendString(out);
+  }
+
+  // A string literal; its decoded text is appended to `out` if not null.
+  bool appendString(std::string* out) {
     ws();
     if (i_ >= s_.size() || s_[i_] != '"') return false;
     const std::size_t start = i_++;
@@ -65,12 +71,12 @@ class JsonScanner {
       } else if (c == '"') {
         if (out) {
           if (!escaped) {
-            out->assign(s_.substr(start + 1, i_ - start - 2));
+            out->append(s_.substr(start + 1, i_ - start - 2));
           } else {
             boost::system::error_code ec;
             auto v = boost::json::parse(s_.substr(start, i_ - start), ec);
             if (ec || !v.is_string()) return false;
-            out->assign(v.get_string());
+            out->append(v.get_string());
           }
         }
         return true;
@@ -79,6 +85,31 @@ class JsonScanner {
       }
     }
     return false;
+  }
+
+  // Walks an object whose '{' is next: `member(key, depth)` is called with each decoded key and
+  // must consume its value (with `value(depth)` to skip it). False if the syntax is wrong or a
+  // call returned false. Lets a caller read the few members it needs without building a DOM.
+  template <typename F>
+  bool members(int depth, F&& member) {
+    if (depth > 64 || !eat('{')) return false;
+    if (eat('}')) return true;
+    std::string key;
+    do {
+      if (!string(&key) || !eat(':') || !member(std::string_view(key), depth + 1)) return false;
+    } while (eat(','));
+    return eat('}');
+  }
+
+  // Walks an array whose '[' is next: `element(depth)` must consume each element.
+  template <typename F>
+  bool elements(int depth, F&& element) {
+    if (depth > 64 || !eat('[')) return false;
+    if (eat(']')) return true;
+    do {
+      if (!element(depth + 1)) return false;
+    } while (eat(','));
+    return eat(']');
   }
 
   // The text from `from` to the current position.

@@ -22,6 +22,69 @@ TEST(Body, ScansTopLevelFieldsOnly) {
             "\"lora-request\"");
 }
 
+// The prompt text for prefix affinity and token estimates: a `prompt` string, or each message's
+// content (a string, or the text of its text parts) with a newline; other values are skipped.
+TEST(Body, CollectsPromptTextWithoutBuildingADocument) {
+  struct Case {
+    const char* body;
+    const char* text;
+  } cases[] = {
+      {R"({"model":"m","prompt":"a \u00e9 \"q\""})", "a \xC3\xA9 \"q\""},
+      {R"({"model":"m","prompt":["x","y"]})", ""},
+      {R"({"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"u"}]})",
+       "s\nu\n"},
+      {R"({"model":"m","messages":[{"content":[{"type":"text","text":"a"},{"type":"image_url",)"
+       R"("image_url":{"url":"x"}},{"text":"b"},{"text":5},"str"]}]})",
+       "ab\n"},
+      {R"({"model":"m","messages":[1,"two",null,{"content":null},{"content":{"text":"no"}}]})", ""},
+      {R"({"model":"m","messages":{"content":"not an array"}})", ""},
+      {R"( { "model" : "m" , "messages" : [ { "content" : [ { "text" : "t" } ] } ] } )", "t\n"},
+      // A member given twice counts as its last value; of prompt and messages, the later one.
+      {R"({"model":"m","messages":[{"content":"a","content":"b"},{"content":[{"text":"c","text":1}]}]})",
+       "b\n\n"},
+      {R"({"model":"m","messages":[{"content":"a"}],"prompt":"p"})", "p"},
+      {R"({"model":"m","prompt":"p","messages":[{"content":"a"}]})", "a\n"},
+  };
+  for (const auto& c : cases) {
+    RequestFields f;
+    ASSERT_FALSE(scanRequest(c.body, f)) << c.body;
+    EXPECT_EQ(f.prompt_text, c.text) << c.body;
+  }
+  // The walk validates what it reads as strictly as it skips.
+  for (const char* bad :
+       {R"({"model":"m","messages":[{"content":"a"},]})",
+        R"({"model":"m","messages":[{"content":[{"text":"a"}]})",
+        R"({"model":"m","messages":[{"content":"\q"}]})",
+        R"({"model":"m","messages":[{"content" "a"}]})", R"({"model":"m","prompt":"a)",
+        R"({"model":"m","stream_options":{"include_usage":tru}})"}) {
+    RequestFields f;
+    const auto e = scanRequest(bad, f);
+    ASSERT_TRUE(e) << bad;
+    EXPECT_NE(e->message.find("malformed"), std::string::npos) << bad;
+  }
+  // Nesting is bounded inside the walk as in a skipped value.
+  std::string deep = R"({"model":"m","messages":[{"content":[)";
+  for (int i = 0; i < 100; ++i) deep += '[';
+  for (int i = 0; i < 100; ++i) deep += ']';
+  deep += "]}]}";
+  RequestFields f;
+  ASSERT_TRUE(scanRequest(deep, f));
+}
+
+TEST(Body, ReadsStreamOptionsFlagsOnlyWhenBoolean) {
+  RequestFields f;
+  ASSERT_FALSE(scanRequest(
+      R"({"model":"m","stream_options":{ "include_usage" : true ,"x":{"include_usage":false},)"
+      R"("continuous_usage_stats":"true"}})",
+      f));
+  EXPECT_TRUE(f.include_usage);
+  EXPECT_FALSE(f.continuous_usage);
+  RequestFields g;
+  ASSERT_FALSE(scanRequest(R"({"model":"m","stream_options":[true]})", g));
+  EXPECT_FALSE(g.include_usage);
+  EXPECT_TRUE(g.stream_options_span.found());
+}
+
 TEST(Body, RejectsBadBodiesWithTheField) {
   struct Case {
     const char* body;
