@@ -24,9 +24,11 @@ namespace tidegate::http {
 namespace bhttp = beast::http;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr double kNever = -std::numeric_limits<double>::infinity();
-// The most a read of a response asks for (Beast's read_size: 512 bytes at first, more as the
-// connection's buffer grows).
+// The most a read of a response asks for (readSize: 512 bytes, or the rest of a body of known
+// length).
 constexpr std::size_t kReadSize = 16384;
+// What a connection's buffer keeps between responses: Beast's first read size.
+constexpr std::size_t kIdleCapacity = 512;
 
 std::string_view failureName(Failure f) {
   switch (f) {
@@ -302,7 +304,7 @@ asio::awaitable<ClientResult<std::string_view>> Client::next(double idle_timeout
       if (!ec) continue;
     }
     stream_->tcp().expires_after(millis(idle_timeout_s));
-    const auto space = buffer_.prepare(beast::read_size(buffer_, kReadSize));
+    const auto space = buffer_.prepare(readSize(buffer_, p, kReadSize));
     auto [ec, n] =
         co_await stream_->io([&](auto& st) { return st.async_read_some(space, kTuple); });
     stream_->tcp().expires_never();  // the time between reads is the caller's, not the read's
@@ -318,6 +320,9 @@ asio::awaitable<ClientResult<std::string_view>> Client::next(double idle_timeout
     }
   }
   parser_.reset();
+  // A long body grew the buffer (readSize): an idle connection in a pool, or one that carries a
+  // stream next, keeps only the small one.
+  if (buffer_.size() == 0 && buffer_.capacity() > kIdleCapacity) buffer_.shrink_to_fit();
   // Idle from now on, perhaps in a pool: no timer wait left pending (it would keep a one-shot
   // io_context running until it fired).
   if (stream_) stream_->tcp().disarm();

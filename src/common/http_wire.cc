@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/field.hpp>
@@ -134,7 +133,7 @@ asio::awaitable<beast::error_code> readMessage(tls::Stream& stream, beast::flat_
       if (ec != bhttp::error::need_more) co_return ec;
       ec = {};
     }
-    const std::size_t size = beast::read_size(buffer, read_size);
+    const std::size_t size = readSize(buffer, parser, read_size);
     if (size == 0) co_return bhttp::error::buffer_overflow;
     const auto space = buffer.prepare(size);
     auto [rec, n] = co_await stream.io([&](auto& s) { return s.async_read_some(space, kTuple); });
