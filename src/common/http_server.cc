@@ -131,14 +131,16 @@ struct Exchange::Watch : std::enable_shared_from_this<Exchange::Watch> {
 };
 
 Exchange::Exchange(tls::Stream& stream, Request request, std::uint64_t conn_id,
-                   const ServerOptions& options, std::uint64_t request_no, const bool* draining)
+                   const ServerOptions& options, std::uint64_t request_no, const bool* draining,
+                   WatchQueue* watches)
     : stream_(stream),
       request_(std::move(request)),
       conn_id_(conn_id),
       request_no_(request_no),
       options_(options),
       draining_(draining),
-      keep_alive_(options.keep_alive && request_.keep_alive()) {}
+      keep_alive_(options.keep_alive && request_.keep_alive()),
+      watches_(watches) {}
 
 std::string Exchange::remoteAddress() const { return stream_.remoteAddress(); }
 
@@ -155,6 +157,8 @@ const std::string& Exchange::logId() const {
 Exchange::~Exchange() { disarm(); }
 
 void Exchange::disarm() {
+  watch_hook_.unlink();  // no longer waiting for its delay, if it was
+  watch_fn_ = nullptr;
   if (!watch_) return;
   peer_eof_ = peer_eof_ || watch_->peer_eof;
   watch_->fn = nullptr;
@@ -168,8 +172,52 @@ void Exchange::disarm() {
 void Exchange::onPeerClosed(std::function<void()> fn) {
   disarm();
   if (failed_) return;  // the connection is closing; nothing left to watch
-  watch_ = std::make_shared<Watch>(stream_.socket(), std::move(fn));
+  watch_fn_ = std::move(fn);
+  if (watches_) {
+    watches_->add(*this);
+  } else {
+    arm();
+  }
+}
+
+void Exchange::arm() {
+  if (failed_ || !watch_fn_) return;
+  watch_ = std::make_shared<Watch>(stream_.socket(), std::exchange(watch_fn_, nullptr));
   watch_->waitReadable();
+}
+
+WatchQueue::WatchQueue(asio::io_context& ioc, double delay_s)
+    : timer_(ioc),
+      delay_(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::duration<double>(delay_s))) {}
+
+void WatchQueue::add(Exchange& ex) {
+  // The delay is the same for every exchange, so appending keeps the queue in due order.
+  ex.watch_due_ = std::chrono::steady_clock::now() + delay_;
+  pending_.push_back(ex);
+  if (!waiting_) waitUntil(ex.watch_due_);
+}
+
+// One wait at a time, for the earliest due: under load the timer wakes once per delay, not once
+// a request.
+void WatchQueue::waitUntil(std::chrono::steady_clock::time_point due) {
+  waiting_ = true;
+  timer_.expires_at(due);
+  timer_.async_wait([this](beast::error_code ec) {
+    if (ec == asio::error::operation_aborted) return;  // the server is going away
+    wake();
+  });
+}
+
+void WatchQueue::wake() {
+  waiting_ = false;
+  const auto now = std::chrono::steady_clock::now();
+  while (!pending_.empty() && pending_.front().watch_due_ <= now) {
+    Exchange& ex = pending_.front();
+    pending_.pop_front();
+    ex.arm();
+  }
+  if (!pending_.empty()) waitUntil(pending_.front().watch_due_);
 }
 
 bool Exchange::peerHalfClosed() const { return peer_eof_ || (watch_ && watch_->peer_eof); }
@@ -247,7 +295,8 @@ Server::Server(asio::io_context& ioc, ServerOptions options, Handler handler)
       acceptor_(ioc),
       budget_(options_.connection_budget
                   ? options_.connection_budget
-                  : std::make_shared<ConnectionBudget>(options_.max_connections)) {}
+                  : std::make_shared<ConnectionBudget>(options_.max_connections)),
+      watches_(ioc, options_.watch_delay_s) {}
 
 Server::~Server() { stop(); }
 
@@ -495,7 +544,8 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
       // nothing was pipelined after its request: one allocation a request, against half a
       // kilobyte for every open stream.
       if (buffer.size() == 0) buffer.shrink_to_fit();
-      Exchange ex(stream, std::move(request), id, options_, request_no, &draining_);
+      Exchange ex(stream, std::move(request), id, options_, request_no, &draining_,
+                  options_.watch_delay_s > 0 ? &watches_ : nullptr);
       bool threw = false;
       try {
         co_await handler_(ex);

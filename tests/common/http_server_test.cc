@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -88,6 +89,12 @@ class RawClient {
     return true;
   }
   void shutdownWrite() { ::shutdown(fd_, SHUT_WR); }
+  // Closes with a reset (SO_LINGER 0), as a client killed with unread data does.
+  void reset() {
+    linger l{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close();
+  }
   void close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -364,6 +371,61 @@ int statusOf(RawClient& client) {
   if (!client.send("GET /x HTTP/1.1\r\nHost: t\r\n\r\n")) return 0;
   auto r = client.readResponse();
   return r ? r->result_int() : 0;
+}
+
+// onPeerClosed's watch starts ServerOptions::watch_delay_s after the call: a client that resets
+// sooner is noticed at the delay, not before, and an exchange that ended first never starts one,
+// whatever its client does afterwards (most exchanges end within the delay and so cost nothing).
+TEST(HttpServer, TheWatchStartsAfterItsDelayAndNeverForAnExchangeThatEndedFirst) {
+  ServerOptions options;
+  options.watch_delay_s = 0.3;
+  std::atomic<int> slow_started{0}, slow_fired{0};
+  std::atomic<bool> quick_fired{false};
+  std::mutex mu;
+  std::vector<double> waited;  // seconds from onPeerClosed to the watch firing
+  TestServer s(options, [&](Exchange& ex) -> asio::awaitable<void> {
+    if (ex.request().target() == "/quick") {
+      ex.onPeerClosed([&] { quick_fired = true; });
+      co_await ex.respond(Status::ok, "quick", "text/plain");
+      co_return;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    auto fired = std::make_shared<bool>(false);
+    ex.onPeerClosed([fired] { *fired = true; });
+    ++slow_started;
+    const std::function<bool()> gone = [fired] { return *fired; };
+    if (co_await pollFor(gone)) {
+      std::lock_guard lock(mu);
+      waited.push_back(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      ++slow_fired;
+    }
+    co_await ex.respond(Status::ok, "slow", "text/plain");
+  });
+  // Two slow exchanges with a quick one between them in the queue.
+  RawClient a(s.port()), b(s.port()), c(s.port());
+  ASSERT_TRUE(a.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(b.send("GET /quick HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(c.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto r = b.readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body(), "quick");
+  ASSERT_TRUE(eventually([&] { return slow_started.load() == 2; }, std::chrono::seconds(10)));
+  b.reset();
+  a.reset();
+  c.reset();
+  ASSERT_TRUE(eventually([&] { return slow_fired.load() == 2; }, std::chrono::seconds(10)));
+  {
+    std::lock_guard lock(mu);
+    for (const double w : waited) EXPECT_GE(w, 0.3);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // past the quick one's delay
+  EXPECT_FALSE(quick_fired);
+  RawClient d(s.port());
+  ASSERT_TRUE(d.send("GET /quick HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto again = d.readResponse();
+  ASSERT_TRUE(again) << "the server serves on";
+  EXPECT_EQ(again->body(), "quick");
 }
 
 TEST(HttpServer, ConnectionBudgetIsSharedByServers) {
