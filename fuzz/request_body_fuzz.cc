@@ -44,13 +44,15 @@ void agree(const bj::object& o, const RequestFields& f, std::string_view body) {
   FUZZ_CHECK(f.stream_options_span.found() == (options != nullptr));
 }
 
-// The reference's prompt text: a `prompt` string, or each message's content (a string, or the
-// text of its text parts) and a newline.
+// The reference's prompt text: each message's content (a string, or the text of its text parts)
+// and a newline when `messages` is an array, else a `prompt` string.
 std::string promptText(const bj::object& o) {
   std::string out;
-  if (const auto* p = o.if_contains("prompt"); p && p->is_string()) out = p->get_string();
   const auto* messages = o.if_contains("messages");
-  if (!messages || !messages->is_array()) return out;
+  if (!messages || !messages->is_array()) {
+    if (const auto* p = o.if_contains("prompt"); p && p->is_string()) out = p->get_string();
+    return out;
+  }
   for (const auto& m : messages->get_array()) {
     const auto* c = m.is_object() ? m.get_object().if_contains("content") : nullptr;
     if (!c) continue;
@@ -119,8 +121,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(!ec && ref.is_object());
   const auto& o = ref.get_object();
   agree(o, f, body);
-  if (!(o.contains("prompt") && o.contains("messages")))  // with both, the later one counts
-    FUZZ_CHECK(f.prompt_text == promptText(o));
+  FUZZ_CHECK(f.prompt_text == promptText(o));
   const auto* max_tokens = o.if_contains("max_tokens");
   const auto* max_completion_tokens = o.if_contains("max_completion_tokens");
   if (!max_tokens || !max_completion_tokens) {  // with both, the later one in the body counts

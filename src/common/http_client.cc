@@ -27,7 +27,7 @@ constexpr double kNever = -std::numeric_limits<double>::infinity();
 // The most a read of a response asks for (readSize: 512 bytes, or the rest of a body of known
 // length).
 constexpr std::size_t kReadSize = 16384;
-// What a connection's buffer keeps between responses: Beast's first read size.
+// The most a connection's buffer keeps between responses: Beast's first read size.
 constexpr std::size_t kIdleCapacity = 512;
 
 std::string_view failureName(Failure f) {
@@ -320,8 +320,9 @@ asio::awaitable<ClientResult<std::string_view>> Client::next(double idle_timeout
     }
   }
   parser_.reset();
-  // A long body grew the buffer (readSize): an idle connection in a pool, or one that carries a
-  // stream next, keeps only the small one.
+  // A long body grew the buffer (readSize): it is dropped, and the next response starts again
+  // from 512 bytes. An allocation more for each long response, against kilobytes held by every
+  // idle connection in a pool and every stream a connection carries next.
   if (buffer_.size() == 0 && buffer_.capacity() > kIdleCapacity) buffer_.shrink_to_fit();
   // Idle from now on, perhaps in a pool: no timer wait left pending (it would keep a one-shot
   // io_context running until it fired).

@@ -69,8 +69,9 @@ std::uint64_t ConnectionBudget::countRejected(double now) {
   return since;
 }
 
-// The watch of onPeerClosed. The pending waits hold it and may outlive the Exchange: `fn` is
-// cleared when the exchange ends, and nothing else (not the socket) is touched after that.
+// The watch of onPeerClosed, armed when its exchange has run ServerOptions::watch_delay_s (see
+// WatchQueue). The pending waits hold it and may outlive the Exchange: `fn` is cleared when the
+// exchange ends, and nothing else (not the socket) is touched after that.
 //
 // Why an end of stream does not fire it: on Linux a client's shutdown(SHUT_WR) and its close()
 // look the same to us until we write. In both cases recv() returns 0, poll() reports
@@ -170,6 +171,16 @@ void Exchange::disarm() {
 }
 
 void Exchange::onPeerClosed(std::function<void()> fn) {
+  // Called again (the relay does, for each attempt): the new function takes the old one's place,
+  // and a watch already waiting or armed goes on as it was, keeping its place and its delay.
+  if (watch_hook_.is_linked()) {
+    watch_fn_ = std::move(fn);
+    return;
+  }
+  if (watch_ && watch_->fn) {
+    watch_->fn = std::move(fn);
+    return;
+  }
   disarm();
   if (failed_) return;  // the connection is closing; nothing left to watch
   watch_fn_ = std::move(fn);
@@ -198,11 +209,12 @@ void WatchQueue::add(Exchange& ex) {
   if (!waiting_) waitUntil(ex.watch_due_);
 }
 
-// One wait at a time, for the earliest due: under load the timer wakes once per delay, not once
-// a request.
+// One wait at a time, for the earliest due plus a quarter of the delay, so that one wake arms
+// every watch due in that span: the timer wakes at most four times a delay however many
+// exchanges run long, and a watch starts between one and one and a quarter delays in.
 void WatchQueue::waitUntil(std::chrono::steady_clock::time_point due) {
   waiting_ = true;
-  timer_.expires_at(due);
+  timer_.expires_at(due + delay_ / 4);
   timer_.async_wait([this](beast::error_code ec) {
     if (ec == asio::error::operation_aborted) return;  // the server is going away
     wake();
@@ -218,6 +230,12 @@ void WatchQueue::wake() {
     ex.arm();
   }
   if (!pending_.empty()) waitUntil(pending_.front().watch_due_);
+}
+
+void WatchQueue::clear() {
+  pending_.clear();  // unlinks them: none is armed from now on
+  timer_.cancel();
+  waiting_ = false;
 }
 
 bool Exchange::peerHalfClosed() const { return peer_eof_ || (watch_ && watch_->peer_eof); }
@@ -343,6 +361,7 @@ void Server::stopAccepting(std::function<void()> on_drained) {
 void Server::stop() {
   if (stopped_) return;
   stopped_ = true;
+  watches_.clear();  // the connections are closing: nothing to watch, no wait to keep run() up
   beast::error_code ec;
   acceptor_.close(ec);
   for (auto& [s, busy] : sockets_) s->socket().close(ec);

@@ -118,9 +118,10 @@ struct ServerOptions {
   std::shared_ptr<tls::ServerTls> tls;
   double handshake_timeout_s = 10;  // default 10 s
   // Default 50 ms: the watch of Exchange::onPeerClosed is armed once its exchange has run this
-  // long. Most requests end sooner and pay nothing for it (arming costs a receive on the socket
-  // and its cancellation, about a tenth of a proxied request's CPU); a client leaving a long
-  // generation is noticed that much later. 0 arms it at once.
+  // long (from the first call; up to a quarter more, to arm them in batches). Most requests end
+  // sooner and pay nothing for it (arming costs a receive on the socket and its cancellation, about
+  // a tenth of a proxied request's CPU); a client leaving a long generation is noticed that much
+  // later. 0 arms it at once.
   double watch_delay_s = 0.05;
 };
 
@@ -190,7 +191,8 @@ class Exchange {
 
   bool responded() const { return responded_; }
   // True once the watch saw the client's end of stream: a half-close, or a full close not yet
-  // told apart from one. The response is still sent; the connection closes after it.
+  // told apart from one. The response is still sent; the connection closes after it. (Before
+  // the watch starts, watch_delay_s in, an end of stream is found by the next request's read.)
   bool peerHalfClosed() const;
   // True when the connection must close after this exchange (a failed write, no keep-alive,
   // the client's end of stream, or the server draining). A response started while it is true
@@ -235,12 +237,16 @@ class Exchange {
 };
 
 // The watches of a server's exchanges waiting for their delay (ServerOptions::watch_delay_s), in
-// the order they are due; one timer arms them. Used on the server's thread only.
+// the order they are due; one timer arms them. Used on the server's thread only. The timer's
+// handler holds `this`: like the sessions, it relies on the Server outliving what its io_context
+// still runs (a Server is destroyed after its io_context stopped or ran out of work).
 class WatchQueue {
  public:
   WatchQueue(asio::io_context& ioc, double delay_s);
   // Arms `ex`'s watch once the delay has passed, unless the exchange ends (or disarms) first.
   void add(Exchange& ex);
+  // Forgets every waiting watch and the timer's wait (the server is stopping).
+  void clear();
 
  private:
   void waitUntil(std::chrono::steady_clock::time_point due);

@@ -63,12 +63,12 @@ void appendRequestHead(std::string& out, std::string_view method, std::string_vi
 template <bool isRequest>
 std::size_t readSize(const beast::flat_buffer& buffer,
                      const beast::http::basic_parser<isRequest>& parser, std::size_t max) {
-  std::size_t want = beast::read_size(buffer, max);
-  if (parser.is_header_done())
-    if (const auto rest = parser.content_length_remaining(); rest && *rest > buffer.size())
-      want = std::max(
-          want, static_cast<std::size_t>(std::min<std::uint64_t>(*rest - buffer.size(), max)));
-  return want;
+  const std::size_t want = beast::read_size(buffer, max);
+  if (want == 0 || !parser.is_header_done()) return want;  // 0: the buffer is full
+  const auto rest = parser.content_length_remaining();
+  if (!rest || *rest <= buffer.size()) return want;
+  const std::uint64_t room = std::min<std::uint64_t>(max, buffer.max_size() - buffer.size());
+  return std::max(want, static_cast<std::size_t>(std::min(*rest - buffer.size(), room)));
 }
 
 // Reads from `stream` into `buffer`, feeding `parser`, until the parser's head is complete

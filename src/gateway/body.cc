@@ -64,8 +64,7 @@ bool scanStreamOptions(JsonScanner& s, RequestFields& out) {
     s.ws();
     const std::size_t from = s.pos();
     if (!s.value(d)) return false;
-    if (flag && (s.since(from) == "true" || s.since(from) == "false"))
-      *flag = s.since(from) == "true";
+    if (flag) *flag = s.since(from) == "true";  // the last one counts, whatever its type
     return true;
   });
 }
@@ -83,6 +82,8 @@ std::optional<ScanError> scanRequest(std::string_view body, RequestFields& out) 
   constexpr std::string_view kOnce[] = {"model", "stream", "stream_options", "max_tokens",
                                         "max_completion_tokens"};
   bool seen[std::size(kOnce)] = {};
+  std::string messages_text;  // the contents of `messages`, when it is an array
+  bool messages = false;
   if (!s.eat('}')) {
     do {
       std::string key;
@@ -124,12 +125,13 @@ std::optional<ScanError> scanRequest(std::string_view body, RequestFields& out) 
         if (!scanStreamOptions(s, out)) return ScanError{"malformed JSON in request body", {}};
         out.stream_options_span = {vstart, s.pos()};
       } else if (key == "prompt") {
-        out.prompt_text.clear();  // the last of `prompt` and `messages` counts
+        out.prompt_text.clear();  // a later `prompt` replaces an earlier one
         const bool ok = s.peek() == '"' ? s.string(&out.prompt_text) : s.value(1);
         if (!ok) return ScanError{"malformed JSON in request body", {}};
       } else if (key == "messages") {
-        out.prompt_text.clear();
-        if (!appendContents(s, 1, out.prompt_text))
+        messages_text.clear();  // a later `messages` replaces an earlier one
+        messages = s.peek() == '[';
+        if (!appendContents(s, 1, messages_text))
           return ScanError{"malformed JSON in request body", {}};
       } else if (!s.value()) {
         return ScanError{"malformed JSON in request body", {}};
@@ -138,6 +140,8 @@ std::optional<ScanError> scanRequest(std::string_view body, RequestFields& out) 
     if (!s.eat('}')) return ScanError{"malformed JSON in request body", {}};
   }
   if (!s.atEnd()) return ScanError{"malformed JSON in request body: trailing data", {}};
+  // A chat request's text is its messages, whatever else the body holds.
+  if (messages) out.prompt_text = std::move(messages_text);
   if (!has_model) return ScanError{"missing required field: model", "model"};
   return std::nullopt;
 }

@@ -23,7 +23,9 @@ struct RequestFields {
   bool continuous_usage = false;  // stream_options.continuous_usage_stats was true (vLLM)
   long max_tokens = -1;           // max_tokens or max_completion_tokens; -1 when absent
   Span stream_options_span;       // the stream_options value, if present
-  std::string prompt_text;  // prompt, or the concatenated message contents (for prefix affinity)
+  // The message contents (strings, or the text of text parts; a newline after each) when
+  // `messages` is an array, else a `prompt` string: for prefix affinity and token estimates.
+  std::string prompt_text;
 };
 
 // Scans `body`. Errors (malformed JSON, not an object, wrong field types, missing model, a member

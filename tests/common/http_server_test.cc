@@ -428,6 +428,34 @@ TEST(HttpServer, TheWatchStartsAfterItsDelayAndNeverForAnExchangeThatEndedFirst)
   EXPECT_EQ(again->body(), "quick");
 }
 
+// A handler may call onPeerClosed again (the relay does for each attempt): the latest function
+// replaces the earlier ones, whether the watch was still waiting for its delay or armed.
+TEST(HttpServer, CallingOnPeerClosedAgainReplacesTheFunction) {
+  ServerOptions options;
+  options.watch_delay_s = 0.1;
+  std::atomic<int> fired_mask{0};
+  std::atomic<bool> ready{false};
+  TestServer s(options, [&](Exchange& ex) -> asio::awaitable<void> {
+    ex.onPeerClosed([&] { fired_mask |= 1; });
+    ex.onPeerClosed([&] { fired_mask |= 2; });  // while waiting for the delay
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    timer.expires_after(std::chrono::milliseconds(300));  // past the delay: armed
+    co_await timer.async_wait(asio::use_awaitable);
+    ex.onPeerClosed([&] { fired_mask |= 4; });
+    ready = true;
+    const std::function<bool()> gone = [&] { return fired_mask.load() != 0; };
+    co_await pollFor(gone);
+    co_await ex.respond(Status::ok, "done", "text/plain");
+  });
+  RawClient client(s.port());
+  ASSERT_TRUE(client.send("GET /x HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(eventually([&] { return ready.load(); }, std::chrono::seconds(10)));
+  client.reset();
+  ASSERT_TRUE(eventually([&] { return fired_mask.load() != 0; }, std::chrono::seconds(10)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(fired_mask.load(), 4);
+}
+
 TEST(HttpServer, ConnectionBudgetIsSharedByServers) {
   auto budget = std::make_shared<ConnectionBudget>(2);
   TestServer a({.connection_budget = budget}, echo), b({.connection_budget = budget}, echo);

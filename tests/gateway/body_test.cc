@@ -42,8 +42,12 @@ TEST(Body, CollectsPromptTextWithoutBuildingADocument) {
       // A member given twice counts as its last value; of prompt and messages, the later one.
       {R"({"model":"m","messages":[{"content":"a","content":"b"},{"content":[{"text":"c","text":1}]}]})",
        "b\n\n"},
-      {R"({"model":"m","messages":[{"content":"a"}],"prompt":"p"})", "p"},
+      // A chat request's text is its messages, whatever else the body holds.
+      {R"({"model":"m","messages":[{"content":"a"}],"prompt":"p"})", "a\n"},
       {R"({"model":"m","prompt":"p","messages":[{"content":"a"}]})", "a\n"},
+      {R"({"model":"m","messages":[{"content":"a"}],"prompt":null})", "a\n"},
+      {R"({"model":"m","prompt":"p","messages":null})", "p"},
+      {R"({"model":"m","prompt":"p","prompt":null})", ""},
   };
   for (const auto& c : cases) {
     RequestFields f;
@@ -79,6 +83,11 @@ TEST(Body, ReadsStreamOptionsFlagsOnlyWhenBoolean) {
       f));
   EXPECT_TRUE(f.include_usage);
   EXPECT_FALSE(f.continuous_usage);
+  // Given twice, the last value counts, even when it is not a boolean (as the engine reads it).
+  RequestFields twice;
+  ASSERT_FALSE(scanRequest(
+      R"({"model":"m","stream_options":{"include_usage":true,"include_usage":null}})", twice));
+  EXPECT_FALSE(twice.include_usage);
   RequestFields g;
   ASSERT_FALSE(scanRequest(R"({"model":"m","stream_options":[true]})", g));
   EXPECT_FALSE(g.include_usage);
