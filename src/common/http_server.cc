@@ -198,11 +198,10 @@ void Exchange::arm() {
 }
 
 WatchQueue::WatchQueue(asio::io_context& ioc, double delay_s)
-    : timer_(ioc),
-      delay_(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-          std::chrono::duration<double>(delay_s))) {}
+    : timer_(ioc), delay_(asDuration(delay_s)) {}
 
 void WatchQueue::add(Exchange& ex) {
+  if (delay_ <= std::chrono::steady_clock::duration::zero()) return ex.arm();  // no delay
   // The delay is the same for every exchange, so appending keeps the queue in due order.
   ex.watch_due_ = std::chrono::steady_clock::now() + delay_;
   pending_.push_back(ex);
@@ -563,8 +562,7 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::uint64_t id,
       // nothing was pipelined after its request: one allocation a request, against half a
       // kilobyte for every open stream.
       if (buffer.size() == 0) buffer.shrink_to_fit();
-      Exchange ex(stream, std::move(request), id, options_, request_no, &draining_,
-                  options_.watch_delay_s > 0 ? &watches_ : nullptr);
+      Exchange ex(stream, std::move(request), id, options_, request_no, &draining_, &watches_);
       bool threw = false;
       try {
         co_await handler_(ex);

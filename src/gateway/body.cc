@@ -12,6 +12,24 @@
 namespace tidegate::gateway {
 namespace {
 
+// Walks an array of objects (other elements are skipped) and, for each object's member `key`,
+// lets `append` consume its value into `out`: a member given twice counts as its last value, as
+// in most JSON readers, so an earlier one's text is taken back.
+template <typename Append>
+bool appendEach(JsonScanner& s, int depth, std::string_view key, std::string& out,
+                Append&& append) {
+  return s.elements(depth, [&](int d) {
+    if (s.peek() != '{') return s.value(d);
+    std::size_t at = std::string::npos;
+    return s.members(d, [&](std::string_view k, int dd) {
+      if (k != key) return s.value(dd);
+      if (at != std::string::npos) out.resize(at);
+      at = out.size();
+      return append(dd);
+    });
+  });
+}
+
 // Appends the text of a message's content (a string, or an array of parts whose text parts
 // count) and a newline; any other content is skipped. `depth` is the content's nesting depth.
 bool appendContent(JsonScanner& s, int depth, std::string& out) {
@@ -19,15 +37,8 @@ bool appendContent(JsonScanner& s, int depth, std::string& out) {
   if (c == '"') {
     if (!s.appendString(&out)) return false;
   } else if (c == '[') {
-    const bool ok = s.elements(depth, [&](int d) {
-      if (s.peek() != '{') return s.value(d);
-      std::size_t text_at = std::string::npos;  // a later "text" replaces an earlier one
-      return s.members(d, [&](std::string_view key, int dd) {
-        if (key != "text") return s.value(dd);
-        if (text_at != std::string::npos) out.resize(text_at);
-        text_at = out.size();
-        return s.peek() == '"' ? s.appendString(&out) : s.value(dd);
-      });
+    const bool ok = appendEach(s, depth, "text", out, [&](int d) {
+      return s.peek() == '"' ? s.appendString(&out) : s.value(d);
     });
     if (!ok) return false;
   } else {
@@ -38,20 +49,10 @@ bool appendContent(JsonScanner& s, int depth, std::string& out) {
 }
 
 // Appends the contents of each message (objects with a `content`) for prefix hashing; the walk
-// validates the whole array, as skipping it would. A member given twice counts as its last
-// value, as in most JSON readers.
+// validates the whole array, as skipping it would.
 bool appendContents(JsonScanner& s, int depth, std::string& out) {
   if (s.peek() != '[') return s.value(depth);
-  return s.elements(depth, [&](int d) {
-    if (s.peek() != '{') return s.value(d);
-    std::size_t content_at = std::string::npos;  // a later "content" replaces an earlier one
-    return s.members(d, [&](std::string_view key, int dd) {
-      if (key != "content") return s.value(dd);
-      if (content_at != std::string::npos) out.resize(content_at);
-      content_at = out.size();
-      return appendContent(s, dd, out);
-    });
-  });
+  return appendEach(s, depth, "content", out, [&](int d) { return appendContent(s, d, out); });
 }
 
 // Reads `include_usage` and `continuous_usage_stats` when stream_options is an object.
