@@ -263,7 +263,6 @@ asio::awaitable<ClientResult<Response>> Client::exchange(const ClientRequest& re
     co_return e;
   }
   parser_.emplace(req.keep_headers);
-  parser_->body_limit(boost::none);
   const auto hec = co_await readMessage(*stream_, buffer_, *parser_, true);
   stream_->tcp().expires_never();  // until the next read: the caller reads the body with next()
   if (hec) {

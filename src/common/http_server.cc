@@ -505,8 +505,7 @@ asio::awaitable<bool> Server::handshake(tls::Stream& stream, std::uint64_t id) {
 
 asio::awaitable<bool> Server::readRequest(tls::Stream& stream, beast::flat_buffer& buffer,
                                           Request& out) {
-  RequestParser parser;
-  limitParser(parser, options_.max_header_bytes, options_.max_body_bytes);
+  RequestReader parser(options_.max_header_bytes, options_.max_body_bytes);
   // One deadline for the whole request, header and body.
   stream.tcp().expires_after(asDuration(options_.idle_timeout_s));
   auto ec = co_await readMessage(stream, buffer, parser, true);
