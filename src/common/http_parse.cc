@@ -194,6 +194,7 @@ void BodyReader::start(Framing framing, std::uint64_t length) {
   remaining_ = length;
   decoded_ = 0;
   trailer_ = 0;
+  line_scanned_ = 0;
   switch (framing) {
     case Framing::kNone:
       state_ = State::kDone;
@@ -233,8 +234,9 @@ std::size_t BodyReader::put(std::string_view in, std::string_view& piece, beast:
       if (remaining_ == 0 && state_ == State::kChunkData) state_ = State::kChunkEnd;
       return used + n;  // one piece a call
     }
-    // The other states read whole lines.
-    const auto end = rest.find("\r\n");
+    // The other states read whole lines, searched from where the last call stopped (less the
+    // CR that may have ended it), so a line trickling in a byte a read is searched once.
+    const auto end = rest.find("\r\n", line_scanned_ > 0 ? line_scanned_ - 1 : 0);
     const bool trailer = state_ == State::kTrailer;
     const std::size_t bound = !trailer                  ? kMaxChunkLine
                               : trailer_ < max_trailer_ ? max_trailer_ - trailer_
@@ -243,8 +245,10 @@ std::size_t BodyReader::put(std::string_view in, std::string_view& piece, beast:
     if (end == std::string_view::npos) {
       // Not yet a line: too long already only past its bound and the CR that may end it.
       if (rest.size() > bound + 1) ec = too_long;
+      line_scanned_ = rest.size();
       break;
     }
+    line_scanned_ = 0;
     if (end > bound) {
       ec = too_long;
       return used;

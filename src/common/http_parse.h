@@ -140,9 +140,10 @@ class BodyReader {
 
   std::size_t max_body_, max_trailer_;
   State state_ = State::kDone;
-  std::uint64_t remaining_ = 0;  // of the sized body, or of the current chunk
-  std::uint64_t decoded_ = 0;    // a chunked body's bytes so far
-  std::size_t trailer_ = 0;      // bytes of trailer fields so far
+  std::uint64_t remaining_ = 0;   // of the sized body, or of the current chunk
+  std::uint64_t decoded_ = 0;     // a chunked body's bytes so far
+  std::size_t trailer_ = 0;       // bytes of trailer fields so far
+  std::size_t line_scanned_ = 0;  // bytes of the unfinished line searched so far
   bool chunked_ = false;
 };
 
