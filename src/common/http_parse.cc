@@ -88,10 +88,7 @@ bool splitField(std::string_view line, std::string_view& name, std::string_view&
   if (colon == 0 || colon == line.size() || line[colon] != ':') return false;
   name = line.substr(0, colon);
   value = trimOws(line.substr(colon + 1));
-  if (check_value)
-    for (char c : value)
-      if (!kBytes.value[static_cast<unsigned char>(c)]) return false;
-  return true;
+  return !check_value || isFieldValue(value);
 }
 
 // Whether a head's field lines (each with its CRLF, every LF after a CR) hold only what field
@@ -138,6 +135,11 @@ std::string_view lastListElement(std::string_view v) {
     v = v.substr(0, comma);
   }
   return {};
+}
+
+bool isFieldValue(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return kBytes.value[static_cast<unsigned char>(c)]; });
 }
 
 bool isToken(std::string_view s) {
@@ -292,8 +294,7 @@ void BodyReader::putChunkLine(std::string_view line, beast::error_code& ec) {
     }
     // Extensions: `;name[=value]`, after optional blanks; dropped, but only visible bytes.
     const auto ext = trimOws(line.substr(k));
-    bool ext_ok = ext.empty() || ext.front() == ';';
-    for (char c : ext) ext_ok = ext_ok && kBytes.value[static_cast<unsigned char>(c)];
+    const bool ext_ok = (ext.empty() || ext.front() == ';') && isFieldValue(ext);
     if (k == 0) {  // no digit at all
       ec = bhttp::error::bad_chunk;
     } else if (!ext_ok) {

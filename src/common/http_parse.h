@@ -69,6 +69,8 @@ enum class Field {
 Field classify(std::string_view name);
 // RFC 9110 §5.6.2: a non-empty run of tchar.
 bool isToken(std::string_view s);
+// RFC 9110 §5.5: visible bytes, obs-text, SP and HTAB only (a field value, a reason phrase).
+bool isFieldValue(std::string_view s);
 // Whether a head's field section (its field lines with their CRLFs, every LF after a CR, as
 // HeadScanner found them) holds only what field lines may.
 bool validFieldSection(std::string_view s);

@@ -34,9 +34,8 @@ beast::error_code ResponseParser::parseHead(std::string_view h) {
     return bhttp::error::bad_status;
   status_ = static_cast<unsigned>((code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0'));
   if (line_end != 12 && h[12] != ' ') return bhttp::error::bad_status;
-  for (std::size_t i = 13; i < line_end; ++i)
-    if (const auto c = static_cast<unsigned char>(h[i]); (c < 0x20 && c != '\t') || c == 0x7f)
-      return bhttp::error::bad_reason;
+  if (line_end > 13 && !parse::isFieldValue(h.substr(13, line_end - 13)))
+    return bhttp::error::bad_reason;
   bool te = false, chunked = false, close = false, keep_alive = false, bad_length = false;
   const auto ec =
       parse::forEachField(h.substr(line_end + 2, h.size() - line_end - 4),
