@@ -236,6 +236,10 @@ beast::error_code RequestReader::parseHead(std::string_view head) {
 }
 
 std::optional<Refusal> checkHead(Request& req) {
+  // RFC 9112 §3.2: a server answers 400 to an HTTP/1.1 request without Host (more than one is
+  // refused by the parser). An absolute-form target does not excuse it: the client must send both.
+  if (req.version() == 11 && req.count(bhttp::field::host) == 0)
+    return Refusal{Status::bad_request, "an HTTP/1.1 request must have a Host header"};
   auto refusal = framingError(req);
   if (refusal.empty()) refusal = normaliseTarget(req);
   if (refusal.empty()) return std::nullopt;

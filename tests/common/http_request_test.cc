@@ -62,19 +62,25 @@ TEST(HttpRequest, HeadsWithFaultyFramingAreRefused) {
     const char* head;
     const char* refusal;  // "" when the body may be read
   } cases[] = {
-      {"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", ""},
-      {"POST /x HTTP/1.1\r\nTransfer-Encoding: ,Chunked\r\n\r\n", ""},
-      {"POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\n", ""},
-      {"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "only chunked"},
-      {"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\xff\r\n\r\n", "malformed Transfer-Encoding"},
+      {"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", ""},
+      {"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ,Chunked\r\n\r\n", ""},
+      {"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n", ""},
+      {"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "only chunked"},
+      {"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\xff\r\n\r\n",
+       "malformed Transfer-Encoding"},
       // A transfer parameter: chunked has none, and a proxy in front would not read it as chunked.
-      {"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked;q=1\r\n\r\n", "malformed Transfer-Encoding"},
+      {"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked;q=1\r\n\r\n",
+       "malformed Transfer-Encoding"},
       {"POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.0"},
       // A second field, even an empty one: a proxy in front may join them otherwise.
-      {"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n",
+      {"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n",
        "more than once"},
-      {"GET * HTTP/1.1\r\n\r\n", "OPTIONS"},
-      {"GET v1/models HTTP/1.1\r\n\r\n", "neither origin-form nor absolute-form"},
+      {"GET * HTTP/1.1\r\nHost: h\r\n\r\n", "OPTIONS"},
+      {"GET v1/models HTTP/1.1\r\nHost: h\r\n\r\n", "neither origin-form nor absolute-form"},
+      // RFC 9112 §3.2: HTTP/1.1 needs a Host, even with an absolute-form target; HTTP/1.0 does not.
+      {"GET /v1/models HTTP/1.1\r\n\r\n", "must have a Host header"},
+      {"GET http://h.test/v1/models HTTP/1.1\r\n\r\n", "must have a Host header"},
+      {"GET /v1/models HTTP/1.0\r\n\r\n", ""},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.head);

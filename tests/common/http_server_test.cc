@@ -262,6 +262,39 @@ TEST(HttpServer, RequestTargetsReachHandlersInOriginForm) {
   }
 }
 
+// RFC 9112 §3.2: 400 to an HTTP/1.1 request without Host or with more than one; HTTP/1.0
+// clients need not send it.
+TEST(HttpServer, HostIsRequiredOnceOfHttp11Requests) {
+  TestServer s({}, echo);
+  struct Case {
+    const char* request;
+    int want_status;
+    const char* want_message;  // part of the error's message, or the echo of a 200
+  } cases[] = {
+      {"GET /a HTTP/1.1\r\nHost: t\r\n\r\n", 200, "/a t "},
+      {"GET /a HTTP/1.0\r\n\r\n", 200, "/a  "},
+      {"GET /a HTTP/1.1\r\n\r\n", 400, "must have a Host header"},
+      {"GET http://h.test/a HTTP/1.1\r\n\r\n", 400, "must have a Host header"},
+      {"GET /a HTTP/1.1\r\nHost: t\r\nHost: u\r\n\r\n", 400, "malformed HTTP request"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.request);
+    RawClient client(s.port());
+    ASSERT_TRUE(client.send(c.request));
+    auto r = client.readResponse();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->result_int(), c.want_status) << r->body();
+    if (c.want_status == 200) {
+      EXPECT_EQ(r->body(), c.want_message);
+    } else {
+      EXPECT_EQ(errorField(*r, "type"), "invalid_request_error");
+      EXPECT_NE(errorField(*r, "message").find(c.want_message), std::string::npos)
+          << errorField(*r, "message");
+      EXPECT_TRUE(client.closedByPeer());
+    }
+  }
+}
+
 TEST(HttpServer, WriteToAClientThatStopsReadingTimesOut) {
   std::atomic<bool> done{false}, write_failed{false};
   TestServer s({.write_timeout_s = 0.3}, [&](Exchange& ex) -> asio::awaitable<void> {
