@@ -8,7 +8,7 @@ packages=(
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libssl-dev libsqlite3-dev libhiredis-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev llvm-14
-  prometheus hey wrk nginx redis-server openssl
+  prometheus hey wrk nginx redis-server openssl valgrind
   chromium  # the console's browser test (tests/integration/console_test.cc), headless
 )
 missing=()

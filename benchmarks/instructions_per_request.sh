@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Instructions a proxied request (issue 10): tidegate (one worker) and nginx proxy_pass (one
+# worker, upstream keep-alive) in front of the same zero-latency engine, each under callgrind,
+# serving the chat request of gateway_overhead.sh from `wrk -c4` for DURATION seconds after a
+# warm-up. Instruction counts do not depend on the machine's noise, so they say what wall-clock
+# ratios on this shared 2-core machine cannot resolve: how much work each proxy does a request,
+# and where tidegate's goes (its request path's stages, inclusive).
+# Usage: [DURATION=8] benchmarks/instructions_per_request.sh [build/tidegate]  (markdown tables)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:-build/tidegate}
+source benchmarks/lib.sh
+SUT_CPU=0-1
+LOAD_CPU=0-1
+DURATION=${DURATION:-8}
+command -v valgrind >/dev/null || { echo "valgrind is not installed (make deps)" >&2; exit 1; }
+
+eport=$(free_port)
+start_engine "$eport" --served-model-name m --time-scale inf --max-num-seqs 8192 \
+  --kv-blocks 1000000 --max-waiting 50000
+cat > "$TMP/chat.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"model":"m","messages":[{"role":"user","content":"Hello there"}],"max_tokens":16}'
+LUA
+
+# measure NAME PID PORT: warms up, zeroes the counters, serves DURATION seconds, dumps, stops the
+# process; prints the number of requests served while measured.
+measure() {
+  local name=$1 pid=$2 port=$3 n
+  for _ in $(seq 600); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+  wrk -t1 -c4 -d2s -s "$TMP/chat.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  wrk -t1 -c4 -d"${DURATION}s" -s "$TMP/chat.lua" "http://127.0.0.1:$port/v1/chat/completions" \
+    >"$TMP/$name.wrk"
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  kill -TERM "$pid"
+  wait "$pid" 2>/dev/null || true
+  n=$(awk '/requests in/ {print $1}' "$TMP/$name.wrk")
+  [ "${n:-0}" -gt 0 ] || { echo "$name served no requests" >&2; exit 1; }
+  echo "$n"
+}
+# total FILE: the instructions a callgrind dump counted.
+total() { awk '/^(summary|totals):/ {print $2; exit}' "$1"; }
+
+# tidegate: one worker, so one thread serves every request; its dump is the largest of the
+# per-thread dumps (the others are the control thread's scrapes and the main thread).
+gport=$(free_port)
+aport=$(free_port)
+cat >"$TMP/gw.yaml" <<YAML
+apiVersion: tidegate.io/v1alpha1
+kind: Gateway
+metadata: {name: bench}
+spec: {listen: "127.0.0.1:$gport", admin: "127.0.0.1:$aport", workers: 1}
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata: {name: p}
+spec: {targetPortNumber: 8000, selector: {app: bench}}
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModel
+metadata: {name: m}
+spec: {modelName: m, poolRef: {name: p}}
+---
+apiVersion: tidegate.io/v1alpha1
+kind: Endpoints
+metadata: {name: e, labels: {app: bench}}
+spec: {addresses: ["127.0.0.1:$eport"]}
+YAML
+mkdir -p "$TMP/tg" "$TMP/ngx"
+valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$TMP/tg/cg.out" \
+  "$BIN" serve -c "$TMP/gw.yaml" --log-level warn >/dev/null 2>&1 &
+tpid=$!
+PIDS+=("$tpid")
+tn=$(measure tidegate "$tpid" "$gport")
+tfile=""
+tmax=0
+for f in "$TMP"/tg/cg.out*; do
+  t=$(total "$f")
+  if [ "${t:-0}" -gt "$tmax" ]; then tmax=$t; tfile=$f; fi
+done
+
+nport=$(free_port)
+cat >"$TMP/nginx.conf" <<CONF
+worker_processes 1;
+master_process off;
+daemon off;
+pid $TMP/ngx/nginx.pid;
+error_log $TMP/ngx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/ngx;
+  proxy_temp_path $TMP/ngx;
+  keepalive_requests 1000000;
+  upstream engine { server 127.0.0.1:$eport; keepalive 256; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$nport;
+    location / {
+      proxy_pass http://engine;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+CONF
+valgrind --tool=callgrind --callgrind-out-file="$TMP/ngx/cg.out" \
+  nginx -c "$TMP/nginx.conf" -p "$TMP/ngx" >/dev/null 2>&1 &
+npid=$!
+PIDS+=("$npid")
+nn=$(measure nginx "$npid" "$nport")
+# The dump of the measured period is the largest (the one at exit holds what came after).
+nmax=0
+for f in "$TMP"/ngx/cg.out*; do
+  t=$(total "$f")
+  [ "${t:-0}" -gt "$nmax" ] && nmax=$t
+done
+
+per() { awk -v t="$1" -v n="$2" 'BEGIN {printf "%.0f", t / n}'; }
+ti=$(per "$tmax" "$tn")
+ni=$(per "$nmax" "$nn")
+echo "| proxy (one worker, \`wrk -c4\`, ${DURATION} s under callgrind) | requests | instructions a request |"
+echo "|---|---|---|"
+echo "| nginx \`proxy_pass\` | $nn | $ni |"
+echo "| tidegate | $tn | $ti ($(awk -v a="$ti" -v b="$ni" 'BEGIN {printf "%.2f", a / b}')x nginx's) |"
+echo
+# Where tidegate's went, by plain functions (inclusive): callgrind follows calls and returns, and
+# a coroutine resumed by the event loop is entered from the loop, not from its caller, so the
+# coroutines' own inclusive counts are left out. The rows may overlap by the allocations inside.
+callgrind_annotate --inclusive=yes --threshold=100 "$tfile" 2>/dev/null >"$TMP/incl.txt"
+listed=0
+row() {
+  local label=$1 pattern=$2 ir
+  ir=$(grep -m1 -E "$pattern" "$TMP/incl.txt" | awk '{gsub(",", "", $1); print $1}' || true)
+  [ -n "$ir" ] || { echo "| $label | (not found) | |"; return 0; }
+  listed=$((listed + ir))
+  echo "| $label | $(per "$ir" "$tn") | $(awk -v a="$ir" -v b="$tmax" 'BEGIN {printf "%.1f%%", 100 * a / b}') |"
+}
+echo "| tidegate's request path, by function (inclusive) | instructions a request | share |"
+echo "|---|---|---|"
+echo "| *work nginx does too* | | |"
+row "request head and body parsing (\`RequestReader::put\`)" ':tidegate::http::RequestReader::put\('
+row "response head and body parsing (\`ResponseParser::put\`)" ':tidegate::http::ResponseParser::put\('
+row "writing the response head (\`appendResponseHead\`)" ':tidegate::http::appendResponseHead\('
+row "writing the upstream request head (\`appendRequestHead\`)" ':tidegate::http::appendRequestHead\('
+echo "| *work nginx does not do* | | |"
+row "request body: model, stream, prompt (\`scanRequest\`)" ':tidegate::gateway::scanRequest\('
+row "response body: validity and usage (\`scanObject\`)" 'relay::scanObject\('
+row "prompt tokens for the picker (\`tokenizer::encode\`)" 'tokenizer::encode\('
+row "routing (\`pipeline::route\`)" 'pipeline::route\('
+row "picking an endpoint (\`pick\`)" ':tidegate::gateway::pick\('
+row "accounting: cost, usage, key counters (\`Access::finish\`)" 'Access::finish\('
+echo "| *the rest*: Asio's scheduler, reactor and coroutine frames, socket calls, allocations, the stages' glue | $(per $((tmax - listed)) "$tn") | $(awk -v a=$((tmax - listed)) -v b="$tmax" 'BEGIN {printf "%.1f%%", 100 * a / b}') |"
