@@ -138,6 +138,47 @@ TEST(Client, ServerThatClosesAfterEveryResponseLosesNoRequest) {
   EXPECT_EQ(s.connections(), 20);
 }
 
+TEST(Client, ABodyOverItsLimitIsTooLargeAndItsConnectionIsNotReused) {
+  // The relay's maxResponseBytes: a body over the limit, sized or chunked, fails as kTooLarge
+  // (a 502 at the gateway), and the connection with its unread rest is closed, not pooled.
+  const std::string sized(2000, 's');
+  std::string chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 2; ++i) chunked += "320\r\n" + std::string(800, 'c') + "\r\n";
+  chunked += "0\r\n\r\n";
+  ScriptedServer s([](int, int n) { return n == 0 ? Action::kKeepAlive : Action::kRaw; },
+                   [&](const std::string& target) {
+                     return target == "/sized" ? sized : target == "/chunked" ? chunked : "ok";
+                   });
+  asio::io_context ioc;
+  std::vector<ClientResult<Response>> results;
+  asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        Client c(ioc.get_executor(), "127.0.0.1", s.port());
+        for (const char* target : {"/sized", "/x", "/chunked"}) {
+          ClientRequest req{
+              .method = "GET", .target = target, .timeout_s = 5, .max_body_bytes = 1024};
+          results.push_back(co_await c.send(req));
+        }
+      },
+      [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+      });
+  ioc.run();
+  ASSERT_EQ(results.size(), 3u);
+  for (int i : {0, 2}) {
+    ASSERT_FALSE(results[i].ok()) << i;
+    EXPECT_EQ(results[i].error().kind, Failure::kTooLarge) << i;
+    EXPECT_NE(results[i].error().message.find("exceeds 1024 bytes"), std::string::npos)
+        << results[i].error().message;
+  }
+  ASSERT_TRUE(results[1].ok()) << results[1].error().message;
+  EXPECT_EQ(results[1]->body, "ok");
+  // /x went on a new connection (on the first one, its answer would have been read from the
+  // rest of the 2,000 bytes); /chunked reused the one /x left kept alive.
+  EXPECT_EQ(s.connections(), 2);
+}
+
 TEST(Client, ConnectionCloseIsNeverReused) {
   ScriptedServer s([](int, int) { return Action::kConnectionClose; });
   auto r = sendSequence(s.port(), 5);
