@@ -51,6 +51,8 @@ void checkHandled(const http::RequestReader& parser, const http::Request& req) {
   const std::string_view target = req.target();
   FUZZ_CHECK(target.starts_with('/') || (target == "*" && req.method() == bhttp::verb::options));
   FUZZ_CHECK(req.body().size() <= kMaxBodyBytes);
+  // RFC 9112 §3.2: an HTTP/1.1 request reaches a handler with exactly one Host.
+  FUZZ_CHECK(req.version() != 11 || req.count(bhttp::field::host) == 1);
   const bool has_te = req.count(bhttp::field::transfer_encoding) > 0;
   if (has_te) {
     FUZZ_CHECK(req.version() == 11);

@@ -22,7 +22,8 @@
 // has both Transfer-Encoding and Content-Length, or that is HTTP/1.0 with Transfer-Encoding is
 // refused (a request smuggling guard). An absolute-form target (`POST http://host/v1/x HTTP/1.1`)
 // is brought to origin-form (`/v1/x`) with the Host header set to the URI's authority; the
-// asterisk-form (`*`) is accepted for OPTIONS only.
+// asterisk-form (`*`) is accepted for OPTIONS only. An HTTP/1.1 request needs exactly one Host
+// (§3.2: none is refused by checkHead, more than one by the reader); HTTP/1.0 needs none.
 
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/core/error.hpp>
@@ -124,7 +125,8 @@ struct Refusal {
 };
 
 // Checks a request whose head has been read, before its body is (the framing decides where the
-// body ends): the framing rules above, then the target brought to origin-form, in place.
+// body ends): Host present in HTTP/1.1, the framing rules above, then the target brought to
+// origin-form, in place.
 // Returns a 400 refusal, or nullopt when the body may be read and the request handled.
 std::optional<Refusal> checkHead(Request& req);
 
