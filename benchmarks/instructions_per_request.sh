@@ -61,35 +61,13 @@ total() { awk '/^(summary|totals):/ {print $2; exit}' "$1"; }
 # tidegate, one worker: one thread serves every request. Its dump is the largest of the
 # per-thread dumps of the measured period; the others are the control thread's (scrapes) and the
 # main thread's, given as a rate.
-gport=$(free_port)
-aport=$(free_port)
-cat >"$TMP/gw.yaml" <<YAML
-apiVersion: tidegate.io/v1alpha1
-kind: Gateway
-metadata: {name: bench}
-spec: {listen: "127.0.0.1:$gport", admin: "127.0.0.1:$aport", workers: 1}
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferencePool
-metadata: {name: p}
-spec: {targetPortNumber: 8000, selector: {app: bench}}
----
-apiVersion: inference.networking.x-k8s.io/v1alpha2
-kind: InferenceModel
-metadata: {name: m}
-spec: {modelName: m, poolRef: {name: p}}
----
-apiVersion: tidegate.io/v1alpha1
-kind: Endpoints
-metadata: {name: e, labels: {app: bench}}
-spec: {addresses: ["127.0.0.1:$eport"]}
-YAML
+gateway_config tg "$eport" ", workers: 1"
 mkdir -p "$TMP/tg" "$TMP/ngx"
 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$TMP/tg/cg.out" \
-  "$BIN" serve -c "$TMP/gw.yaml" --log-level warn >/dev/null 2>&1 &
+  "$BIN" serve -c "$TMP/tg.yaml" --log-level warn >/dev/null 2>&1 &
 tpid=$!
 PIDS+=("$tpid")
-measure tidegate "$tpid" "$gport" "http://127.0.0.1:$aport/readyz"
+measure tidegate "$tpid" "${PORT[tg]}" "http://127.0.0.1:${ADMIN[tg]}/readyz"
 tn=$N
 tfile=""
 tmax=0
@@ -102,32 +80,10 @@ for f in "$TMP"/tg/cg.out.1-*; do
 done
 
 nport=$(free_port)
-cat >"$TMP/nginx.conf" <<CONF
-worker_processes 1;
-master_process off;
-daemon off;
-pid $TMP/ngx/nginx.pid;
-error_log $TMP/ngx/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/ngx;
-  proxy_temp_path $TMP/ngx;
-  keepalive_requests 1000000;
-  upstream engine { server 127.0.0.1:$eport; keepalive 256; keepalive_requests 1000000; }
-  server {
-    listen 127.0.0.1:$nport;
-    location / {
-      proxy_pass http://engine;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-CONF
+# One process, no master: callgrind follows the one process that serves.
+nginx_proxy_config "$eport" $'worker_processes 1;\nmaster_process off;' "listen 127.0.0.1:$nport;"
 valgrind --tool=callgrind --callgrind-out-file="$TMP/ngx/cg.out" \
-  nginx -c "$TMP/nginx.conf" -p "$TMP/ngx" >/dev/null 2>&1 &
+  nginx -c "$TMP/nginx.conf" -p "$TMP" >/dev/null 2>&1 &
 npid=$!
 PIDS+=("$npid")
 measure nginx "$npid" "$nport" "http://127.0.0.1:$nport/v1/models"

@@ -36,18 +36,19 @@ wrk_pct() {
   awk -v p="$1" '$1==p {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}'
 }
 
-# start_gateway NAME ENGINE_PORT SPEC_EXTRA [DOCS]: starts `tidegate serve` with pool p, model m
-# and the engine at ENGINE_PORT; SPEC_EXTRA is appended inside the Gateway spec (", workers: 2"),
-# DOCS after the documents. Waits for /readyz; sets PORT[NAME] and PID[NAME].
-declare -A PORT PID
-start_gateway() {
-  local name=$1 eport=$2 extra=$3 docs=${4:-} gport aport
-  gport=$(free_port); aport=$(free_port)
+# gateway_config NAME ENGINE_PORT SPEC_EXTRA [DOCS]: writes $TMP/NAME.yaml, a gateway with pool
+# p, model m and the engine at ENGINE_PORT on free ports; SPEC_EXTRA is appended inside the
+# Gateway spec (", workers: 2"), DOCS after the documents. Sets PORT[NAME] and ADMIN[NAME].
+declare -A PORT PID ADMIN
+gateway_config() {
+  local name=$1 eport=$2 extra=$3 docs=${4:-}
+  PORT[$name]=$(free_port)
+  ADMIN[$name]=$(free_port)
   cat > "$TMP/$name.yaml" <<YAML
 apiVersion: tidegate.io/v1alpha1
 kind: Gateway
 metadata: {name: bench}
-spec: {listen: "127.0.0.1:$gport", admin: "127.0.0.1:$aport"$extra}
+spec: {listen: "127.0.0.1:${PORT[$name]}", admin: "127.0.0.1:${ADMIN[$name]}"$extra}
 ---
 apiVersion: inference.networking.x-k8s.io/v1alpha2
 kind: InferencePool
@@ -65,23 +66,30 @@ metadata: {name: e, labels: {app: bench}}
 spec: {addresses: ["127.0.0.1:$eport"]}
 $docs
 YAML
+}
+
+# start_gateway NAME ENGINE_PORT SPEC_EXTRA [DOCS]: starts `tidegate serve` on gateway_config's
+# file and waits for /readyz; sets PORT[NAME], ADMIN[NAME] and PID[NAME].
+start_gateway() {
+  local name=$1
+  gateway_config "$@"
   "$BIN" serve -c "$TMP/$name.yaml" --log-level warn >/dev/null &
   PIDS+=($!)
   PID[$name]=$!
-  PORT[$name]=$gport
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$aport/readyz" >/dev/null && return 0; sleep 0.05; done
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:${ADMIN[$name]}/readyz" >/dev/null && return 0; sleep 0.05; done
   echo "gateway $name did not become ready" >&2; return 1
 }
 
-# start_nginx_proxy ENGINE_PORT SERVER_LINE...: nginx as the baseline reverse proxy of the
-# comparisons — 2 workers, keep-alive to the engine at ENGINE_PORT, `proxy_buffering off` — with
-# the given lines (listen, ssl_*) in its server block. Sets NGINX_PIDS to its worker processes.
-start_nginx_proxy() {
-  local eport=$1; shift
+# nginx_proxy_config ENGINE_PORT PROCESS_LINES SERVER_LINE...: writes $TMP/nginx.conf, nginx as
+# the baseline reverse proxy of the comparisons — keep-alive to the engine at ENGINE_PORT,
+# `proxy_buffering off` — with PROCESS_LINES at the top ("worker_processes 2;") and the given
+# lines (listen, ssl_*) in its server block.
+nginx_proxy_config() {
+  local eport=$1 process_lines=$2; shift 2
   local server_lines
   server_lines=$(printf '    %s\n' "$@")
   cat > "$TMP/nginx.conf" <<CONF
-worker_processes 2;
+$process_lines
 daemon off;
 pid $TMP/nginx.pid;
 error_log $TMP/nginx-error.log;
@@ -103,6 +111,13 @@ $server_lines
   }
 }
 CONF
+}
+
+# start_nginx_proxy ENGINE_PORT SERVER_LINE...: nginx_proxy_config's nginx with 2 workers,
+# started. Sets NGINX_PIDS to its worker processes.
+start_nginx_proxy() {
+  local eport=$1; shift
+  nginx_proxy_config "$eport" "worker_processes 2;" "$@"
   nginx -c "$TMP/nginx.conf" -p "$TMP" &
   PIDS+=($!)
   sleep 0.5

@@ -127,7 +127,7 @@ void appendResponseHead(std::string& out, bhttp::status status, unsigned version
   if (!content_type.empty() && !content_type_given) w.field("Content-Type", content_type);
   if (chunked) {
     w.raw("Transfer-Encoding: chunked\r\n"sv);
-  } else if (!(code < 200 || code == 204 || code == 304)) {
+  } else if (!parse::bodiless(code)) {
     w.raw("Content-Length: "sv);
     w.number(body_size);
     w.raw("\r\n"sv);
@@ -151,6 +151,7 @@ void appendRequestHead(std::string& out, std::string_view method, std::string_vi
   if (!host_given) w.field("Host", host);
   for (std::size_t i = 0; i < headers.size(); ++i) {
     const auto& [k, v] = headers[i];
+    // Two compares that fail at once on the names' lengths: cheaper here than classify().
     if (beast::iequals(k, "content-length") || beast::iequals(k, "transfer-encoding") ||
         replacedLater(headers, i))
       continue;
